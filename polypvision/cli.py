@@ -1,0 +1,288 @@
+"""The ``polypvision`` command: the only place that parses arguments and sets up logging.
+
+Subcommands: ``gui`` (the default with no arguments), ``annotate``, ``bench``, ``devices``,
+``info``, ``demo``, and, from :mod:`polypvision.cli_train`, ``train``, ``export`` and
+``evaluate``. Every user-facing failure is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from polypvision import __version__
+from polypvision.errors import OutputError, UserError
+
+log = logging.getLogger("polypvision")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, help="ONNX model with a polypvision contract (default: the shipped one)")
+    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="onnxruntime execution provider (default: auto = CUDA when it really runs)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+
+
+def _add_overlay_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("overlay and smoothing")
+    g.add_argument("--style", default="fill,contour", help="comma list of fill, contour, box (default: fill,contour)")
+    g.add_argument("--color", default="#00ff00", help="overlay colour, '#rrggbb' or 'r,g,b' (default: #00ff00)")
+    g.add_argument("--opacity", type=float, default=0.35, help="fill opacity 0..1 (default: 0.35)")
+    g.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")
+    g.add_argument("--smooth-alpha", type=float, default=None,
+                   help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.6)")
+    g.add_argument("--min-area", type=float, default=None,
+                   help="drop detections smaller than this fraction of the frame (default: 0.002)")
+    g.add_argument("--hud", action="store_true", help="draw frame index and detection state on the video")
+    g.add_argument("--blackout", action="store_true",
+                   help="black out everything outside the endoscope's field of view (removes on-screen text)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polypvision", description="Real-time polyp segmentation on colonoscopy video.")
+    parser.add_argument("--version", action="version", version=f"polypvision {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    a = sub.add_parser("annotate", help="write an annotated copy of a video or frame folder",
+                       description="Every input frame out, in order, with the overlay burned in.")
+    a.add_argument("input", help="video file, folder of frames, frame pattern (frames/%%d.png), 'demo' or 'synthetic'")
+    a.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, H.264)")
+    a.add_argument("--log", type=Path, help="per-frame detection log (JSON lines) + .meta.json sidecar")
+    a.add_argument("--masks", type=Path, help="folder for one binary PNG mask per frame")
+    a.add_argument("--batch", type=int, default=4, help="frames per model call (default: 4)")
+    a.add_argument("--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_args(a)
+    _add_overlay_args(a)
+    a.set_defaults(func=cmd_annotate)
+
+    g = sub.add_parser("gui", help="open the desktop app (default with no command)")
+    g.add_argument("source", nargs="?", default=None, help="file, folder, device index, /dev/videoN or stream URL")
+    _add_model_args(g)
+    g.set_defaults(func=cmd_gui)
+
+    b = sub.add_parser("bench", help="measure every stage and the whole pipeline")
+    b.add_argument("source", nargs="?", default="demo", help="input to measure on (default: the demo clip)")
+    b.add_argument("--models", nargs="*", type=Path, help="models to measure (default: the shipped ones)")
+    b.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
+    b.add_argument("--frames", type=int, default=150, help="frames per measurement (default: 150)")
+    b.add_argument("--live-seconds", type=float, default=8.0, help="seconds per live-mode measurement")
+    b.add_argument("--keras", action="store_true", help="also time Keras predict / tf.function (needs the train extra)")
+    b.add_argument("--json", type=Path, help="also write the results as JSON")
+    b.add_argument("--markdown", type=Path, help="also write the table as Markdown")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("devices", help="list capture devices")
+    d.set_defaults(func=cmd_devices)
+
+    i = sub.add_parser("info", help="show a model's contract and the provider that would run it")
+    _add_model_args(i)
+    i.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("demo", help="write the demo clip and print its path")
+    m.set_defaults(func=cmd_demo)
+
+    try:
+        from polypvision import cli_train
+    except ModuleNotFoundError:  # pragma: no cover - only while the module is being written
+        cli_train = None
+    if cli_train is not None:
+        cli_train.register(sub)
+    return parser
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+def resolve_model(model: Path | None, provider: str) -> Path:
+    if model is not None:
+        return model
+    from polypvision.model.registry import cuda_likely, default_model
+
+    return default_model("cuda" if provider != "cpu" and cuda_likely() else "cpu")
+
+
+def load_segmenter(args: argparse.Namespace, max_batch: int = 8):
+    from polypvision.model.session import Segmenter
+
+    seg = Segmenter(resolve_model(args.model, args.provider), args.provider, args.threads, max_batch=max_batch)
+    log.info("model %s on %s", seg.contract.name, seg.report)
+    return seg
+
+
+def make_processor(args: argparse.Namespace, segmenter, blackout=None):
+    from polypvision.overlay import OverlayStyle, parse_color
+    from polypvision.pipeline.processor import FrameProcessor
+    from polypvision.smoothing import SmoothingConfig
+
+    try:
+        style = OverlayStyle.from_names([s.strip() for s in args.style.split(",") if s.strip()],
+                                        color=parse_color(args.color), opacity=float(args.opacity))
+        if not 0.0 <= style.opacity <= 1.0:
+            raise ValueError(f"opacity must lie in 0..1, got {style.opacity}")
+        base = SmoothingConfig()
+        cfg = SmoothingConfig(alpha=args.smooth_alpha if args.smooth_alpha is not None else base.alpha,
+                              min_area=args.min_area if args.min_area is not None else base.min_area).validated()
+        if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {args.threshold}")
+    except ValueError as exc:
+        raise UserError(f"{exc}; see 'polypvision annotate --help'") from None
+    return FrameProcessor(segmenter, cfg, style, blackout, args.threshold)
+
+
+class ProgressBar:
+    """frames done, FPS and ETA on one line of stderr; a line every 5 s when not a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, p) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < (0.2 if self.tty else 5.0) and (p.total is None or p.done < p.total):
+            return
+        self._last = now
+        eta = p.eta_s
+        if p.total:
+            frac = min(p.done / p.total, 1.0)
+            bar = "#" * int(frac * 30)
+            text = f"[{bar:<30}] {p.done}/{p.total} {frac:4.0%} {p.fps:5.1f} fps ETA {eta:4.0f} s"
+        else:
+            text = f"{p.done} frames {p.fps:5.1f} fps"
+        sys.stderr.write(("\r" + text) if self.tty else (text + "\n"))
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+
+
+# -- commands --------------------------------------------------------------------------------------
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from polypvision.fov import Blackout, detect_fov
+    from polypvision.pipeline.annotate import Sinks, annotate
+    from polypvision.recording import DetectionLog, MaskWriter, VideoWriter, check_output_path
+    from polypvision.sources import make_source, source_kind
+
+    if source_kind(args.input) in ("device", "stream"):
+        raise UserError(f"annotate exports recordings; {args.input} is a live source: use 'polypvision gui' to record it")
+    if args.batch < 1:
+        raise UserError(f"--batch must be at least 1, got {args.batch}")
+    in_path = Path(args.input)
+    out = check_output_path(args.output, (in_path,))
+    if args.log is not None:
+        check_output_path(args.log, (in_path, out))
+    source = make_source(args.input, fps=args.fps)
+    source.open()
+    sinks = Sinks()
+    try:
+        seg = load_segmenter(args, max_batch=args.batch)
+        blackout = None
+        if args.blackout:
+            first = source.read()
+            blackout = Blackout(detect_fov([first.image])) if first is not None else None
+            source.seek(0)
+        processor = make_processor(args, seg, blackout)
+        info = source.info
+        sinks.video = VideoWriter(out, info.width, info.height, info.fps)
+        if args.masks is not None:
+            sinks.masks = MaskWriter(args.masks)
+        if args.log is not None:
+            sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor))
+        bar = ProgressBar(not args.quiet)
+        try:
+            report = annotate(source, processor, sinks, batch=args.batch, progress=bar)
+        finally:
+            bar.close()
+    except BaseException:
+        for s in sinks.all():
+            s.abort()
+        raise
+    finally:
+        source.close()
+    for w in report.warnings:
+        print(f"polypvision: warning: {w}", file=sys.stderr)
+    print(f"wrote {report.outputs['video']}: {report.frames} frames in {report.seconds:.1f} s "
+          f"({report.fps:.1f} fps), polyp in {report.frames_with_polyp}, model on {seg.report.name}"
+          + (f", {report.unreadable} unreadable frame(s) skipped" if report.unreadable else ""))
+    return 0
+
+
+def _sidecar(args, seg, info, processor) -> dict:
+    from dataclasses import asdict
+
+    return {"software": {"polypvision": __version__}, "input": str(args.input),
+            "source": asdict(info), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
+            "provider": str(seg.report), "settings": {
+                "batch": args.batch, "threshold": processor.threshold,
+                "smoothing": asdict(processor.smoothing), "style": args.style, "blackout": args.blackout},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from polypvision.gui.app import run_app
+    except ImportError as exc:
+        raise UserError(f"the desktop app needs PySide6 ({exc}); pip install 'pyside6-essentials<6.12'") from None
+    return run_app(source=getattr(args, "source", None), model=getattr(args, "model", None),
+                   provider=getattr(args, "provider", "auto"))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from polypvision.bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from polypvision.sources import list_capture_devices
+
+    devs = list_capture_devices()
+    print("\n".join(devs) if devs else "no capture devices found (/dev/video*)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    seg = load_segmenter(args)
+    print(json.dumps({"path": str(seg.path), "provider": str(seg.report), "contract": seg.contract.to_dict()}, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from polypvision.demo import demo_clip_path
+
+    print(demo_clip_path())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv or ["gui"])
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="polypvision: %(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"polypvision: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("polypvision: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        err = OutputError(f"{exc.strerror or exc}: {exc.filename or ''}; check the path and free disk space")
+        print(f"polypvision: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Loading a model and running it with onnxruntime.
+
+Provider choice: ``auto`` tries CUDA and falls back to the CPU; ``cuda`` insists on it;
+``cpu`` never tries it. onnxruntime-gpu lists the CUDA provider as *available* on machines
+with no GPU, then prints a long error and silently runs on the CPU, so the provider that
+really runs is read back from the session and reported in one line, with the reason.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from polypvision.errors import ContractError, UserError
+from polypvision.model.contract import METADATA_KEY, ModelContract
+from polypvision.model.processing import Preprocessor, resize_to, to_probabilities
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = ("auto", "cuda", "cpu")
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class ProviderReport:
+    """Which execution provider runs, and why (one line for the UI and the log)."""
+
+    name: str  # "CUDA" or "CPU"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def _ort():
+    import onnxruntime as ort  # imported here so that `--help` stays fast
+
+    return ort
+
+
+def _cuda_unavailable_reason(ort) -> str | None:
+    if _CUDA not in ort.get_available_providers():
+        return "this onnxruntime build has no CUDA provider"
+    if ctypes.util.find_library("cuda") is None and not os.path.exists("/proc/driver/nvidia/version"):
+        return "no NVIDIA driver found"
+    return None
+
+
+def _graph_dims(value_info) -> list[int | str | None]:
+    return list(value_info.shape)
+
+
+class Segmenter:
+    """An ONNX segmentation model with its contract, ready to run on BGR frames."""
+
+    def __init__(self, path: str | os.PathLike[str], provider: str = "auto", threads: int | None = None,
+                 max_batch: int = 8) -> None:
+        if provider not in PROVIDERS:
+            raise UserError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+        self.path = Path(path)
+        self._check_file()
+        ort = _ort()
+        self._ort = ort
+        self.session, self.report = self._create(ort, provider, threads)
+        self.contract = self._read_contract()
+        self._check_graph()
+        self._input_name = self.contract.input.name
+        self._pre = Preprocessor(self.contract.input, max_batch)
+        self._fixed_batch = self._batch_dim()
+
+    # -- loading ----------------------------------------------------------------------------
+    def _check_file(self) -> None:
+        p = self.path
+        if not p.exists():
+            raise ContractError(f"model file not found: {p}; pass --model with the path of an .onnx file")
+        if not p.is_file():
+            raise ContractError(f"model path is not a file: {p}; pass --model with the path of an .onnx file")
+        if p.stat().st_size == 0:
+            raise ContractError(f"model file is empty: {p}; re-export or re-download it")
+
+    def _options(self, ort, threads: int | None):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        return so
+
+    def _create(self, ort, provider: str, threads: int | None):
+        so = self._options(ort, threads)
+        if provider in ("auto", "cuda"):
+            why_not = _cuda_unavailable_reason(ort)
+            if why_not is None:
+                sess = self._try_session(ort, so, [_CUDA, _CPU], quiet=True)
+                if sess is not None and sess.get_providers()[0] == _CUDA:
+                    return sess, ProviderReport("CUDA", "CUDA execution provider is running")
+                why_not = "the CUDA provider failed to start (CUDA 13 / cuDNN 9 libraries missing?)"
+            if provider == "cuda":
+                raise UserError(f"CUDA was requested but cannot run: {why_not}; use --provider cpu or auto")
+            sess = self._try_session(ort, so, [_CPU], quiet=False)
+            return sess, ProviderReport("CPU", f"CUDA requested by 'auto' but not usable: {why_not}")
+        return self._try_session(ort, so, [_CPU], quiet=False), ProviderReport("CPU", "CPU requested")
+
+    def _try_session(self, ort, so, providers: list[str], quiet: bool):
+        if quiet:
+            # The CUDA provider's failure is expected on CPU machines; keep the console clean.
+            ort.set_default_logger_severity(4)
+        try:
+            return ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types per failure
+            if quiet:
+                return None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ContractError(f"model file is not a loadable ONNX model: {self.path} ({first[:160]})") from None
+        finally:
+            if quiet:
+                ort.set_default_logger_severity(2)
+
+    def _read_contract(self) -> ModelContract:
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in meta:
+            raise ContractError(
+                f"model {self.path.name} has no '{METADATA_KEY}' contract in its metadata; "
+                "export it with 'polypvision export' (or add the contract) before use"
+            )
+        return ModelContract.from_json(meta[METADATA_KEY])
+
+    def _check_graph(self) -> None:
+        c = self.contract
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if c.input.name not in inputs:
+            raise ContractError(f"model contract names input '{c.input.name}' but the graph has {sorted(inputs)}")
+        if c.output.name not in outputs:
+            raise ContractError(f"model contract names output '{c.output.name}' but the graph has {sorted(outputs)}")
+        dims = _graph_dims(inputs[c.input.name])
+        if len(dims) != 4:
+            raise ContractError(f"model input '{c.input.name}' has rank {len(dims)}; the contract needs a 4-D {c.input.layout} tensor")
+        if c.input.layout == "NHWC":
+            h, w, ch = dims[1], dims[2], dims[3]
+        else:
+            ch, h, w = dims[1], dims[2], dims[3]
+        for got, want, what in ((h, c.input.height, "height"), (w, c.input.width, "width"), (ch, 3, "channels")):
+            if isinstance(got, int) and got != want:
+                raise ContractError(
+                    f"model input '{c.input.name}' has {what} {got} but the contract says {want} "
+                    f"(layout {c.input.layout}); the contract does not match this graph: re-export the model"
+                )
+        out_dims = _graph_dims(outputs[c.output.name])
+        if len(out_dims) not in (3, 4):
+            raise ContractError(f"model output '{c.output.name}' has rank {len(out_dims)}; expected a mask (N,H,W[,1])")
+
+    def _batch_dim(self) -> int | None:
+        dim = _graph_dims(self.session.get_inputs()[0])[0]
+        return dim if isinstance(dim, int) else None
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        return self.report.name
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """Raw model call on a preprocessed batch; returns probabilities (N, h, w) at model size."""
+        if self._fixed_batch is not None and x.shape[0] != self._fixed_batch:
+            parts = [self.session.run([self.contract.output.name], {self._input_name: x[i:i + 1]})[0]
+                     for i in range(x.shape[0])]
+            raw = np.concatenate(parts, axis=0)
+        else:
+            raw = self.session.run([self.contract.output.name], {self._input_name: x})[0]
+        return to_probabilities(raw, self.contract.output.kind)
+
+    def predict_small(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR frames -> probabilities (N, h, w) at the model's input size (no resize back)."""
+        return self.run_batch(self._pre(frames))
+
+    def predict(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """BGR frames of any size -> float32 probability maps at each frame's own size."""
+        probs = self.predict_small(frames)
+        return [resize_to(p, f.shape[1], f.shape[0]) for p, f in zip(probs, frames)]

@@ -1,0 +1,102 @@
+"""Drawing the findings onto the frame: translucent fill, contour, bounding box, HUD.
+
+Pure functions of (frame, mask, style): the same code burns overlays into exports and draws
+the live view. Colours are BGR tuples. Drawing happens in place on a buffer the caller owns
+(the pipeline copies the frame once into it), so nothing is allocated per frame beyond what
+OpenCV's contour finder returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from polypvision.types import Detection
+
+STYLES = ("fill", "contour", "box")
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    enabled: bool = True
+    fill: bool = True
+    contour: bool = True
+    box: bool = False
+    color: tuple[int, int, int] = (0, 255, 0)  # BGR
+    opacity: float = 0.35
+    thickness: int = 2
+    hud: bool = False
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], **kw) -> OverlayStyle:
+        bad = [n for n in names if n not in STYLES]
+        if bad:
+            raise ValueError(f"unknown overlay style {bad[0]!r}; use any of {', '.join(STYLES)}")
+        return cls(fill="fill" in names, contour="contour" in names, box="box" in names, **kw)
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'#00ff00' or '0,255,0' (RGB, as people write colours) -> BGR tuple."""
+    t = text.strip()
+    try:
+        if t.startswith("#") and len(t) == 7:
+            r, g, b = (int(t[i:i + 2], 16) for i in (1, 3, 5))
+        else:
+            r, g, b = (int(v) for v in t.split(","))
+    except ValueError:
+        raise ValueError(f"colour {text!r} is not '#rrggbb' or 'r,g,b'") from None
+    if not all(0 <= v <= 255 for v in (r, g, b)):
+        raise ValueError(f"colour {text!r} has a component outside 0..255")
+    return (b, g, r)
+
+
+def find_contours(mask: np.ndarray) -> Sequence[np.ndarray]:
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return contours
+
+
+def describe(mask: np.ndarray, prob_small: np.ndarray, contours: Sequence[np.ndarray]) -> Detection:
+    """Per-frame findings from the full-size mask (0/255) and the model-size probabilities."""
+    boxes = tuple(tuple(int(v) for v in cv2.boundingRect(c)) for c in contours)
+    area = float(cv2.countNonZero(mask)) / mask.size if mask.size else 0.0
+    return Detection(present=bool(boxes), area_fraction=area, boxes=boxes,  # type: ignore[arg-type]
+                     peak_probability=float(prob_small.max()) if prob_small.size else 0.0)
+
+
+def draw(canvas: np.ndarray, mask: np.ndarray, contours: Sequence[np.ndarray], style: OverlayStyle) -> np.ndarray:
+    """Burn the overlay into ``canvas`` (BGR uint8, modified in place) and return it."""
+    if not style.enabled or not len(contours):
+        return canvas
+    if style.fill and style.opacity > 0:
+        x, y, w, h = cv2.boundingRect(np.concatenate(contours))
+        roi = canvas[y:y + h, x:x + w]
+        m = mask[y:y + h, x:x + w] > 0
+        tinted = cv2.addWeighted(roi, 1.0 - style.opacity, np.full_like(roi, style.color), style.opacity, 0.0)
+        np.copyto(roi, tinted, where=m[..., None])
+    if style.contour:
+        cv2.drawContours(canvas, contours, -1, style.color, style.thickness, cv2.LINE_AA)
+    if style.box:
+        for c in contours:
+            x, y, w, h = cv2.boundingRect(c)
+            cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), style.color, style.thickness)
+    return canvas
+
+
+def draw_hud(canvas: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """Small text block, top-right, with a dark backing so it reads on any frame."""
+    if not lines:
+        return canvas
+    scale = max(0.4, min(canvas.shape[1] / 1280.0, 1.0))
+    pad, lh = 6, int(22 * scale) + 4
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines) + 2 * pad
+    x0 = max(canvas.shape[1] - width - 8, 0)
+    y1 = min(8 + lh * len(lines) + pad, canvas.shape[0])
+    roi = canvas[8:y1, x0:x0 + width]
+    roi //= 3
+    for i, t in enumerate(lines):
+        cv2.putText(canvas, t, (x0 + pad, 8 + lh * (i + 1) - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas

@@ -1,0 +1,234 @@
+"""Sinks: the annotated video, the per-frame detection log, and per-frame mask PNGs.
+
+Every sink writes to a temporary name beside its destination and renames only when the
+whole export succeeded (``commit``); ``abort`` removes the temporary output. So a failure,
+a cancel or Ctrl-C leaves nothing under the final name, and an existing file there is not
+touched until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from polypvision.errors import OutputError
+from polypvision.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+
+def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> Path:
+    """Refuse outputs that cannot be written or that would overwrite an input."""
+    path = Path(path)
+    for inp in inputs:
+        try:
+            if inp.exists() and path.exists() and path.resolve() == inp.resolve():
+                raise OutputError(f"output {path} is the input itself; choose another output path")
+            if path.resolve() == inp.resolve():
+                raise OutputError(f"output {path} is the input itself; choose another output path")
+        except OSError:
+            pass
+    if path.exists() and path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name such as {path / 'annotated.mp4'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable; choose another output path")
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _temp_beside(final: Path, suffix: str) -> Path:
+    """A hidden temporary file in the destination's folder (so the final rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + suffix, dir=final.parent or ".")
+    os.close(fd)
+    os.chmod(name, _FILE_MODE)  # mkstemp makes 0600; outputs get the usual permissions
+    return Path(name)
+
+
+class VideoWriter:
+    """H.264 MP4 through PyAV (libx264, yuv420p); OpenCV mp4v when PyAV is missing.
+
+    Odd frame sizes are padded by one pixel (yuv420p needs even sizes); frames whose size
+    differs from the first frame's (a resolution change mid-stream) are resized to it.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 20,
+                 preset: str = "veryfast") -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.fps = fps
+        self.frames = 0
+        self.resized = 0
+        self._tmp = _temp_beside(self.path, self.path.suffix or ".mp4")
+        self._ew, self._eh = width + (width % 2), height + (height % 2)
+        self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
+        try:
+            import av
+        except ImportError:
+            av = None
+        self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
+        try:
+            if av is not None:
+                self._open_av(av, crf, preset)
+            else:
+                log.warning("PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of H.264")
+                self._cv = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (self._ew, self._eh))
+                if not self._cv.isOpened():
+                    raise OSError("OpenCV could not open a video writer")
+        except OSError as exc:
+            self._discard()
+            raise OutputError(f"cannot write {self.path}: {exc}") from None
+
+    def _open_av(self, av, crf: int, preset: str) -> None:
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        rate = Fraction(self.fps).limit_denominator(1001)
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = self._ew, self._eh
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": preset}
+        stream.codec_context.time_base = 1 / rate
+        self._stream = stream
+        self._av = av
+
+    def write(self, bgr: np.ndarray) -> None:
+        if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
+            bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            self.resized += 1
+        if self._pad is not None:
+            self._pad[: self.height, : self.width] = bgr
+            bgr = self._pad
+        if self.backend == "pyav-h264":
+            frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            frame.pts = self.frames
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        else:
+            self._cv.write(bgr)
+        self.frames += 1
+
+    def _finish_encoder(self) -> None:
+        if self.backend == "pyav-h264":
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        else:
+            self._cv.release()
+
+    def commit(self) -> Path:
+        """Flush, close and move the file into place."""
+        try:
+            self._finish_encoder()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self._discard()
+            raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
+        return self.path
+
+    def _discard(self) -> None:
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def abort(self) -> None:
+        """Stop writing and remove the temporary file; the final path is untouched."""
+        try:
+            if self.backend == "pyav-h264":
+                self._container.close()
+            else:
+                self._cv.release()
+        except Exception:  # the encoder may already be broken: removal matters, not the close
+            pass
+        self._discard()
+
+
+class DetectionLog:
+    """One JSON line per frame, plus a JSON sidecar with the model, its contract and settings."""
+
+    def __init__(self, path: Path, sidecar: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.sidecar_path = self.path.with_name(self.path.stem + ".meta.json")
+        self.sidecar = sidecar
+        self._tmp = _temp_beside(self.path, ".jsonl")
+        self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit/abort
+        self.lines = 0
+
+    def write(self, result: FrameResult, processing_ms: float) -> None:
+        d = result.detection
+        rec = {"frame": result.index, "t": round(result.frame.pts_s, 4), "polyp": d.present,
+               "area": round(d.area_fraction, 5), "boxes": [list(b) for b in d.boxes],
+               "peak": round(d.peak_probability, 4), "latency_ms": round(processing_ms, 2)}
+        if result.frame.name is not None:
+            rec["name"] = result.frame.name
+        self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        self.lines += 1
+
+    def commit(self, summary: dict[str, Any]) -> None:
+        try:
+            self._fh.close()
+            tmp_side = _temp_beside(self.sidecar_path, ".json")
+            tmp_side.write_text(json.dumps({**self.sidecar, "summary": summary}, indent=2), encoding="utf-8")
+            os.replace(self._tmp, self.path)
+            os.replace(tmp_side, self.sidecar_path)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
+
+    def abort(self) -> None:
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+
+class MaskWriter:
+    """One binary PNG per frame (0/255), named by frame index or by the input file's stem."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise OutputError(f"--masks {self.folder} is a file; give a folder path")
+        parent = self.folder.parent
+        if not parent.is_dir():
+            raise OutputError(f"folder {parent} for --masks does not exist; create it first")
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial", dir=parent))
+        self.count = 0
+
+    def write(self, result: FrameResult) -> None:
+        name = result.frame.name if result.frame.name is not None else f"{result.index:06d}"
+        if not cv2.imwrite(str(self._tmp / f"{name}.png"), result.mask):
+            raise OutputError(f"cannot write mask PNGs into {self._tmp.parent}; is the disk full?")
+        self.count += 1
+
+    def commit(self) -> None:
+        old = None
+        if self.folder.exists():
+            old = self.folder.with_name(f".{self.folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.folder, old)
+        os.replace(self._tmp, self.folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)

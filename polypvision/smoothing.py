@@ -1,0 +1,90 @@
+"""Temporal smoothing of probability maps, so outlines do not flicker.
+
+Three steps, all at the model's resolution (small, cheap):
+1. an exponential moving average of the probability map (``alpha`` = weight of the newest frame);
+2. hysteresis: a pixel turns on above ``on`` and stays on until it falls below ``off``;
+3. connected components smaller than ``min_area`` (fraction of the frame) are removed.
+``reset()`` forgets the past; call it on seek and on source change. ``alpha=1``,
+``on=off=threshold`` and ``min_area=0`` switch smoothing off exactly.
+The defaults come from ``scripts/tune_smoothing.py`` (see README, "Temporal smoothing").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    alpha: float = 0.6
+    on: float | None = None  # None: the model's threshold
+    off: float | None = None  # None: on - 0.15
+    min_area: float = 0.002
+
+    def validated(self) -> SmoothingConfig:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"smoothing alpha must lie in (0, 1], got {self.alpha}")
+        if self.min_area < 0 or self.min_area >= 1:
+            raise ValueError(f"min area must lie in [0, 1), got {self.min_area}")
+        return self
+
+
+class Smoother:
+    """Stateful per-stream smoother. One instance per source; not thread-safe."""
+
+    def __init__(self, config: SmoothingConfig, threshold: float) -> None:
+        self.config = config.validated()
+        self.on = config.on if config.on is not None else threshold
+        off = config.off if config.off is not None else self.on - 0.15
+        self.off = float(min(max(off, 0.0), self.on))
+        self._ema: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._hi = self._lo = self._cc = None
+
+    def reset(self) -> None:
+        self._ema = None
+        self._mask = None
+
+    def _buffers(self, shape: tuple[int, int]) -> None:
+        self._ema = np.zeros(shape, np.float32)
+        self._mask = np.zeros(shape, np.uint8)
+        self._hi = np.empty(shape, bool)
+        self._lo = np.empty(shape, bool)
+
+    def update(self, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feed one probability map (H,W float32); return (smoothed probability, mask uint8 0/1).
+
+        The returned arrays are internal buffers, valid until the next call.
+        """
+        first = self._ema is None or self._ema.shape != prob.shape
+        if first:
+            self._buffers(prob.shape)
+            np.copyto(self._ema, prob)
+        else:
+            a = self.config.alpha
+            if a >= 1.0:
+                np.copyto(self._ema, prob)
+            else:
+                # ema += a * (prob - ema), in place
+                self._ema *= (1.0 - a)
+                self._ema += a * prob
+        ema, mask = self._ema, self._mask
+        np.greater_equal(ema, self.on, out=self._hi)
+        if not first and self.off < self.on:
+            np.greater_equal(ema, self.off, out=self._lo)
+            np.logical_and(self._lo, mask, out=self._lo)
+            self._hi |= self._lo
+        np.copyto(mask, self._hi, casting="unsafe")
+        if self.config.min_area > 0 and mask.any():
+            self._drop_small(mask)
+        return ema, mask
+
+    def _drop_small(self, mask: np.ndarray) -> None:
+        min_px = self.config.min_area * mask.size
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        small = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] < min_px]
+        if small:
+            mask[np.isin(labels, small)] = 0

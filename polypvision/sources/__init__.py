@@ -1,0 +1,70 @@
+"""Frame sources and the one function that turns a user's SOURCE string into one.
+
+SOURCE forms: a video file; a folder of frames or a printf pattern (``frames/%d.png``);
+a capture device (``0``, ``/dev/video0``, or ``device:0``); a stream URL (``rtsp://``,
+``udp://``, ``http://`` ...); ``synthetic`` / ``synthetic:live`` for generated frames;
+``demo`` for the bundled demo clip.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from polypvision.errors import SourceError
+from polypvision.sources.base import FrameSource
+from polypvision.sources.file import VideoFileSource
+from polypvision.sources.frames import FrameFolderSource, is_frame_pattern
+from polypvision.sources.live import CaptureSource, LiveSource, StreamSource, list_capture_devices
+from polypvision.sources.synthetic import LiveSyntheticSource, SyntheticSource
+
+__all__ = [
+    "CaptureSource", "FrameFolderSource", "FrameSource", "LiveSource", "LiveSyntheticSource",
+    "StreamSource", "SyntheticSource", "VideoFileSource", "list_capture_devices", "open_source",
+    "source_kind",
+]
+
+
+def source_kind(spec: str) -> str:
+    """Classify a SOURCE string: file, frames, device, stream, synthetic or demo."""
+    s = str(spec)
+    if s == "demo":
+        return "demo"
+    if s.startswith("synthetic"):
+        return "synthetic"
+    if s.lower().startswith(StreamSource.SCHEMES):
+        return "stream"
+    if s.isdigit() or s.startswith("device:") or re.fullmatch(r"/dev/video\d+", s):
+        return "device"
+    if is_frame_pattern(s) or Path(s).is_dir():
+        return "frames"
+    return "file"
+
+
+def make_source(spec: str, *, fps: float = 25.0, width: int | None = None, height: int | None = None,
+                fourcc: str | None = None) -> FrameSource:
+    """Build (but do not open) the source for ``spec``. Raises SourceError for nonsense."""
+    kind = source_kind(spec)
+    if kind == "demo":
+        from polypvision.demo import demo_clip_path
+
+        return VideoFileSource(demo_clip_path())
+    if kind == "synthetic":
+        live = spec.endswith(":live")
+        return LiveSyntheticSource(fps=fps) if live else SyntheticSource(fps=fps)
+    if kind == "stream":
+        return StreamSource(spec)
+    if kind == "device":
+        dev = spec.split(":", 1)[1] if spec.startswith("device:") else spec
+        return CaptureSource(dev, width=width, height=height, fps=fps if width else None, fourcc=fourcc)
+    if kind == "frames":
+        return FrameFolderSource(spec, fps=fps)
+    if not spec:
+        raise SourceError("no input given; pass a video file, a folder of frames, a device or a URL")
+    return VideoFileSource(spec)
+
+
+def open_source(spec: str, **kwargs) -> FrameSource:
+    src = make_source(spec, **kwargs)
+    src.open()
+    return src

@@ -1,0 +1,219 @@
+"""Live sources: a capture device (index or /dev/videoN) or a network stream URL.
+
+A named grabber thread reads the device as fast as it delivers and keeps only the newest
+frame in a one-slot hand-off: a consumer that falls behind gets the latest picture, and every
+frame overwritten before it was taken is counted in ``dropped``. When the device stops
+delivering ("signal lost": a cable pulled, a stream cut) the grabber releases it and retries
+with exponential backoff, and frames resume when it comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from polypvision.errors import SourceError
+from polypvision.model.processing import to_bgr
+from polypvision.sources.base import FrameSource, now
+from polypvision.types import Frame, SourceInfo
+
+log = logging.getLogger(__name__)
+
+LOST_AFTER_FAILURES = 10
+BACKOFF_START_S = 0.25
+BACKOFF_MAX_S = 4.0
+STOP_TIMEOUT_S = 2.0
+
+
+class LiveSource(FrameSource):
+    """Shared grabber-thread logic; subclasses say how to open the OpenCV capture."""
+
+    live = True
+
+    def __init__(self, open_timeout_s: float = 10.0) -> None:
+        super().__init__()
+        self.open_timeout_s = open_timeout_s
+        self._cap: cv2.VideoCapture | None = None
+        self._cond = threading.Condition()
+        self._latest: tuple[Any, float] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._status = "ok"
+        self._index = 0
+        self._t0 = 0.0
+        self.reconnects = 0
+        self.grabbed = 0
+
+    # subclasses -----------------------------------------------------------------------------
+    def _make_capture(self) -> cv2.VideoCapture:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    # lifecycle ------------------------------------------------------------------------------
+    def open(self) -> SourceInfo:
+        cap = self._make_capture()
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open {self._describe()}: no device or stream answered; check it is connected")
+        ok, img = cap.read()
+        if not ok or img is None:
+            cap.release()
+            raise SourceError(f"{self._describe()} opened but delivered no frame; check the device or stream")
+        self._cap = cap
+        h, w = img.shape[:2]
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.info = SourceInfo(description=self._describe(), width=w, height=h,
+                               fps=float(fps) if fps and 0 < fps < 1000 else 30.0,
+                               frame_count=None, live=True, seekable=False, extra=self._granted(cap))
+        self._t0 = now()
+        self._put(img)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._grab_loop, name=f"pv-grab-{type(self).__name__}", daemon=True)
+        self._thread.start()
+        return self.info
+
+    def _granted(self, cap: cv2.VideoCapture) -> dict[str, Any]:
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
+        code = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)) if fourcc else ""
+        return {"granted_width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                "granted_height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                "granted_fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+                "granted_fourcc": code.strip("\x00")}
+
+    def _put(self, img: Any) -> None:
+        with self._cond:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = (img, now())
+            self.grabbed += 1
+            self._cond.notify()
+
+    def _grab_loop(self) -> None:
+        failures = 0
+        backoff = BACKOFF_START_S
+        while not self._stop.is_set():
+            cap = self._cap
+            ok, img = (cap.read() if cap is not None else (False, None))
+            if ok and img is not None:
+                failures, backoff = 0, BACKOFF_START_S
+                if self._status != "ok":
+                    log.info("%s: signal back", self._describe())
+                self._status = "ok"
+                self._put(img)
+                continue
+            failures += 1
+            if failures < LOST_AFTER_FAILURES and cap is not None:
+                continue
+            if self._status == "ok":
+                log.warning("%s: signal lost; retrying", self._describe())
+            self._status = "signal lost"
+            if cap is not None:
+                cap.release()
+                self._cap = None
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            self._status = "reconnecting"
+            try:
+                new = self._make_capture()
+            except Exception as exc:  # a driver error while the device is away
+                log.debug("reopen failed: %s", exc)
+                continue
+            if new.isOpened():
+                self._cap = new
+                self.reconnects += 1
+                failures = 0
+            else:
+                new.release()
+                self._status = "signal lost"
+
+    def read(self, timeout_s: float | None = None) -> Frame | None:
+        """The newest frame; blocks until one arrives, the timeout passes, or close()."""
+        with self._cond:
+            while self._latest is None and not self._stop.is_set():
+                if not self._cond.wait(timeout=timeout_s if timeout_s is not None else 0.5) and timeout_s is not None:
+                    return None
+            if self._latest is None:
+                return None
+            img, t = self._latest
+            self._latest = None
+        frame = Frame(self._index, to_bgr(img), t, t - self._t0)
+        self._index += 1
+        return frame
+
+    @property
+    def status(self) -> str:
+        return "ended" if self._stop.is_set() else self._status
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "reconnects": self.reconnects, "grabbed": self.grabbed, "status": self.status}
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(STOP_TIMEOUT_S)
+        self._thread = None
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+
+class CaptureSource(LiveSource):
+    """A capture card or webcam: OpenCV index or /dev/videoN, with requested format."""
+
+    def __init__(self, device: int | str, width: int | None = None, height: int | None = None,
+                 fps: float | None = None, fourcc: str | None = None) -> None:
+        super().__init__()
+        self.device = device
+        self.requested = {"width": width, "height": height, "fps": fps, "fourcc": fourcc}
+
+    def _describe(self) -> str:
+        return f"capture device {self.device}"
+
+    def _make_capture(self) -> cv2.VideoCapture:
+        dev = self.device
+        if isinstance(dev, str) and not dev.isdigit() and not Path(dev).exists():
+            raise SourceError(f"capture device {dev} does not exist; list devices with 'polypvision devices'")
+        cap = cv2.VideoCapture(int(dev) if isinstance(dev, str) and dev.isdigit() else dev)
+        r = self.requested
+        if r["fourcc"]:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*r["fourcc"][:4].ljust(4)))
+        if r["width"]:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, r["width"])
+        if r["height"]:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, r["height"])
+        if r["fps"]:
+            cap.set(cv2.CAP_PROP_FPS, r["fps"])
+        return cap
+
+
+class StreamSource(LiveSource):
+    """A network stream (rtsp://, udp://, http(s)://), decoded by FFmpeg and treated as live."""
+
+    SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "http://", "https://", "srt://")
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def _describe(self) -> str:
+        return f"stream {self.url}"
+
+    def _make_capture(self) -> cv2.VideoCapture:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+
+
+def list_capture_devices(max_index: int = 10) -> list[str]:
+    """Video devices present (Linux /dev/video*), for the device picker."""
+    return sorted((str(p) for p in Path("/dev").glob("video*")), key=lambda s: int(s[10:] or 0))[:max_index]

@@ -1,0 +1,68 @@
+"""Plain data passed between pipeline stages (no behaviour, no Qt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    ``image`` is always BGR uint8, HxWx3 (sources normalise odd inputs once, at the edge).
+    ``t_capture`` is ``time.perf_counter()`` when the frame left the source, the start of
+    every latency figure. ``pts_s`` is the media time (seconds) for files, or seconds since
+    open for live sources. ``name`` is the file stem for a folder of frames.
+    """
+
+    index: int
+    image: np.ndarray
+    t_capture: float
+    pts_s: float
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source reports after ``open()``: what was granted, not what was asked."""
+
+    description: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int | None
+    live: bool
+    seekable: bool
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Per-frame findings, as logged: one JSON line each."""
+
+    present: bool
+    area_fraction: float
+    boxes: tuple[tuple[int, int, int, int], ...]
+    peak_probability: float
+
+
+@dataclass
+class FrameResult:
+    """A frame after the model, smoothing and overlay; carries its frame index."""
+
+    frame: Frame
+    mask: np.ndarray  # uint8 0/255 at the frame's size
+    detection: Detection
+    annotated: np.ndarray  # BGR uint8, the frame with overlay burned in
+    t_inferred: float = 0.0
+    t_done: float = 0.0
+
+    @property
+    def index(self) -> int:
+        return self.frame.index
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.t_done - self.frame.t_capture) * 1000.0
