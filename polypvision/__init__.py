@@ -7,4 +7,11 @@ training in :mod:`polypvision.training` (behind the ``train`` extra).
 
 from __future__ import annotations
 
+import os
+
+# FFmpeg (inside OpenCV) prints decoder complaints for every damaged file straight to the
+# console; errors reach the user through our one-line messages instead.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
 __version__ = "0.1.0"

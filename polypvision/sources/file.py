@@ -30,6 +30,27 @@ def check_input_file(path: Path) -> None:
         raise SourceError(f"input file is empty (0 bytes): {path}; it is not a video")
 
 
+# FFmpeg demuxers that "decode" things that are not videos (a text file becomes ANSI art).
+_NOT_VIDEO_FORMATS = {"tty", "txt"}
+
+
+def _probe_not_video(path: Path) -> str | None:
+    """Ask PyAV's FFmpeg what the container is; a reason string if it is not a video."""
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            if container.format.name in _NOT_VIDEO_FORMATS:
+                return f"it is a {container.format.long_name or container.format.name} file"
+            if not container.streams.video:
+                return "it has no video stream"
+    except Exception:  # PyAV's own verdict is only advisory; OpenCV decides below
+        return None
+    return None
+
+
 class VideoFileSource(FrameSource):
     """A video file. Every decodable frame, in order; a truncated file ends early with a warning."""
 
@@ -43,6 +64,9 @@ class VideoFileSource(FrameSource):
 
     def open(self) -> SourceInfo:
         check_input_file(self.path)
+        why = _probe_not_video(self.path)
+        if why is not None:
+            raise SourceError(f"cannot decode {self.path}: not a video ({why}); pass a video file or a folder of frames")
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()

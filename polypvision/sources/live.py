@@ -139,7 +139,7 @@ class LiveSource(FrameSource):
             while self._latest is None and not self._stop.is_set():
                 if not self._cond.wait(timeout=timeout_s if timeout_s is not None else 0.5) and timeout_s is not None:
                     return None
-            if self._latest is None:
+            if self._latest is None or self._stop.is_set():
                 return None
             img, t = self._latest
             self._latest = None

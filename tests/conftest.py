@@ -1,0 +1,50 @@
+"""Shared fixtures: a toy ONNX model and small real video clips, made per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from toy_model import build_toy_model  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CVC-ClinicDB"
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory) -> Path:
+    return build_toy_model(tmp_path_factory.mktemp("models") / "toy.onnx", size=64)
+
+
+@pytest.fixture(scope="session")
+def clip_640(tmp_path_factory) -> Path:
+    """A real H.264 MP4, 640x480 at 25 fps, 30 frames, each stamped with its index."""
+    from polypvision.demo import write_synthetic_clip
+
+    return write_synthetic_clip(tmp_path_factory.mktemp("clips") / "clip640.mp4", 30, 640, 480, 25.0, stamp=True)
+
+
+@pytest.fixture(scope="session")
+def clip_small(tmp_path_factory) -> Path:
+    from polypvision.demo import write_synthetic_clip
+
+    return write_synthetic_clip(tmp_path_factory.mktemp("clips") / "small.mp4", 12, 160, 120, 10.0, stamp=True)
+
+
+@pytest.fixture(scope="session")
+def clinicdb() -> Path:
+    if not (SHARED_DATA / "images").is_dir():
+        pytest.skip("CVC-ClinicDB not present at ../shared/data")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the demo clip cache out of the user's home during tests (shared per session)."""
+    cache = tmp_path_factory.getbasetemp() / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))

@@ -1,0 +1,154 @@
+"""Dataset discovery, its one-line errors, and the split that cannot leak."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from datasets import make_dataset
+from polypvision import data as pdata
+from polypvision.errors import UserError
+
+
+def test_discover_pairs_in_natural_order(tmp_path):
+    ds = pdata.discover(make_dataset(tmp_path / "d", n_seq=4, per_seq=3))
+    assert ds.layout == "sequences" and ds.has_sequences
+    assert [s.stem for s in ds.samples] == [str(i) for i in range(1, 13)]
+    img, mask = pdata.load_pair(ds.samples[0])
+    assert img.shape == (40, 48, 3) and img.dtype == np.uint8
+    assert mask.shape == (40, 48) and mask.dtype == bool and 0 < mask.sum() < mask.size
+
+
+def test_kvasir_layout_mixed_extensions(tmp_path):
+    root = make_dataset(tmp_path / "k", n_seq=2, per_seq=3, sequences=False, ext=".jpg")
+    ds = pdata.discover(root)
+    assert ds.layout == "pairs" and not ds.has_sequences and len(ds.samples) == 6
+    assert ds.samples[0].image.suffix == ".jpg" and ds.samples[0].mask.suffix == ".png"
+
+
+def test_mask_binarised_above_127(tmp_path):
+    m = np.zeros((4, 4, 3), np.uint8)
+    m[0, 0] = 127
+    m[0, 1] = 128
+    m[0, 2] = (0, 0, 200)  # any channel counts
+    cv2.imwrite(str(tmp_path / "m.png"), m)
+    got = pdata.read_mask(tmp_path / "m.png")
+    assert not got[0, 0] and got[0, 1] and got[0, 2]
+    assert got.sum() == 2
+
+
+@pytest.mark.parametrize(
+    "breakage, words",
+    [
+        (lambda r: (r / "images" / "99.png").write_bytes((r / "images" / "1.png").read_bytes()), ["99", "no mask"]),
+        (lambda r: (r / "masks" / "77.png").write_bytes((r / "masks" / "1.png").read_bytes()), ["77", "no image"]),
+        (lambda r: (r / "sequences.csv").write_text("frame,seq\n1,2\n"), ["sequences.csv", "frame,sequence"]),
+        (lambda r: (r / "sequences.csv").write_text("frame,sequence\n1,2\n"), ["no sequence", "2"]),
+    ],
+)
+def test_discover_errors_name_the_problem(tmp_path, breakage, words):
+    root = make_dataset(tmp_path / "d", n_seq=3, per_seq=2)
+    breakage(root)
+    with pytest.raises(pdata.DatasetError) as err:
+        pdata.discover(root)
+    msg = str(err.value)
+    assert "\n" not in msg and isinstance(err.value, UserError)
+    for w in words:
+        assert w in msg
+
+
+def test_missing_folders(tmp_path):
+    with pytest.raises(pdata.DatasetError, match="does not exist"):
+        pdata.discover(tmp_path / "nope")
+    (tmp_path / "x" / "images").mkdir(parents=True)
+    with pytest.raises(pdata.DatasetError, match="masks/"):
+        pdata.discover(tmp_path / "x")
+    (tmp_path / "x" / "masks").mkdir()
+    with pytest.raises(pdata.DatasetError, match="no images"):
+        pdata.discover(tmp_path / "x")
+
+
+def test_unreadable_image_is_named(tmp_path):
+    root = make_dataset(tmp_path / "d", n_seq=3, per_seq=2)
+    (root / "images" / "3.png").write_bytes(b"not a png at all")
+    ds = pdata.discover(root)
+    with pytest.raises(pdata.DatasetError, match=r"3\.png.*cannot be read"):
+        pdata.load_pair(ds.by_stem()["3"])
+
+
+def test_size_mismatch_is_named(tmp_path):
+    root = make_dataset(tmp_path / "d", n_seq=3, per_seq=2)
+    cv2.imwrite(str(root / "masks" / "2.png"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(pdata.DatasetError, match=r"2\.png.*10x10"):
+        pdata.load_pair(pdata.discover(root).by_stem()["2"])
+
+
+def _side_of_sequence(ds: pdata.Dataset, split: pdata.Split) -> dict[str, set[str]]:
+    by = ds.by_stem()
+    sides: dict[str, set[str]] = {}
+    for k in pdata.SPLIT_NAMES:
+        for st in split.stems(k):
+            sides.setdefault(by[st].sequence, set()).add(k)
+    return sides
+
+
+def test_split_keeps_sequences_whole_and_is_deterministic(tmp_path):
+    root = make_dataset(tmp_path / "d", n_seq=12, per_seq=4)
+    ds = pdata.discover(root)
+    a, b = pdata.make_split(ds, seed=3), pdata.make_split(ds, seed=3)
+    assert a == b
+    assert not a.leaky
+    assert all(len(s) == 1 for s in _side_of_sequence(ds, a).values())
+    assert sorted(a.train + a.val + a.test, key=pdata.natural_key) == [s.stem for s in ds.samples]
+    assert all(len(a.stems(k)) > 0 for k in pdata.SPLIT_NAMES)
+    assert 0.55 <= len(a.train) / len(ds.samples) <= 0.85
+
+
+def test_split_file_written_once_and_reused(tmp_path):
+    ds = pdata.discover(make_dataset(tmp_path / "d", n_seq=8, per_seq=2))
+    path = tmp_path / "splits" / "d.json"
+    first = pdata.load_or_create_split(ds, path, seed=1)
+    doc = json.loads(path.read_text())
+    assert doc["leaky"] is False and doc["method"] == "whole sequences"
+    again = pdata.load_or_create_split(ds, path, seed=999)  # seed ignored: the file wins
+    assert (again.train, again.val, again.test) == (first.train, first.val, first.test)
+
+
+def test_split_without_sequences_is_flagged_leaky(tmp_path):
+    ds = pdata.discover(make_dataset(tmp_path / "k", n_seq=5, per_seq=4, sequences=False))
+    split = pdata.make_split(ds, seed=0)
+    assert split.leaky and split.to_dict()["leaky"] is True
+    assert len(set(split.train) | set(split.val) | set(split.test)) == 20
+
+
+def test_split_check_refuses_leaks_and_strangers(tmp_path):
+    ds = pdata.discover(make_dataset(tmp_path / "d", n_seq=6, per_seq=2))
+    split = pdata.make_split(ds, seed=0)
+    doc = split.to_dict()
+    moved = doc["train"].pop()  # one frame of a train sequence goes to test: a leak
+    doc["test"].append(moved)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(pdata.SplitError, match="both"):
+        pdata.load_or_create_split(ds, bad)
+    doc = split.to_dict()
+    doc["test"].append("12345")
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(pdata.SplitError, match="12345"):
+        pdata.load_or_create_split(ds, bad)
+
+
+def test_committed_clinicdb_split_is_leak_free(clinicdb):
+    split_file = Path(pdata.__file__).resolve().parents[1] / "splits" / "cvc-clinicdb.json"
+    if not split_file.is_file():
+        pytest.skip("splits/cvc-clinicdb.json not made yet")
+    ds = pdata.discover(clinicdb)
+    split = pdata.load_or_create_split(ds, split_file, create=False)
+    assert not split.leaky
+    assert all(len(s) == 1 for s in _side_of_sequence(ds, split).values())
+    n = len(ds.samples)
+    assert abs(len(split.train) / n - 0.70) < 0.06 and abs(len(split.test) / n - 0.15) < 0.05
