@@ -66,6 +66,21 @@ def describe(mask: np.ndarray, prob_small: np.ndarray, contours: Sequence[np.nda
                      peak_probability=float(prob_small.max()) if prob_small.size else 0.0)
 
 
+_SOLID: dict[str, np.ndarray] = {}
+
+
+def _solid(h: int, w: int, color: tuple[int, int, int]) -> np.ndarray:
+    """A cached frame-sized block of one colour (one allocation per size/colour, not per frame)."""
+    key = f"{color}"
+    buf = _SOLID.get(key)
+    if buf is None or buf.shape[0] < h or buf.shape[1] < w:
+        buf = np.empty((max(h, 1), max(w, 1), 3), np.uint8)
+        buf[:] = color
+        _SOLID.clear()
+        _SOLID[key] = buf
+    return buf[:h, :w]
+
+
 def draw(canvas: np.ndarray, mask: np.ndarray, contours: Sequence[np.ndarray], style: OverlayStyle) -> np.ndarray:
     """Burn the overlay into ``canvas`` (BGR uint8, modified in place) and return it."""
     if not style.enabled or not len(contours):
@@ -73,9 +88,8 @@ def draw(canvas: np.ndarray, mask: np.ndarray, contours: Sequence[np.ndarray], s
     if style.fill and style.opacity > 0:
         x, y, w, h = cv2.boundingRect(np.concatenate(contours))
         roi = canvas[y:y + h, x:x + w]
-        m = mask[y:y + h, x:x + w] > 0
-        tinted = cv2.addWeighted(roi, 1.0 - style.opacity, np.full_like(roi, style.color), style.opacity, 0.0)
-        np.copyto(roi, tinted, where=m[..., None])
+        tinted = cv2.addWeighted(roi, 1.0 - style.opacity, _solid(h, w, style.color), style.opacity, 0.0)
+        cv2.copyTo(tinted, mask[y:y + h, x:x + w], roi)
     if style.contour:
         cv2.drawContours(canvas, contours, -1, style.color, style.thickness, cv2.LINE_AA)
     if style.box:

@@ -1,0 +1,269 @@
+"""`polypvision bench`: every stage against its own limit, the whole pipeline, live latency.
+
+All numbers come from one run on one machine, so ratios between them are meaningful:
+- decode only (the input's limit), preprocess only, model only (per model, provider, batch),
+  postprocess + smoothing + overlay only, encode only;
+- the whole offline pipeline (``annotate``) as FPS and as efficiency = pipeline FPS divided by
+  the slowest single stage measured on the same frames;
+- live mode: the clip paced at 25 and 30 FPS through the live runner; latency from capture to
+  overlay ready (p50 / p95 / max) and frames dropped;
+- optionally (``--keras``) Keras ``predict`` and a ``tf.function`` against onnxruntime on the
+  same weights (needs the train extra).
+Times use ``time.perf_counter()``; each timed loop runs after a warm-up call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+from polypvision import __version__
+from polypvision.errors import UserError
+
+
+@dataclass
+class Row:
+    stage: str
+    detail: str
+    fps: float
+    ms_per_frame: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _rate(n: int, seconds: float) -> tuple[float, float]:
+    return (n / seconds if seconds > 0 else 0.0), (1000.0 * seconds / n if n else 0.0)
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime as ort
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": ort.__version__, "polypvision": __version__,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def _load_frames(spec: str, n: int):
+    from polypvision.sources import make_source
+
+    src = make_source(spec)
+    info = src.open()
+    frames = []
+    t0 = time.perf_counter()
+    while len(frames) < n:
+        f = src.read()
+        if f is None:
+            if not frames or not info.seekable:
+                break
+            src.seek(0)  # loop short clips so every stage sees n frames
+            continue
+        frames.append(f)
+    dt = time.perf_counter() - t0
+    src.close()
+    if not frames:
+        raise UserError(f"bench: {spec} delivered no frames")
+    return frames, info, dt
+
+
+def bench_stages(frames, info, model_path: Path, provider: str, batches: tuple[int, ...]) -> tuple[list[Row], dict]:
+    from polypvision.model.processing import Preprocessor
+    from polypvision.model.session import Segmenter
+    from polypvision.pipeline.processor import FrameProcessor
+
+    seg = Segmenter(model_path, provider, max_batch=max(batches))
+    name = seg.contract.name
+    rows: list[Row] = []
+    n = len(frames)
+    images = [f.image for f in frames]
+    pre = Preprocessor(seg.contract.input, 1)
+    pre(images[:1])
+    t0 = time.perf_counter()
+    for img in images:
+        pre([img])
+    fps, ms = _rate(n, time.perf_counter() - t0)
+    rows.append(Row("preprocess", f"{name}, resize+scale to {seg.contract.input.width}x{seg.contract.input.height}", fps, ms))
+
+    model_fps: dict[int, float] = {}
+    for b in batches:
+        x = Preprocessor(seg.contract.input, b)(images[:b]).copy()
+        seg.run_batch(x)  # warm-up
+        reps = max(1, min(n // b, 60 // b + 4))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            seg.run_batch(x)
+        fps, ms = _rate(reps * b, time.perf_counter() - t0)
+        model_fps[b] = fps
+        rows.append(Row("model", f"{name}, {seg.report.name}, batch {b}", fps, ms, {"batch": b}))
+
+    proc = FrameProcessor(seg)
+    probs = seg.predict_small(images[:1])
+    proc.finish(frames[0], probs[0])
+    t0 = time.perf_counter()
+    for f in frames:
+        proc.finish(f, probs[0])
+    fps, ms = _rate(n, time.perf_counter() - t0)
+    rows.append(Row("post+smooth+overlay", f"{name}, {info.width}x{info.height}", fps, ms))
+    return rows, {"segmenter": seg, "model_fps": model_fps, "post_fps": fps, "pre_fps": rows[0].fps}
+
+
+def bench_encode(frames, info) -> Row:
+    from polypvision.recording import VideoWriter
+
+    with tempfile.TemporaryDirectory() as d:
+        w = VideoWriter(Path(d) / "enc.mp4", info.width, info.height, info.fps)
+        t0 = time.perf_counter()
+        for f in frames:
+            w.write(f.image)
+        w.commit()
+        fps, ms = _rate(len(frames), time.perf_counter() - t0)
+    return Row("encode", f"{w.backend}, {info.width}x{info.height}", fps, ms)
+
+
+def bench_pipeline(spec: str, seg, n: int, batch: int, info) -> Row:
+    from polypvision.pipeline.annotate import Sinks, annotate
+    from polypvision.pipeline.processor import FrameProcessor
+    from polypvision.recording import VideoWriter
+    from polypvision.sources import make_source
+
+    src = make_source(spec)
+    src.open()
+    limited = _Limited(src, n)
+    with tempfile.TemporaryDirectory() as d:
+        sinks = Sinks(video=VideoWriter(Path(d) / "p.mp4", info.width, info.height, info.fps))
+        rep = annotate(limited, FrameProcessor(seg), sinks, batch=batch)
+    src.close()
+    return Row("annotate pipeline", f"{seg.contract.name}, batch {batch}, decode->model->overlay->encode",
+               rep.fps, 1000.0 / rep.fps if rep.fps else 0.0, {"frames": rep.frames, "batch": batch})
+
+
+class _Limited:
+    """Wraps a source: at most n frames, looping seekable clips shorter than n."""
+
+    def __init__(self, src, n: int) -> None:
+        self.src, self.n, self.i = src, n, 0
+        self.info, self.unreadable, self.warnings = src.info, 0, []
+
+    def read(self):
+        from dataclasses import replace
+
+        if self.i >= self.n:
+            return None
+        f = self.src.read()
+        if f is None:
+            self.src.seek(0)
+            f = self.src.read()
+            if f is None:
+                return None
+        f = replace(f, index=self.i)
+        self.i += 1
+        return f
+
+
+def bench_live(spec: str, seg, fps: float, seconds: float) -> Row:
+    from polypvision.pipeline.live import LiveRunner
+    from polypvision.pipeline.processor import FrameProcessor
+    from polypvision.sources import make_source
+
+    src = make_source(spec)
+    info = src.open()
+    runner = LiveRunner(src, FrameProcessor(seg), paced=True, speed=fps / info.fps, loop=True)
+    runner.start()
+    time.sleep(1.0)  # warm-up, then measure a fresh window
+    runner.latency = type(runner.latency)(size=100_000)
+    dropped0, frames0 = runner.slot.dropped, runner.infer_rate.total
+    time.sleep(seconds)
+    s = runner.stats()
+    frames = runner.infer_rate.total - frames0
+    dropped = runner.slot.dropped - dropped0
+    runner.stop()
+    if runner.error is not None:
+        raise runner.error
+    return Row("live", f"{seg.contract.name}, source paced at {fps:g} fps", frames / seconds, s.latency_p50_ms,
+               {"paced_fps": fps, "latency_p50_ms": s.latency_p50_ms, "latency_p95_ms": s.latency_p95_ms,
+                "latency_max_ms": s.latency_max_ms, "frames": frames, "dropped": dropped})
+
+
+def _markdown(result: dict) -> str:
+    m = result["machine"]
+    out = [f"Machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; Python {m['python']}; "
+           f"{m['date']}. Input: {result['input']}. Command: `{result['command']}`.", "",
+           "| stage | detail | FPS | ms/frame | notes |", "|---|---|---:|---:|---|"]
+    for r in result["rows"]:
+        notes = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r["extra"].items()
+                          if k not in ("batch",))
+        out.append(f"| {r['stage']} | {r['detail']} | {r['fps']:.1f} | {r['ms_per_frame']:.1f} | {notes} |")
+    return "\n".join(out) + "\n"
+
+
+def run_bench(args) -> int:
+    from polypvision.model.registry import shipped_models
+
+    models = list(args.models or [])
+    if not models:
+        models = [p for p in shipped_models() if not p.name.endswith(".int8.onnx")] + \
+                 [p for p in shipped_models() if p.name.endswith(".int8.onnx")]
+    if not models:
+        raise UserError("bench: no models given and none shipped in models/; pass --models M.onnx")
+    n = max(20, int(args.frames))
+    t_start = time.perf_counter()
+    frames, info, _ = _load_frames(args.source, n)
+    rows: list[Row] = []
+    # decode: a second pass over the same input, timed on its own
+    from polypvision.sources import make_source
+
+    src = make_source(args.source)
+    src.open()
+    t0 = time.perf_counter()
+    k = 0
+    while k < n and (f := src.read()) is not None:
+        k += 1
+    fps, ms = _rate(k, time.perf_counter() - t0)
+    src.close()
+    rows.append(Row("decode", f"{info.description} {info.width}x{info.height}", fps, ms))
+    rows.append(bench_encode(frames, info))
+    decode_fps, encode_fps = rows[0].fps, rows[1].fps
+    for mp in models:
+        stage_rows, ctx = bench_stages(frames, info, Path(mp), args.provider, (1, 4))
+        rows += stage_rows
+        seg = ctx["segmenter"]
+        best_b = max(ctx["model_fps"], key=ctx["model_fps"].get)
+        pipe = bench_pipeline(args.source, seg, n, best_b, info)
+        slowest = min(decode_fps, ctx["pre_fps"], ctx["model_fps"][best_b], ctx["post_fps"], encode_fps)
+        pipe.extra["efficiency"] = pipe.fps / slowest if slowest else 0.0
+        pipe.extra["slowest_stage_fps"] = slowest
+        rows.append(pipe)
+        for live_fps in (25.0, 30.0):
+            rows.append(bench_live(args.source, seg, live_fps, args.live_seconds))
+        if args.keras:
+            from polypvision.training.bench_keras import keras_rows
+
+            rows += [Row(**r) for r in keras_rows(seg, frames)]
+    result = {"machine": _machine(), "input": f"{info.description} ({info.width}x{info.height} @ {info.fps:g} fps)",
+              "command": "polypvision " + " ".join(sys.argv[1:]),
+              "frames": n, "seconds": round(time.perf_counter() - t_start, 1),
+              "rows": [asdict(r) for r in rows]}
+    table = _markdown(result)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    if args.markdown:
+        Path(args.markdown).write_text(table, encoding="utf-8")
+    return 0
+
+
+__all__ = ["run_bench", "Row"]
