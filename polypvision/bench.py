@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from polypvision import __version__
 from polypvision.errors import UserError
 
@@ -230,7 +229,7 @@ def run_bench(args) -> int:
     src.open()
     t0 = time.perf_counter()
     k = 0
-    while k < n and (f := src.read()) is not None:
+    while k < n and src.read() is not None:
         k += 1
     fps, ms = _rate(k, time.perf_counter() - t0)
     src.close()

@@ -8,6 +8,7 @@ touched until the new one is complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -144,10 +145,8 @@ class VideoWriter:
         return self.path
 
     def _discard(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
 
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the final path is untouched."""
@@ -194,10 +193,8 @@ class DetectionLog:
             raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._fh.close()
-        except OSError:
-            pass
         self._tmp.unlink(missing_ok=True)
 
 

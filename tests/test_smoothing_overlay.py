@@ -5,7 +5,7 @@ import pytest
 
 from polypvision.fov import Blackout, detect_fov
 from polypvision.overlay import OverlayStyle, describe, draw, draw_hud, find_contours, parse_color
-from polypvision.smoothing import SmoothingConfig, Smoother
+from polypvision.smoothing import Smoother, SmoothingConfig
 from polypvision.sources.synthetic import SyntheticClip
 
 

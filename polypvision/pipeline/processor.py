@@ -17,7 +17,7 @@ import numpy as np
 from polypvision.fov import Blackout
 from polypvision.model.session import Segmenter
 from polypvision.overlay import OverlayStyle, describe, draw, find_contours
-from polypvision.smoothing import SmoothingConfig, Smoother
+from polypvision.smoothing import Smoother, SmoothingConfig
 from polypvision.types import Frame, FrameResult
 
 
