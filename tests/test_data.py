@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from datasets import make_dataset
+
 from polypvision import data as pdata
 from polypvision.errors import UserError
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from datasets import make_dataset
-from polypvision import evaluate as ev
 from toy_model import build_toy_model
+
+from polypvision import evaluate as ev
 
 
 def test_counts_mean_and_pooled_differ_as_they_should():

@@ -1,0 +1,119 @@
+"""The ``train``, ``export`` and ``evaluate`` subcommands.
+
+Imports nothing heavy: ``train`` and ``export`` need TensorFlow (the ``train`` extra),
+which the runtime never loads, so their implementations are imported inside the
+command functions. ``evaluate`` needs only the runtime (onnxruntime, OpenCV).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TRAIN_EXTRA_HINT = "polypvision {cmd} needs the train extra: pip install -e '.[train]'"
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        import tensorflow  # noqa: F401
+
+        from polypvision.training import train
+    except ImportError:
+        print(TRAIN_EXTRA_HINT.format(cmd="train"), file=sys.stderr)
+        return 2
+    return train.run(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+        import tensorflow  # noqa: F401
+        import tf2onnx  # noqa: F401
+
+        from polypvision.training import export
+    except ImportError:
+        print(TRAIN_EXTRA_HINT.format(cmd="export"), file=sys.stderr)
+        return 2
+    return export.run(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from polypvision import evaluate
+
+    return evaluate.run(args)
+
+
+def register(subparsers) -> None:
+    """Add ``train``, ``export`` and ``evaluate`` to the main parser's subparsers."""
+    p = subparsers.add_parser(
+        "train", help="train a segmentation model on a leak-free split (needs the train extra)",
+        description="Train a UNet on a dataset folder (images/, masks/, optional sequences.csv). "
+        "Checkpoints every epoch; --resume continues a cut-off run.",
+    )
+    p.add_argument("--data", required=True, help="dataset folder with images/ and masks/ (CVC-ClinicDB or Kvasir-SEG layout)")
+    p.add_argument("--out", required=True, help="run folder for checkpoints, state and history (e.g. runs/unet16)")
+    p.add_argument("--arch", default="unet", choices=["unet", "mobilenetv2"], help="model family (default: unet)")
+    p.add_argument("--base-filters", type=int, default=16, help="UNet width: 64 is the research model, 16 the real-time one")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs (default 40; on --resume, a new total)")
+    p.add_argument("--warmup-epochs", type=int, default=5, help="epochs with a pretrained encoder frozen (default 5)")
+    p.add_argument("--input-size", type=int, default=None, help="training resolution, square (default 256; may change on --resume)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per step (default 8)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
+    p.add_argument("--finetune-lr", type=float, default=None, help="learning rate after the warm-up (default 2e-4)")
+    p.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without val Dice gain (default 15)")
+    p.add_argument("--ema-decay", type=float, default=0.99, help="per-step weight EMA used for validation and the best checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split (first use) and training")
+    p.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json, made on first use)")
+    p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="start over even if --out holds a run")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser(
+        "export", help="export a trained run to ONNX with its contract (needs the train extra)",
+        description="Export a run folder (or a .weights.h5 inside one) to ONNX, opset 17, with the polypvision contract.",
+    )
+    e.add_argument("checkpoint", help="run folder (uses best.weights.h5) or a .weights.h5 file in a run folder")
+    e.add_argument("-o", "--output", required=True, help="ONNX file to write, e.g. models/NAME.onnx")
+    e.add_argument("--name", default=None, help="model name in the contract (default: the output file's stem)")
+    e.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one chosen on validation)")
+    e.add_argument("--metrics", default=None, help="JSON file of test metrics (from evaluate --json) to store in the contract")
+    e.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
+    e.set_defaults(func=_export)
+
+    v = subparsers.add_parser(
+        "evaluate", help="evaluate an ONNX model on a dataset split, as the app runs it",
+        description="Run the ONNX model through the app's own preprocessing on a split of a dataset and report "
+        "IoU, Dice, precision, recall and accuracy, with a threshold sweep.",
+    )
+    v.add_argument("--model", required=True, help="ONNX model file with a polypvision contract")
+    v.add_argument("--data", required=True, help="dataset folder with images/ and masks/")
+    v.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which side of the split (default test)")
+    v.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json)")
+    v.add_argument("--out", default=None, help="write the Markdown report here")
+    v.add_argument("--json", default=None, help="write the metrics as JSON here (for export --metrics)")
+    v.add_argument("--threshold", type=float, default=None, help="threshold for the main table (default: the contract's)")
+    v.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda"], help="onnxruntime provider (default cpu)")
+    v.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    v.add_argument("--batch", type=int, default=8, help="frames per inference call")
+    v.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
+    v.set_defaults(func=_evaluate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m polypvision.cli_train``) for when the main CLI is absent."""
+    from polypvision.errors import UserError
+
+    parser = argparse.ArgumentParser(prog="polypvision")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"polypvision: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,366 @@
+"""Segmentation datasets from folders, and a split that cannot leak.
+
+Used by training and by ``polypvision evaluate``, so it needs only numpy and OpenCV
+(no TensorFlow). Two layouts are read:
+
+* CVC-ClinicDB: ``images/<n>.png``, ``masks/<n>.png`` and optionally ``sequences.csv``
+  (``frame,sequence``) naming the video sequence each frame was cut from;
+* Kvasir-SEG and similar: ``images/`` and ``masks/`` with matching file stems
+  (jpg, png, tif, bmp), no sequence information.
+
+Frames of one video sequence are near-duplicates, so a random per-image split puts the
+same polyp on both sides and inflates every metric. With sequence information whole
+sequences go to train, validation or test; without it the split is per image and is
+flagged ``"leaky": true`` so every report can say so. The split is written once to a
+JSON file in the repository (``splits/<dataset>.json``) and reused by every later
+command, so training, export and evaluation always agree on the test set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from polypvision.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MASK_THRESHOLD = 127
+SPLIT_NAMES = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
+SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
+
+
+class DatasetError(UserError):
+    """A dataset folder is missing, incomplete or holds unreadable files."""
+
+
+class SplitError(UserError):
+    """A split file does not match the dataset it is used with."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image/mask pair; ``sequence`` is None when the dataset has no sequence info."""
+
+    stem: str
+    image: Path
+    mask: Path
+    sequence: str | None = None
+
+
+@dataclass
+class Dataset:
+    """The pairs found in a dataset folder, in natural order of their stems."""
+
+    root: Path
+    name: str
+    layout: str
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def has_sequences(self) -> bool:
+        return all(s.sequence is not None for s in self.samples)
+
+    def by_stem(self) -> dict[str, Sample]:
+        return {s.stem: s for s in self.samples}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which stems are train / val / test, and whether the split can leak."""
+
+    dataset: str
+    seed: int
+    leaky: bool
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    sequences: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def stems(self, which: str) -> tuple[str, ...]:
+        if which not in SPLIT_NAMES and which != "all":
+            raise SplitError(f"unknown split {which!r}; use one of train, val, test, all")
+        if which == "all":
+            return self.train + self.val + self.test
+        return getattr(self, which)
+
+    def to_dict(self) -> dict:
+        doc: dict = {
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "leaky": self.leaky,
+            "method": "per-image (no sequence information: leaky)" if self.leaky else "whole sequences",
+            "counts": {k: len(getattr(self, k)) for k in SPLIT_NAMES},
+        }
+        if self.sequences:
+            doc["sequences"] = {k: list(v) for k, v in self.sequences.items()}
+        for k in SPLIT_NAMES:
+            doc[k] = list(getattr(self, k))
+        return doc
+
+
+def natural_key(text: str) -> list:
+    """Sort key that puts ``2`` before ``10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in folder.iterdir():
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in found:
+                raise DatasetError(f"{folder}: two files share the stem '{p.stem}' ({found[p.stem].name}, {p.name}); keep one")
+            found[p.stem] = p
+    return found
+
+
+def _name_list(names: Iterable[str], limit: int = 5) -> str:
+    names = sorted(names, key=natural_key)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _read_sequences(path: Path) -> dict[str, str]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc}); fix or remove it") from None
+    if not rows or not {"frame", "sequence"} <= set(rows[0]):
+        raise DatasetError(f"{path}: expected a CSV with columns 'frame,sequence'; fix or remove it")
+    out: dict[str, str] = {}
+    for row in rows:
+        frame, seq = (row.get("frame") or "").strip(), (row.get("sequence") or "").strip()
+        if not frame or not seq:
+            raise DatasetError(f"{path}: a row has an empty frame or sequence ({row}); fix or remove it")
+        out[frame] = seq
+    return out
+
+
+def discover(root: str | Path) -> Dataset:
+    """Pair images with masks under ``root``; raise ``DatasetError`` naming what is wrong."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"dataset folder {root} does not exist; pass --data pointing at a folder with images/ and masks/")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder; pass --data pointing at a folder with images/ and masks/")
+    img_dir, mask_dir = root / "images", root / "masks"
+    for d in (img_dir, mask_dir):
+        if not d.is_dir():
+            raise DatasetError(f"{root}: no '{d.name}/' folder; a dataset needs images/ and masks/ with matching file names")
+    images, masks = _images_in(img_dir), _images_in(mask_dir)
+    if not images:
+        raise DatasetError(f"{img_dir}: no images (png, jpg, tif, bmp) found; check the --data path")
+    no_mask = set(images) - set(masks)
+    if no_mask:
+        raise DatasetError(f"{root}: {len(no_mask)} image(s) have no mask in masks/: {_name_list(no_mask)}; add the masks or remove the images")
+    no_image = set(masks) - set(images)
+    if no_image:
+        raise DatasetError(f"{root}: {len(no_image)} mask(s) have no image in images/: {_name_list(no_image)}; add the images or remove the masks")
+
+    seq_file = root / "sequences.csv"
+    sequences = _read_sequences(seq_file) if seq_file.is_file() else {}
+    if sequences:
+        missing = set(images) - set(sequences)
+        if missing:
+            raise DatasetError(f"{seq_file}: {len(missing)} frame(s) have no sequence: {_name_list(missing)}; add them to the CSV")
+    layout = "sequences" if sequences else "pairs"
+    samples = [
+        Sample(stem, images[stem], masks[stem], sequences.get(stem))
+        for stem in sorted(images, key=natural_key)
+    ]
+    return Dataset(root=root, name=dataset_slug(root), layout=layout, samples=samples)
+
+
+def dataset_slug(root: str | Path) -> str:
+    """``CVC-ClinicDB`` -> ``cvc-clinicdb``: the split file's name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(root).resolve().name.lower()).strip("-")
+    return slug or "dataset"
+
+
+def _imread(path: Path, flags: int) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, flags) if data is not None and data.size else None
+    if img is None:
+        raise DatasetError(f"{path}: cannot be read as an image (missing, empty or corrupt); replace or remove it")
+    return img
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """The image as BGR uint8 HxWx3 (what OpenCV, and so the app, sees)."""
+    import cv2
+
+    img = _imread(Path(path), cv2.IMREAD_COLOR)
+    return img
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """The mask as bool HxW: any channel's grey level above 127 is polyp."""
+    import cv2
+
+    m = _imread(Path(path), cv2.IMREAD_UNCHANGED)
+    if m.dtype != np.uint8:
+        m = (m.astype(np.float64) * (255.0 / max(float(np.iinfo(m.dtype).max), 1.0))).astype(np.uint8) if np.issubdtype(m.dtype, np.integer) else (m > 0.5).astype(np.uint8) * 255
+    if m.ndim == 3:
+        m = m[..., :3].max(axis=2)
+    return m > MASK_THRESHOLD
+
+
+def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    """(BGR uint8 image, bool mask), checked to have the same size."""
+    img, mask = read_image(sample.image), read_mask(sample.mask)
+    if img.shape[:2] != mask.shape:
+        raise DatasetError(
+            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is {img.shape[1]}x{img.shape[0]}; fix the pair"
+        )
+    return img, mask
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _split_sequences(
+    frames_per_seq: dict[str, int], seed: int, fractions: Sequence[float], tries: int = 4000
+) -> dict[str, list[str]]:
+    """Assign whole sequences so each side's share of frames is closest to ``fractions``.
+
+    Deterministic: candidate assignments come from one seeded generator, and the one with
+    the smallest squared deviation from the target fractions wins.
+    """
+    seqs = sorted(frames_per_seq, key=natural_key)
+    if len(seqs) < 3:
+        raise SplitError(f"need at least 3 sequences for a train/val/test split, found {len(seqs)}")
+    total = sum(frames_per_seq.values())
+    target = np.asarray(fractions, dtype=float) / float(sum(fractions))
+    rng = np.random.default_rng(seed)
+    best: tuple[float, dict[str, list[str]]] | None = None
+    for _ in range(tries):
+        order = [seqs[i] for i in rng.permutation(len(seqs))]
+        parts: dict[str, list[str]] = {"val": [], "test": [], "train": []}
+        counts = dict.fromkeys(parts, 0)
+        goals = {"val": target[1] * total, "test": target[2] * total}
+        rest = []
+        for s in order:
+            placed = False
+            for side in ("val", "test"):
+                n = frames_per_seq[s]
+                if counts[side] + n / 2 <= goals[side]:
+                    parts[side].append(s)
+                    counts[side] += n
+                    placed = True
+                    break
+            if not placed:
+                rest.append(s)
+        parts["train"] = rest
+        counts["train"] = sum(frames_per_seq[s] for s in rest)
+        if not all(parts.values()):
+            continue
+        got = np.array([counts["train"], counts["val"], counts["test"]], dtype=float) / total
+        err = float(((got - target) ** 2).sum())
+        if best is None or err < best[0] - 1e-12:
+            best = (err, {k: sorted(v, key=natural_key) for k, v in parts.items()})
+    assert best is not None
+    return best[1]
+
+
+def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> Split:
+    """A new split of ``dataset``: by whole sequences when known, else per image (leaky)."""
+    if dataset.has_sequences:
+        per_seq: dict[str, list[str]] = {}
+        for s in dataset.samples:
+            per_seq.setdefault(str(s.sequence), []).append(s.stem)
+        parts = _split_sequences({k: len(v) for k, v in per_seq.items()}, seed, fractions)
+        stems = {k: tuple(st for seq in parts[k] for st in per_seq[seq]) for k in SPLIT_NAMES}
+        stems = {k: tuple(sorted(v, key=natural_key)) for k, v in stems.items()}
+        return Split(dataset.name, seed, False, stems["train"], stems["val"], stems["test"],
+                     sequences={k: tuple(parts[k]) for k in SPLIT_NAMES})
+    n = len(dataset.samples)
+    if n < 3:
+        raise SplitError(f"{dataset.root}: need at least 3 images for a train/val/test split, found {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    frac = np.asarray(fractions, dtype=float) / float(sum(fractions))
+    n_val = max(1, int(round(frac[1] * n)))
+    n_test = max(1, int(round(frac[2] * n)))
+    stems = [dataset.samples[i].stem for i in order]
+    val, test, train = stems[:n_val], stems[n_val:n_val + n_test], stems[n_val + n_test:]
+    srt = lambda v: tuple(sorted(v, key=natural_key))  # noqa: E731
+    return Split(dataset.name, seed, True, srt(train), srt(val), srt(test))
+
+
+def default_split_path(dataset: Dataset) -> Path:
+    return SPLITS_DIR / f"{dataset.name}.json"
+
+
+def save_split(split: Split, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(split.to_dict(), indent=1) + "\n")
+    return path
+
+
+def read_split(path: str | Path) -> Split:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        return Split(
+            dataset=str(doc["dataset"]), seed=int(doc["seed"]), leaky=bool(doc["leaky"]),
+            train=tuple(doc["train"]), val=tuple(doc["val"]), test=tuple(doc["test"]),
+            sequences={k: tuple(v) for k, v in (doc.get("sequences") or {}).items()},
+            path=path,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SplitError(f"split file {path} cannot be read ({exc}); delete it to make a new split") from None
+
+
+def check_split(split: Split, dataset: Dataset) -> None:
+    """Refuse a split that names frames the dataset lacks, or puts a sequence on two sides."""
+    have = set(dataset.by_stem())
+    listed = split.train + split.val + split.test
+    missing = set(listed) - have
+    if missing:
+        raise SplitError(
+            f"split file {split.path}: {len(missing)} frame(s) are not in {dataset.root}: {_name_list(missing)}; "
+            "use the dataset it was made for, or pass another --split-file"
+        )
+    if len(set(listed)) != len(listed):
+        raise SplitError(f"split file {split.path}: a frame is listed on two sides; delete it to make a new split")
+    if not split.leaky and dataset.has_sequences:
+        side_of: dict[str, str] = {}
+        by = dataset.by_stem()
+        for k in SPLIT_NAMES:
+            for st in split.stems(k):
+                seq = str(by[st].sequence)
+                if side_of.setdefault(seq, k) != k:
+                    raise SplitError(f"split file {split.path}: sequence {seq} is on both {side_of[seq]} and {k}; delete it to make a new split")
+
+
+def load_or_create_split(
+    dataset: Dataset, path: str | Path | None = None, seed: int = 0, create: bool = True
+) -> Split:
+    """The split stored for ``dataset`` (made and written on first use), validated."""
+    path = Path(path) if path is not None else default_split_path(dataset)
+    if path.is_file():
+        split = read_split(path)
+    elif create:
+        split = make_split(dataset, seed=seed)
+        save_split(split, path)
+        split = read_split(path)
+    else:
+        raise SplitError(f"split file {path} does not exist; run 'polypvision train' first or pass --split-file")
+    check_split(split, dataset)
+    return split
+
+
+def select(dataset: Dataset, split: Split, which: str) -> list[Sample]:
+    """The samples of one side of the split, in the split file's order."""
+    by = dataset.by_stem()
+    return [by[s] for s in split.stems(which)]
