@@ -120,7 +120,8 @@ def make_processor(args: argparse.Namespace, segmenter, blackout=None):
 
     try:
         style = OverlayStyle.from_names([s.strip() for s in args.style.split(",") if s.strip()],
-                                        color=parse_color(args.color), opacity=float(args.opacity))
+                                        color=parse_color(args.color), opacity=float(args.opacity),
+                                        hud=bool(getattr(args, "hud", False)))
         if not 0.0 <= style.opacity <= 1.0:
             raise ValueError(f"opacity must lie in 0..1, got {style.opacity}")
         base = SmoothingConfig()

@@ -121,3 +121,34 @@ def test_live_source_signal_lost_and_back():
         src.close()
     assert "signal lost" in seen
     assert src.reconnects >= 1
+
+
+def test_stream_source_over_http(clip_small):
+    """A real network stream: the clip served over HTTP on loopback, read as a live source."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip_small.parent))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
+    t.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{clip_small.name}"
+    src = make_source(url)
+    try:
+        info = src.open()
+        assert info.live and not info.seekable and (info.width, info.height) == (160, 120)
+        f = src.read(timeout_s=5)
+        assert f is not None and f.image.shape == (120, 160, 3)
+    finally:
+        src.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_stream_that_does_not_answer():
+    src = make_source("http://127.0.0.1:9/none.mp4")  # discard port: nothing listens
+    src.open_timeout_s = 2.0
+    with pytest.raises(SourceError, match="cannot open stream"):
+        src.open()

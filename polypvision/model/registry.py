@@ -57,3 +57,54 @@ def cuda_likely() -> bool:
     import ctypes.util
 
     return ctypes.util.find_library("cuda") is not None or os.path.exists("/proc/driver/nvidia/version")
+
+
+def _test_dice(path: Path) -> float:
+    """The model's own test-split mean Dice from its contract (0 when it has none)."""
+    from polypvision.model.session import Segmenter
+
+    try:
+        metrics = Segmenter(path, "cpu").contract.metrics
+    except Exception:  # an unloadable candidate is simply not chosen
+        return -1.0
+    test = metrics.get("test", metrics) if isinstance(metrics, dict) else {}
+    for key in ("dice_mean", "mean_dice", "dice"):
+        if isinstance(test.get(key), (int, float)):
+            return float(test[key])
+    return 0.0
+
+
+def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path | None = None,
+                  budget: float = 0.6) -> tuple[Path, str]:
+    """The most accurate shipped model whose model-only time fits the frame budget here.
+
+    A quick timing at start-up (a few batch-1 runs per candidate) decides, because what is
+    real time depends on the machine: the model may use at most ``budget`` of the frame time
+    at ``target_fps`` (the rest is decode, drawing and display). Returns (path, reason).
+    """
+    import time
+
+    import numpy as np
+
+    from polypvision.model.session import Segmenter
+
+    folder = folder or models_dir()
+    candidates = sorted((p for p in shipped_models(folder)), key=_test_dice, reverse=True)
+    if not candidates:
+        raise ContractError(f"no shipped models in {folder}; pass --model PATH")
+    limit_ms = 1000.0 / target_fps * budget
+    fastest: tuple[float, Path] | None = None
+    for path in candidates:
+        seg = Segmenter(path, provider)
+        img = np.zeros((seg.contract.input.height, seg.contract.input.width, 3), np.uint8)
+        seg.predict_small([img])
+        t0 = time.perf_counter()
+        for _ in range(3):
+            seg.predict_small([img])
+        ms = (time.perf_counter() - t0) / 3 * 1000.0
+        if ms <= limit_ms:
+            return path, f"{path.name}: most accurate model that runs in real time here ({ms:.0f} ms per frame)"
+        if fastest is None or ms < fastest[0]:
+            fastest = (ms, path)
+    ms, path = fastest  # type: ignore[misc]
+    return path, f"{path.name}: no shipped model reaches {target_fps:g} FPS here; using the fastest ({ms:.0f} ms per frame)"

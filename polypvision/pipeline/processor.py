@@ -16,7 +16,7 @@ import numpy as np
 
 from polypvision.fov import Blackout
 from polypvision.model.session import Segmenter
-from polypvision.overlay import OverlayStyle, describe, draw, find_contours
+from polypvision.overlay import OverlayStyle, describe, draw, draw_hud, find_contours
 from polypvision.smoothing import Smoother, SmoothingConfig
 from polypvision.types import Frame, FrameResult
 
@@ -33,6 +33,8 @@ class FrameProcessor:
         self.smoother = Smoother(self.smoothing, self.threshold)
         spec = segmenter.contract.input
         self._mask255 = np.zeros((spec.height, spec.width), np.uint8)
+        # Extra HUD lines (e.g. live FPS/latency), refreshed by whoever drives the pipeline.
+        self.hud_lines: list[str] = []
 
     # -- settings that the GUI changes while running -------------------------------------------
     def set_threshold(self, threshold: float) -> None:
@@ -68,6 +70,10 @@ class FrameProcessor:
         if self.blackout is not None:
             self.blackout(canvas)
         draw(canvas, mask, contours, self.style)
+        if self.style.hud:
+            state = f"POLYP {detection.area_fraction:.1%}" if detection.present else "no polyp"
+            draw_hud(canvas, [f"frame {frame.index}  t {frame.pts_s:.2f} s", f"{state}  peak {detection.peak_probability:.2f}",
+                              f"{self.segmenter.contract.name} on {self.segmenter.report.name}", *self.hud_lines])
         return FrameResult(frame=frame, mask=mask, detection=detection, annotated=canvas,
                            t_inferred=t_inferred, t_done=time.perf_counter())
 
