@@ -100,7 +100,9 @@ class VideoWriter:
             raise OutputError(f"cannot write {self.path}: {exc}") from None
 
     def _open_av(self, av, crf: int, preset: str) -> None:
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        # faststart puts the index (moov) first: the file streams, and a copy cut short
+        # stays decodable up to the cut.
+        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = self._ew, self._eh

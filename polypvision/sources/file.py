@@ -109,7 +109,7 @@ class VideoFileSource(FrameSource):
                    "the file looks truncated or damaged")
             self.unreadable = exp - self._next
             self.warnings.append(msg)
-            log.warning(msg)
+            log.info(msg)  # a warning for the caller to show (self.warnings), once
 
     def seek(self, index: int) -> None:
         if self._cap is None:

@@ -110,7 +110,7 @@ class FrameFolderSource(FrameSource):
             if img is None:
                 self.unreadable += 1
                 self.warnings.append(f"unreadable frame skipped: {path.name}")
-                log.warning("unreadable frame skipped: %s", path)
+                log.info("unreadable frame skipped: %s", path)  # shown by the caller, once
                 continue
             try:
                 bgr = to_bgr(img)
