@@ -165,8 +165,26 @@ class ProgressBar:
 
 
 # -- commands --------------------------------------------------------------------------------------
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from polypvision.fov import Blackout, detect_fov
+    """SIGTERM (a job scheduler, ``timeout``, a closed session) cleans up exactly like Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _annotate(args)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _annotate(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from polypvision.fov import Blackout, detect_fov_in
     from polypvision.pipeline.annotate import Sinks, annotate
     from polypvision.recording import DetectionLog, MaskWriter, VideoWriter, check_output_path
     from polypvision.sources import make_source, source_kind
@@ -186,14 +204,13 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         seg = load_segmenter(args, max_batch=args.batch)
         blackout = None
         if args.blackout:
-            first = source.read()
-            blackout = Blackout(detect_fov([first.image])) if first is not None else None
-            source.seek(0)
+            fov = detect_fov_in(source)
+            blackout = Blackout(fov) if fov is not None else None
         processor = make_processor(args, seg, blackout)
         info = source.info
         sinks.video = VideoWriter(out, info.width, info.height, info.fps)
         if args.masks is not None:
-            sinks.masks = MaskWriter(args.masks)
+            sinks.masks = MaskWriter(args.masks, protect=(in_path, out, args.log))
         if args.log is not None:
             sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor))
         bar = ProgressBar(not args.quiet)
@@ -280,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         print("polypvision: interrupted; no output was written", file=sys.stderr)
         return 130
     except OSError as exc:
-        err = OutputError(f"{exc.strerror or exc}: {exc.filename or ''}; check the path and free disk space")
+        where = f": {exc.filename}" if exc.filename else ""
+        err = OutputError(f"{exc.strerror or exc}{where}; check the path and free disk space")
         print(f"polypvision: error: {err}", file=sys.stderr)
         return 2
 

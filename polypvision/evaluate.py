@@ -129,7 +129,7 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", split_fil
         "model_name": seg.contract.name,
         "data": str(dataset.root),
         "split": split,
-        "split_file": str(sp.path) if sp else None,
+        "split_file": _short(sp.path) if sp else None,
         "leaky": bool(sp.leaky) if sp else None,
         "images": len(samples),
         "sequences": sorted(per_seq, key=pdata.natural_key),
@@ -148,6 +148,17 @@ def evaluate(model: str | Path, data: str | Path, split: str = "test", split_fil
         tt = score(tprobs, masks, t)
         result["tta_flip"] = {"mean": tt["mean"], "pooled": tt["pooled"]}
     return result
+
+
+def _short(path: str | Path | None) -> str | None:
+    """A path relative to the working directory when it lies below it (reports stay portable)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
 
 
 def _row(name: str, m: dict[str, float]) -> str:

@@ -20,11 +20,15 @@ def detect_fov(frames: list[np.ndarray]) -> np.ndarray:
     """Return a uint8 mask (1 inside the field of view) from one or more BGR frames."""
     if not frames:
         raise ValueError("detect_fov needs at least one frame")
-    stack = np.max(np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in frames]), axis=0)
-    bright = (cv2.GaussianBlur(stack, (0, 0), 3) > BRIGHT_LEVEL).astype(np.uint8)
-    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))
+    h, w = frames[0].shape[:2]
+    stack = np.max(np.stack([cv2.cvtColor(f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)), cv2.COLOR_BGR2GRAY)
+                             for f in frames]), axis=0)
+    # A median (not a Gaussian) blur: it removes noise but keeps text strokes thin, so the opening
+    # below deletes the text instead of the blur merging it into a blob that joins the view.
+    bright = (cv2.medianBlur(stack, 5) > BRIGHT_LEVEL).astype(np.uint8)
+    k = max(15, min(h, w) // 32) | 1
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    h, w = stack.shape
     if n <= 1:
         return np.ones((h, w), np.uint8)
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -36,6 +40,24 @@ def detect_fov(frames: list[np.ndarray]) -> np.ndarray:
     if ERODE_PX:
         fov = cv2.erode(fov, np.ones((2 * ERODE_PX + 1, 2 * ERODE_PX + 1), np.uint8))
     return fov
+
+
+def detect_fov_in(source, samples: int = 8) -> np.ndarray | None:
+    """The field of view of an open, seekable source, from frames spread over the whole clip
+    (a recording may start black or on a menu screen); the source is rewound to frame 0."""
+    total = source.info.frame_count if source.info else None
+    if total and total > 1:
+        positions = sorted({int(i * total / samples) for i in range(samples)})
+    else:
+        positions = [0]
+    frames = []
+    for pos in positions:
+        source.seek(pos)
+        frame = source.read()
+        if frame is not None:
+            frames.append(frame.image)
+    source.seek(0)
+    return detect_fov(frames) if frames else None
 
 
 class Blackout:

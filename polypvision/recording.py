@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,17 @@ class VideoWriter:
         self.fps = fps
         self.frames = 0
         self.resized = 0
+        # write() runs on the writer thread, abort() on whoever stops the export: never both at
+        # once (PyAV crashes the process when a container is closed under an encode).
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            import av  # before the temporary file exists: the first import is slow
+        except ImportError:
+            av = None
         self._tmp = _temp_beside(self.path, self.path.suffix or ".mp4")
         self._ew, self._eh = width + (width % 2), height + (height % 2)
         self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
-        try:
-            import av
-        except ImportError:
-            av = None
         self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
         try:
             if av is not None:
@@ -98,6 +103,9 @@ class VideoWriter:
         except OSError as exc:
             self._discard()
             raise OutputError(f"cannot write {self.path}: {exc}") from None
+        except BaseException:  # Ctrl-C while the encoder opens: no orphan temporary file
+            self._discard()
+            raise
 
     def _open_av(self, av, crf: int, preset: str) -> None:
         # faststart puts the index (moov) first: the file streams, and a copy cut short
@@ -113,19 +121,29 @@ class VideoWriter:
         self._av = av
 
     def write(self, bgr: np.ndarray) -> None:
+        with self._lock:
+            if self._closed:
+                raise OutputError(f"cannot write {self.path}: the export was already stopped")
+            self._write(bgr)
+
+    def _write(self, bgr: np.ndarray) -> None:
         if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
             bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
             self.resized += 1
         if self._pad is not None:
             self._pad[: self.height, : self.width] = bgr
             bgr = self._pad
-        if self.backend == "pyav-h264":
-            frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
-            frame.pts = self.frames
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-        else:
-            self._cv.write(bgr)
+        try:
+            if self.backend == "pyav-h264":
+                frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
+                frame.pts = self.frames
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+            else:
+                self._cv.write(bgr)
+        except OSError as exc:  # disk full, folder removed: say which output, in one line
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}; "
+                              "check that its folder still exists and the disk has space") from None
         self.frames += 1
 
     def _finish_encoder(self) -> None:
@@ -138,6 +156,11 @@ class VideoWriter:
 
     def commit(self) -> Path:
         """Flush, close and move the file into place."""
+        with self._lock:
+            self._closed = True
+            return self._commit()
+
+    def _commit(self) -> Path:
         try:
             self._finish_encoder()
             os.replace(self._tmp, self.path)
@@ -152,6 +175,11 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the final path is untouched."""
+        with self._lock:
+            self._closed = True
+            self._abort()
+
+    def _abort(self) -> None:
         try:
             if self.backend == "pyav-h264":
                 self._container.close()
@@ -180,7 +208,11 @@ class DetectionLog:
                "peak": round(d.peak_probability, 4), "latency_ms": round(processing_ms, 2)}
         if result.frame.name is not None:
             rec["name"] = result.frame.name
-        self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        try:
+            self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}; "
+                              "check that its folder still exists and the disk has space") from None
         self.lines += 1
 
     def commit(self, summary: dict[str, Any]) -> None:
@@ -200,17 +232,33 @@ class DetectionLog:
         self._tmp.unlink(missing_ok=True)
 
 
+def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
+    """commit() replaces the masks folder as a whole: refuse a folder that is, or holds, an input
+    or another output, or that holds anything but the PNG masks of an earlier export."""
+    target = folder.resolve()
+    for p in protect:
+        if p is not None and (Path(p).resolve() == target or target in Path(p).resolve().parents):
+            raise OutputError(f"--masks {folder} would replace {p}; choose a separate folder for the masks")
+    if folder.is_dir():
+        foreign = sorted(e.name for e in os.scandir(folder) if not (e.is_file() and e.name.lower().endswith(".png")))
+        if foreign:
+            raise OutputError(f"--masks {folder} already holds files that are not masks ({foreign[0]}); "
+                              "choose a new or empty folder")
+
+
 class MaskWriter:
     """One binary PNG per frame (0/255), named by frame index or by the input file's stem."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, protect: tuple[Path | None, ...] = ()) -> None:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise OutputError(f"--masks {self.folder} is a file; give a folder path")
         parent = self.folder.parent
         if not parent.is_dir():
             raise OutputError(f"folder {parent} for --masks does not exist; create it first")
+        _check_replaceable(self.folder, protect)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial", dir=parent))
+        os.chmod(self._tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual permissions
         self.count = 0
 
     def write(self, result: FrameResult) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from datasets import make_dataset
+from tiny_datasets import make_dataset
 
 from polypvision import data as pdata
 from polypvision.errors import UserError
@@ -152,3 +152,12 @@ def test_committed_clinicdb_split_is_leak_free(clinicdb):
     assert all(len(s) == 1 for s in _side_of_sequence(ds, split).values())
     n = len(ds.samples)
     assert abs(len(split.train) / n - 0.70) < 0.06 and abs(len(split.test) / n - 0.15) < 0.05
+
+
+def test_sixteen_bit_mask(tmp_path):
+    m = np.zeros((4, 4), np.uint16)
+    m[1, 1] = 65535
+    m[2, 2] = 20000  # 78 on the 8-bit scale: background
+    cv2.imwrite(str(tmp_path / "m16.png"), m)
+    got = pdata.read_mask(tmp_path / "m16.png")
+    assert got.dtype == bool and got.sum() == 1 and got[1, 1]

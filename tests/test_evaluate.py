@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from datasets import make_dataset
+from tiny_datasets import make_dataset
 from toy_model import build_toy_model
 
 from polypvision import evaluate as ev

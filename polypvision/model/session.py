@@ -74,6 +74,8 @@ class Segmenter:
         self._input_name = self.contract.input.name
         self._pre = Preprocessor(self.contract.input, max_batch)
         self._fixed_batch = self._batch_dim()
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # failures are raised as one line, not logged too
 
     # -- loading ----------------------------------------------------------------------------
     def _check_file(self) -> None:
@@ -170,12 +172,24 @@ class Segmenter:
     def run_batch(self, x: np.ndarray) -> np.ndarray:
         """Raw model call on a preprocessed batch; returns probabilities (N, h, w) at model size."""
         if self._fixed_batch is not None and x.shape[0] != self._fixed_batch:
-            parts = [self.session.run([self.contract.output.name], {self._input_name: x[i:i + 1]})[0]
-                     for i in range(x.shape[0])]
-            raw = np.concatenate(parts, axis=0)
+            raw = np.concatenate([self._run(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
         else:
-            raw = self.session.run([self.contract.output.name], {self._input_name: x})[0]
-        return to_probabilities(raw, self.contract.output.kind)
+            raw = self._run(x)
+        probs = to_probabilities(raw, self.contract.output.kind)
+        if probs.shape[0] != x.shape[0]:  # a graph that folds the batch would silently lose frames
+            raise ContractError(f"model {self.path.name} returned {probs.shape[0]} masks for {x.shape[0]} frames; "
+                                "its graph does not match its contract: re-export the model")
+        return probs
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """One session call; a failure inside the graph becomes one line, not a traceback."""
+        try:
+            return self.session.run([self.contract.output.name], {self._input_name: x}, self._run_options)[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise ContractError(f"model {self.path.name} failed to run on an input of shape {tuple(x.shape)} "
+                                f"({first[:200]}); check that its graph matches its contract") from None
 
     def predict_small(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """BGR frames -> probabilities (N, h, w) at the model's input size (no resize back)."""

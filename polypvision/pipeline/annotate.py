@@ -135,7 +135,7 @@ def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, ba
     def write_loop() -> None:
         while True:
             item = _get(results_q, stop)
-            if item is _END:
+            if item is _END or stop.is_set():  # stopped: the sinks are aborted, not drained into
                 return
             res: FrameResult = item  # type: ignore[assignment]
             if sinks.video is not None:
@@ -149,9 +149,9 @@ def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, ba
     reader, writer = _Worker("pv-reader", read_loop, stop), _Worker("pv-writer", write_loop, stop)
     t0 = time.perf_counter()
     done = 0
-    reader.start()
-    writer.start()
     try:
+        reader.start()  # inside the try: Ctrl-C can land while a thread starts
+        writer.start()
         ended = False
         while not ended:
             pending: list[Frame] = []
@@ -176,6 +176,9 @@ def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, ba
                     progress(Progress(done, total, done / el if el > 0 else 0.0, el))
         _put(results_q, _END, stop)
         writer.join()
+        # The reader puts its end marker in ``finally`` before its error is recorded: wait for
+        # it, or a decoder crash could be committed as a short export.
+        reader.join(STOP_TIMEOUT_S)
         for w in (reader, writer):
             if w.error is not None:
                 raise w.error
@@ -187,8 +190,9 @@ def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, ba
             raise reader.error
     except BaseException:
         stop.set()
-        reader.join(STOP_TIMEOUT_S)
-        writer.join(STOP_TIMEOUT_S)
+        for w in (reader, writer):
+            if w.ident is not None:  # started
+                w.join(STOP_TIMEOUT_S)
         for s in sinks.all():
             s.abort()
         raise

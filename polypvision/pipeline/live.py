@@ -105,12 +105,19 @@ class LiveRunner:
         self.slot.close()
         with self._wake:
             self._wake.notify_all()
-        self.source.close()
+        live = bool(self.source.info and self.source.info.live)
+        if live:
+            # Wakes a reader blocked on the device; the grabber thread owns the capture.
+            self.source.close()
         deadline = time.perf_counter() + STOP_TIMEOUT_S
         for t in self._threads:
             if t is not threading.current_thread():
                 t.join(max(0.0, deadline - time.perf_counter()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        if not live and not any(t.name == "pv-reader" for t in self._threads):
+            # A file's decoder must not be released while the reader is inside read()/seek()
+            # (OpenCV aborts the process); a reader that is still busy closes it on its way out.
+            self.source.close()
 
     @property
     def running(self) -> bool:
@@ -176,20 +183,30 @@ class LiveRunner:
 
     def _apply(self, cmds: list[tuple[str, int]]) -> bool:
         """Execute seek/step commands; True when exactly one frame should be read now."""
-        one = False
+        # Commands queued together (key repeat, a dragged timeline) fold into one target, so
+        # two steps back go two frames back, and the decoder seeks once, not once per command.
+        target: int | None = None
         for name, arg in cmds:
             if name in ("seek", "step") and self.source.info and self.source.info.seekable:
-                target = arg if name == "seek" else self.position + arg
+                target = arg if name == "seek" else (self.position if target is None else target) + arg
                 total = self.source.info.frame_count
                 target = max(0, min(target, (total - 1) if total else target))
-                self.source.seek(target)
-                self._generation += 1
-                self.slot.clear()
-                self.ended = False
-                one = True
-        return one
+        if target is None:
+            return False
+        self.source.seek(target)
+        self._generation += 1
+        self.slot.clear()
+        self.ended = False
+        return True
 
     def _read_loop(self) -> None:
+        try:
+            self._read_frames()
+        finally:
+            if self._stop.is_set() and not (self.source.info and self.source.info.live):
+                self.source.close()
+
+    def _read_frames(self) -> None:
         src = self.source
         fps = (src.info.fps if src.info else 25.0) * self.speed
         t_next = time.perf_counter()

@@ -61,6 +61,7 @@ class FrameFolderSource(FrameSource):
         self.fps = float(fps)
         self.files: list[Path] = []
         self.skipped_files: list[str] = []
+        self._bad: set[str] = set()  # unreadable files, counted once however often seek revisits them
         self._pos = 0
         self._index = 0
         self._open = False
@@ -108,19 +109,24 @@ class FrameFolderSource(FrameSource):
             self._pos += 1
             img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if img is None:
-                self.unreadable += 1
-                self.warnings.append(f"unreadable frame skipped: {path.name}")
-                log.info("unreadable frame skipped: %s", path)  # shown by the caller, once
+                self._skip(path)
                 continue
             try:
                 bgr = to_bgr(img)
             except ValueError:
-                self.unreadable += 1
+                self._skip(path)
                 continue
             frame = Frame(self._index, bgr, now(), self._index / self.fps, name=path.stem)
             self._index += 1
             return frame
         return None
+
+    def _skip(self, path: Path) -> None:
+        if path.name not in self._bad:
+            self._bad.add(path.name)
+            self.unreadable += 1
+            self.warnings.append(f"unreadable frame skipped: {path.name}")
+            log.info("unreadable frame skipped: %s", path)  # shown by the caller, once
 
     def seek(self, index: int) -> None:
         index = min(max(0, int(index)), len(self.files))

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 LOST_AFTER_FAILURES = 10
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 4.0
-STOP_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 1.0  # a healthy grabber stops within one frame; a stalled one is left to finish
 
 
 class LiveSource(FrameSource):
@@ -95,6 +95,15 @@ class LiveSource(FrameSource):
             self._cond.notify()
 
     def _grab_loop(self) -> None:
+        try:
+            self._grab_frames()
+        finally:
+            if self._stop.is_set():
+                cap, self._cap = self._cap, None
+                if cap is not None:
+                    cap.release()
+
+    def _grab_frames(self) -> None:
         failures = 0
         backoff = BACKOFF_START_S
         while not self._stop.is_set():
@@ -161,6 +170,11 @@ class LiveSource(FrameSource):
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(STOP_TIMEOUT_S)
+            if t.is_alive():
+                # The grabber is stuck inside cap.read() (a stalled stream waits for its read
+                # timeout); releasing the capture under it crashes OpenCV, so the grabber
+                # releases it itself when the read returns (see _grab_loop).
+                return
         self._thread = None
         cap, self._cap = self._cap, None
         if cap is not None:
