@@ -34,9 +34,9 @@ def _add_overlay_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opacity", type=float, default=0.35, help="fill opacity 0..1 (default: 0.35)")
     g.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")
     g.add_argument("--smooth-alpha", type=float, default=None,
-                   help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.6)")
+                   help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.8)")
     g.add_argument("--min-area", type=float, default=None,
-                   help="drop detections smaller than this fraction of the frame (default: 0.002)")
+                   help="drop detections smaller than this fraction of the frame (default: 0)")
     g.add_argument("--hud", action="store_true", help="draw frame index and detection state on the video")
     g.add_argument("--blackout", action="store_true",
                    help="black out everything outside the endoscope's field of view (removes on-screen text)")

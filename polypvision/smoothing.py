@@ -16,13 +16,18 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# Chosen by scripts/tune_smoothing.py on the validation sequences (README, "Temporal smoothing"):
+# alpha 0.8 with a 0.2 hysteresis gap cut the flicker the model adds on a steady scene from
+# 0.051 to 0.009 (1 - IoU between consecutive masks) at no cost in Dice.
+HYSTERESIS_GAP = 0.2
+
 
 @dataclass(frozen=True)
 class SmoothingConfig:
-    alpha: float = 0.6
+    alpha: float = 0.8
     on: float | None = None  # None: the model's threshold
-    off: float | None = None  # None: on - 0.15
-    min_area: float = 0.002
+    off: float | None = None  # None: on - HYSTERESIS_GAP
+    min_area: float = 0.0
 
     def validated(self) -> SmoothingConfig:
         if not 0.0 < self.alpha <= 1.0:
@@ -38,7 +43,7 @@ class Smoother:
     def __init__(self, config: SmoothingConfig, threshold: float) -> None:
         self.config = config.validated()
         self.on = config.on if config.on is not None else threshold
-        off = config.off if config.off is not None else self.on - 0.15
+        off = config.off if config.off is not None else self.on - HYSTERESIS_GAP
         self.off = float(min(max(off, 0.0), self.on))
         self._ema: np.ndarray | None = None
         self._mask: np.ndarray | None = None
