@@ -199,8 +199,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """The image as BGR uint8 HxWx3 (what OpenCV, and so the app, sees)."""
     import cv2
 
-    img = _imread(Path(path), cv2.IMREAD_COLOR)
-    return img
+    return _imread(Path(path), cv2.IMREAD_COLOR)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -208,8 +207,11 @@ def read_mask(path: str | Path) -> np.ndarray:
     import cv2
 
     m = _imread(Path(path), cv2.IMREAD_UNCHANGED)
-    if m.dtype != np.uint8:
-        m = (m.astype(np.float64) * (255.0 / max(float(np.iinfo(m.dtype).max), 1.0))).astype(np.uint8) if np.issubdtype(m.dtype, np.integer) else (m > 0.5).astype(np.uint8) * 255
+    if m.dtype == np.uint16:  # 16-bit masks: compare on the 8-bit scale
+        m = (m >> 8).astype(np.uint8)
+    elif m.dtype != np.uint8:  # float masks (tif): 0..1 or 0..255
+        m = np.nan_to_num(m.astype(np.float64))
+        m = (m * 255.0 if m.max(initial=0.0) <= 1.0 else m).clip(0, 255).astype(np.uint8)
     if m.ndim == 3:
         m = m[..., :3].max(axis=2)
     return m > MASK_THRESHOLD

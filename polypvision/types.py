@@ -56,12 +56,18 @@ class FrameResult:
     mask: np.ndarray  # uint8 0/255 at the frame's size
     detection: Detection
     annotated: np.ndarray  # BGR uint8, the frame with overlay burned in
+    t_started: float = 0.0  # when its batch entered the model
     t_inferred: float = 0.0
     t_done: float = 0.0
 
     @property
     def index(self) -> int:
         return self.frame.index
+
+    @property
+    def processing_ms(self) -> float:
+        """Model + postprocessing + overlay time of this frame's batch (excludes queueing)."""
+        return (self.t_done - self.t_started) * 1000.0 if self.t_started else 0.0
 
     @property
     def latency_ms(self) -> float:

@@ -141,7 +141,7 @@ def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, ba
             if sinks.video is not None:
                 sinks.video.write(res.annotated)
             if sinks.log is not None:
-                sinks.log.write(res, res.latency_ms)
+                sinks.log.write(res, res.processing_ms)
             if sinks.masks is not None:
                 sinks.masks.write(res)
             counters["polyp"] += res.detection.present

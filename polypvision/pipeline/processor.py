@@ -55,7 +55,8 @@ class FrameProcessor:
         """Model probabilities at model size, (N, h, w)."""
         return self.segmenter.predict_small([f.image for f in frames])
 
-    def finish(self, frame: Frame, prob_small: np.ndarray, t_inferred: float = 0.0) -> FrameResult:
+    def finish(self, frame: Frame, prob_small: np.ndarray, t_inferred: float = 0.0,
+               t_started: float = 0.0) -> FrameResult:
         """Smooth, resize the mask to the frame, describe it and draw the overlay."""
         _, mask_small = self.smoother.update(prob_small)
         if self._mask255.shape != mask_small.shape:
@@ -75,9 +76,10 @@ class FrameProcessor:
             draw_hud(canvas, [f"frame {frame.index}  t {frame.pts_s:.2f} s", f"{state}  peak {detection.peak_probability:.2f}",
                               f"{self.segmenter.contract.name} on {self.segmenter.report.name}", *self.hud_lines])
         return FrameResult(frame=frame, mask=mask, detection=detection, annotated=canvas,
-                           t_inferred=t_inferred, t_done=time.perf_counter())
+                           t_started=t_started, t_inferred=t_inferred, t_done=time.perf_counter())
 
     def process(self, frames: Sequence[Frame]) -> list[FrameResult]:
+        t0 = time.perf_counter()
         probs = self.infer(frames)
         t = time.perf_counter()
-        return [self.finish(f, p, t) for f, p in zip(frames, probs)]
+        return [self.finish(f, p, t, t0) for f, p in zip(frames, probs)]
