@@ -10,7 +10,7 @@ PY="${PYTHON:-python3}"
 # Libraries Qt (PySide6) needs even offscreen, plus Xvfb for screenshots of the real window.
 APT_PKGS="libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0
-  libxcb-randr0 libxcb-shape0 libxcb-xkb1 xvfb"
+  libxcb-randr0 libxcb-shape0 libxcb-xkb1 libx11-xcb1 fonts-dejavu-core xvfb xauth"
 if command -v apt-get >/dev/null 2>&1; then
   missing=$(for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then

@@ -1,0 +1,92 @@
+"""The display side of the pipeline: one timer tick pulls the newest result and refreshes the view.
+
+Display is decoupled from capture and inference: the tick never waits for a frame, it shows
+whatever :meth:`LiveRunner.latest` holds (display FPS counts the new ones), so a slow model
+lowers the overlay's frame rate but never freezes the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QApplication
+
+from polypvision.gui.alert import AppearanceAlert
+from polypvision.gui.player import Player
+from polypvision.gui.record_bar import RecordBar
+from polypvision.gui.transport import TransportBar
+from polypvision.gui.video_view import VideoView
+from polypvision.pipeline.stats import format_stats
+
+log = logging.getLogger(__name__)
+
+STATS_EVERY_S = 0.25
+LOG_EVERY_S = 10.0  # the figures on screen also go to the log (``polypvision -v gui``)
+LOST = ("signal lost", "reconnecting")
+
+
+class Display:
+    """Owns what the timer refreshes: frame, HUD, alert, live-signal banner, position, REC."""
+
+    def __init__(self, view: VideoView, transport: TransportBar, record_bar: RecordBar,
+                 message: Callable[[str, int], None]) -> None:
+        self.view, self.transport, self.record_bar, self.message = view, transport, record_bar, message
+        self.alert = AppearanceAlert()
+        self.alert_enabled = False
+        self._shown = None
+        self._last_stats = 0.0
+        self._last_log = time.perf_counter()
+        self._live_state = "ok"
+        self._rec_error_shown = False
+
+    def reset(self) -> None:
+        """A new player: forget what was shown and the live state."""
+        self._shown = None
+        self._live_state = "ok"
+        self._rec_error_shown = False
+        self.alert.reset()
+
+    def tick(self, p: Player) -> bool:
+        """One refresh; True when the slower stats/labels were updated this time."""
+        r = p.runner.latest()
+        now = time.perf_counter()
+        if r is not None and r is not self._shown:
+            self._shown = r
+            self.view.set_frame(r.annotated)
+            p.display_rate.tick(now)
+            if self.alert.update(r.detection.present, now) and self.alert_enabled:
+                QApplication.beep()
+                self.view.flash()
+        if p.info.live:
+            self._live_status(p)
+        self.transport.show_position(p.runner.position, p.info.frame_count, p.runner.paused, p.info.live)
+        if now - self._last_stats < STATS_EVERY_S:
+            return False
+        self._last_stats = now
+        lines = format_stats(p.stats())
+        self.view.hud_lines = lines
+        if now - self._last_log >= LOG_EVERY_S:
+            self._last_log = now
+            log.info("%s", " | ".join(lines))
+        # The HUD on the video carries the figures; the bar repeats them only when it is off.
+        self.record_bar.show_stats(None if self.view.show_hud else lines)
+        rec = p.recorder
+        self.record_bar.show_recording(rec.elapsed_s if rec else None)
+        if rec is not None and rec.error is not None and not self._rec_error_shown:
+            self._rec_error_shown = True  # once; stopping (R) then says nothing was saved
+            self.message(f"\u26a0 recording failed: {rec.error}; press R to stop", 0)
+        return True
+
+    def _live_status(self, p: Player) -> None:
+        state = p.source.status
+        if state == self._live_state or (state in LOST and self._live_state in LOST):
+            return
+        self._live_state = state
+        if state in LOST:
+            self.view.set_banner("SIGNAL LOST \u2014 reconnecting\u2026")
+            self.message(f"{p.info.description}: signal lost; reconnecting\u2026", 0)
+        elif state == "ok":
+            self.view.set_banner("")
+            self.message(f"{p.info.description}: signal back", 5000)

@@ -1,0 +1,203 @@
+"""'Export annotated clip...': the headless annotate, on a worker thread, with progress and cancel.
+
+The export opens its own copy of the source and its own FrameProcessor (its own smoother),
+so it neither disturbs nor is disturbed by what is playing; the ONNX session is shared, which
+onnxruntime allows. Cancel sets an Event; annotate() then aborts every sink, so a cancelled
+or failed export leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from polypvision.gui.bridge import Bridge, describe_error
+from polypvision.pipeline.annotate import AnnotateReport, Cancelled, Progress, Sinks, annotate
+from polypvision.pipeline.processor import FrameProcessor
+from polypvision.recording import DetectionLog, VideoWriter, check_output_path
+from polypvision.sources import make_source
+
+PROGRESS_EVERY_S = 0.1
+
+
+class ExportJob:
+    """Runs one export on a named thread; reports through the bridge's signals."""
+
+    def __init__(self, spec: str, processor: FrameProcessor, out: Path, log_path: Path | None,
+                 bridge: Bridge, fps: float = 25.0) -> None:
+        self.spec, self.out, self.log_path, self.bridge, self.fps = spec, out, log_path, bridge, fps
+        # A private processor: same model and settings, its own smoothing state.
+        p = processor
+        self.processor = FrameProcessor(p.segmenter, p.smoothing, replace(p.style), p.blackout, p.threshold)
+        self.cancel = threading.Event()
+        self.report: AnnotateReport | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="pv-export", daemon=True)
+        self._last = 0.0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _progress(self, p: Progress) -> None:
+        now = time.perf_counter()
+        if now - self._last >= PROGRESS_EVERY_S or (p.total and p.done >= p.total):
+            self._last = now
+            self.bridge.progress.emit(p)
+
+    def _run(self) -> None:
+        source = None
+        sinks = Sinks()
+        try:
+            source = make_source(self.spec, fps=self.fps)
+            info = source.open()
+            sinks.video = VideoWriter(self.out, info.width, info.height, info.fps)
+            if self.log_path is not None:
+                sinks.log = DetectionLog(self.log_path, {"input": self.spec, "provider": str(self.processor.segmenter.report),
+                                                         "model": str(self.processor.segmenter.path)})
+            self.report = annotate(source, self.processor, sinks, batch=4, cancel=self.cancel,
+                                   progress=self._progress)
+        except BaseException as exc:  # shown in the dialog; annotate() already removed temp files
+            for s in sinks.all():
+                s.abort()
+            self.error = exc
+        finally:
+            if source is not None:
+                source.close()
+            self.bridge.ended.emit()
+
+
+class ExportDialog(QDialog):
+    """Pick the output, run the export, show progress; Cancel really cancels."""
+
+    def __init__(self, spec: str, processor: FrameProcessor, default_out: Path, fps: float = 25.0,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export annotated clip")
+        self.setMinimumWidth(520)
+        self.spec, self.processor, self.fps = spec, processor, fps
+        self.job: ExportJob | None = None
+        self.bridge = Bridge(self)
+        self.bridge.progress.connect(self._on_progress)
+        self.bridge.ended.connect(self._on_ended)
+        self.path_edit = QLineEdit(str(default_out))
+        browse = QPushButton("Browse\u2026")
+        browse.clicked.connect(self._browse)
+        self.log_box = QCheckBox("Also write the per-frame detection log (JSON lines)")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 100)
+        self.bar.setValue(0)
+        self.status = QLabel(f"Source: {spec}")
+        self.status.setWordWrap(True)
+        self.buttons = QDialogButtonBox()
+        self.start_btn = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_btn = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.start_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(self.cancel)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Write the annotated clip (H.264 MP4) to:"))
+        lay.addLayout(row)
+        lay.addWidget(self.log_box)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.status)
+        lay.addWidget(self.buttons)
+        self.result_text = ""
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export annotated clip", self.path_edit.text(), "MP4 video (*.mp4)")
+        if path:
+            self.path_edit.setText(path)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.thread.is_alive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        out = Path(self.path_edit.text()).expanduser()
+        try:
+            if out.suffix.lower() != ".mp4":
+                out = out.with_suffix(".mp4")
+            check_output_path(out, (Path(self.spec),))
+        except Exception as exc:  # a bad path: say so and let the user fix it
+            self.status.setText(describe_error(exc))
+            return
+        log_path = out.with_suffix(".jsonl") if self.log_box.isChecked() else None
+        self.job = ExportJob(self.spec, self.processor, out, log_path, self.bridge, self.fps)
+        self.start_btn.setEnabled(False)
+        self.path_edit.setEnabled(False)
+        self.status.setText(f"Exporting to {out}\u2026")
+        self.bar.setRange(0, 0)  # busy until the first progress report knows the total
+        self.job.start()
+
+    def cancel(self) -> None:
+        if self.running:
+            self.job.cancel.set()
+            self.status.setText("Cancelling\u2026")
+            self.cancel_btn.setEnabled(False)
+            return
+        self.reject()
+
+    def reject(self) -> None:  # Esc or the window's close button: cancel a running export first
+        if self.running:
+            self.cancel()
+            return
+        super().reject()
+
+    def _on_progress(self, p: Progress) -> None:
+        if p.total:
+            self.bar.setRange(0, p.total)
+            self.bar.setValue(min(p.done, p.total))
+        eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+        self.status.setText(f"{p.done}{'/' + str(p.total) if p.total else ''} frames, {p.fps:.1f} fps{eta}")
+
+    def _on_ended(self) -> None:
+        job = self.job
+        if job is None:
+            return
+        job.thread.join(1.0)
+        self.cancel_btn.setEnabled(True)
+        if job.report is not None:
+            r = job.report
+            self.result_text = (f"Exported {r.frames} frames to {r.outputs.get('video')} "
+                                f"({r.fps:.1f} fps, polyp in {r.frames_with_polyp} frames)")
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1)
+            self.status.setText(self.result_text)
+            super().accept()
+            return
+        err = job.error
+        self.result_text = ("Export cancelled; no file was written" if isinstance(err, Cancelled)
+                            else f"Export failed: {describe_error(err) if err else 'unknown error'}")
+        self.status.setText(self.result_text)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.start_btn.setEnabled(True)
+        self.path_edit.setEnabled(True)
+        if isinstance(err, Cancelled):
+            super().reject()
+
+    def wait(self, timeout_s: float = 2.0) -> None:
+        """Used when the app closes mid-export: cancel and give the worker a moment."""
+        if self.job is not None:
+            self.job.cancel.set()
+            self.job.thread.join(timeout_s)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Reproduce docs/screenshot.png: the desktop app under Xvfb, playing a 640x480 clip made from
+# CVC-ClinicDB frames (built at runtime in a temp folder; no dataset image enters the repo),
+# with the default shipped model. Also prints the stats the app showed when it closed.
+#
+#   scripts/screenshot.sh [OUT.png]          (default: docs/screenshot.png)
+#   PV_DATA=/path/to/CVC-ClinicDB  PV_SECONDS=12  PV_MODEL=x.onnx  PV_SEQUENCE=...  to override
+#
+# Needs: xvfb (xvfb-run), imagemagick (import), and the xcb libraries Qt loads (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-docs/screenshot.png}"
+DATA="${PV_DATA:-/work/shared/data/CVC-ClinicDB}"
+SECONDS_TO_PLAY="${PV_SECONDS:-12}"
+PY="${PYTHON:-.venv/bin/python}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+CLIP="$WORK/clinicdb_640x480.mp4"
+
+# 1. A 640x480, 25 fps H.264 clip: ClinicDB frames in their natural (video) order.
+"$PY" - "$DATA" "$CLIP" <<'PY'
+import sys
+from pathlib import Path
+
+import cv2
+
+from polypvision.recording import VideoWriter
+from polypvision.sources.frames import natural_key
+
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+files = sorted((data / "images").glob("*.png"), key=lambda p: natural_key(p.name))
+if not files:
+    sys.exit(f"no ClinicDB frames under {data}/images; set PV_DATA")
+w = VideoWriter(out, 640, 480, 25.0, crf=18)
+for f in files[:300]:
+    img = cv2.imread(str(f))
+    if img is not None:
+        w.write(cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR))
+w.commit()
+print(f"clip: {out} ({min(len(files), 300)} frames)")
+PY
+
+MODEL_ARGS=()
+if [[ -n "${PV_MODEL:-}" ]]; then MODEL_ARGS=(--model "$PV_MODEL"); fi
+
+# 2. Run the app in a fresh settings folder (no remembered model or window size), screenshot
+#    the window (no window manager: it sits at the top-left corner), close it with SIGINT
+#    (the app's handler closes the window cleanly), and keep its log for the stats line.
+export XDG_CONFIG_HOME="$WORK/config"
+mkdir -p "$XDG_CONFIG_HOME/PolypVision"
+printf '[playback]\nloop=true\n' > "$XDG_CONFIG_HOME/PolypVision/PolypVision.conf"  # keep playing
+export QT_QPA_PLATFORM=xcb
+mkdir -p "$(dirname "$OUT")"
+# The window takes 95% of a first-run screen: a 1348x842 screen gives a 1280x800 window at
+# (0, 0), cropped out of the root window below.
+xvfb-run -a -s "-screen 0 1348x842x24" bash -c '
+  "$0" -m polypvision -v gui "$1" "${@:5}" 2>"$2/app.log" &
+  pid=$!
+  sleep "$3"
+  import -window root -crop 1280x800+0+0 +repage "$4"
+  kill -INT $pid
+  wait $pid
+' "$PY" "$CLIP" "$WORK" "$SECONDS_TO_PLAY" "$OUT" "${MODEL_ARGS[@]}"
+status=$?
+# The app logs what its HUD shows every 10 s, and once more when it closes.
+grep -E "fps|error|Traceback" "$WORK/app.log" || true
+echo "screenshot: $OUT (app exit status $status)"
