@@ -1,0 +1,194 @@
+"""``polypvision export``: a trained run -> ONNX file carrying its contract.
+
+tf2onnx (opset 17) converts the Keras model with a dynamic batch; the graph's input is
+named ``image`` and its output renamed ``mask`` (tf2onnx names outputs differently per
+export path, and the runtime finds tensors by the contract's names). The contract goes
+into ``metadata_props`` under ``polypvision``. ``onnx.checker`` and a parity check of
+onnxruntime against Keras on fixed-seed inputs (max abs difference <= 1e-4) must pass
+before anything is written, and the file is written under a temporary name and then
+renamed, so a failed export never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polypvision.errors import UserError
+from polypvision.model.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec
+
+PARITY_TOL = 1e-4
+EXPORT_SIZE = 256
+
+
+class ExportError(UserError):
+    """The checkpoint cannot be exported, or the exported graph does not match Keras."""
+
+
+def to_onnx(model, size: int, opset: int = 17):
+    """Convert a Keras model to an ONNX ModelProto with input ``image`` and output ``mask``."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = [tf.TensorSpec((None, size, size, 3), tf.float32, name="image")]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    graph = proto.graph
+    renames = {}
+    if graph.input[0].name != "image":
+        renames[graph.input[0].name] = "image"
+    if graph.output[0].name != "mask":
+        renames[graph.output[0].name] = "mask"
+    for old, new in renames.items():
+        for node in graph.node:
+            node.input[:] = [new if n == old else n for n in node.input]
+            node.output[:] = [new if n == old else n for n in node.output]
+        for vi in (*graph.input, *graph.output):
+            if vi.name == old:
+                vi.name = new
+    return proto
+
+
+def set_contract(proto, contract: ModelContract) -> None:
+    for prop in list(proto.metadata_props):
+        if prop.key == METADATA_KEY:
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = contract.to_json()
+
+
+def parity(model, proto, size: int, n: int = 2, seed: int = 0) -> float:
+    """Max abs difference of onnxruntime vs Keras on fixed-seed normal inputs."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype(np.float32)
+    ref = np.asarray(model(x, training=False))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(["mask"], {"image": x})[0]
+    if got.shape != ref.shape:
+        raise ExportError(f"exported graph returns shape {got.shape}, Keras {ref.shape}")
+    return float(np.max(np.abs(got - ref)))
+
+
+def export_keras(model, contract: ModelContract, path: str | Path, tol: float = PARITY_TOL) -> float:
+    """Convert, attach the contract, check and write ``path``; returns the parity error."""
+    import onnx
+
+    size = contract.input.height
+    proto = to_onnx(model, size)
+    set_contract(proto, contract)
+    onnx.checker.check_model(proto)
+    err = parity(model, proto, size)
+    if not err <= tol:
+        raise ExportError(f"ONNX output differs from Keras by {err:.2e} (> {tol:.0e}); not writing {path}")
+    write_atomic(proto, path)
+    return err
+
+
+def write_atomic(proto, path: str | Path) -> None:
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save_model(proto, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shipped model must be readable by all
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def make_contract(name: str, config: dict[str, Any], threshold: float, training: dict[str, Any],
+                  metrics: dict[str, Any] | None = None, size: int = EXPORT_SIZE) -> ModelContract:
+    arch = config["arch"]
+    return ModelContract(
+        name=name,
+        architecture="unet" if arch == "unet" else f"{arch}-unet",
+        base_filters=config.get("base_filters") if arch == "unet" else None,
+        input=InputSpec(name="image", layout="NHWC", height=size, width=size, color="RGB", resize="bilinear",
+                        scale=1.0 / 255.0, mean=tuple(config["mean"]), std=tuple(config["std"])),
+        output=OutputSpec(name="mask", kind="probability", threshold=float(threshold)),
+        training=training,
+        metrics=metrics or {},
+    )
+
+
+def _resolve(checkpoint: str) -> tuple[Path, Path]:
+    p = Path(checkpoint)
+    if p.is_dir():
+        run_dir, weights = p, p / "best.weights.h5"
+    else:
+        run_dir, weights = p.parent, p
+    if not weights.is_file():
+        raise ExportError(f"no checkpoint at {weights}; pass a run folder from 'polypvision train' or its .weights.h5")
+    if not (run_dir / "state.json").is_file():
+        raise ExportError(f"{run_dir} has no state.json; pass a run folder made by 'polypvision train'")
+    return run_dir, weights
+
+
+def _portable(path: str | None) -> str | None:
+    """A path relative to the repository when it lies near it (no machine-specific prefixes)."""
+    if not path:
+        return path
+    repo = Path(__file__).resolve().parents[2]
+    rel = os.path.relpath(Path(path).resolve(), repo)
+    return rel if not rel.startswith("../../") else str(path)
+
+
+def run(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from polypvision.training.train import (
+        build_model,
+        choose_threshold,
+        configure_threads,
+        git_commit,
+    )
+
+    configure_threads(getattr(args, "threads", None))
+    run_dir, weights = _resolve(args.checkpoint)
+    state = json.loads((run_dir / "state.json").read_text())
+    config = state["config"]
+    model = build_model(config, EXPORT_SIZE)
+    model.load_weights(weights)
+    if args.threshold is not None:
+        threshold = float(args.threshold)
+    elif state.get("best_scores"):
+        threshold = choose_threshold({float(k): tuple(v) for k, v in state["best_scores"].items()})
+    else:
+        threshold = float(state.get("threshold", 0.5))
+    training = {
+        "data": _portable(config.get("data")),
+        "split": _portable(config.get("split_file")),
+        "split_leaky": config.get("split_leaky"),
+        "epochs": state.get("epoch"),
+        "best_epoch": state.get("best_epoch"),
+        "input_size": config.get("input_size"),
+        "command": state.get("commands"),
+        "wall_time_s": round(float(state.get("wall_s", 0.0))),
+        "git_commit": git_commit(),
+        "checkpoint": str(weights),
+        "val_dice_at_0.5": state.get("best_dice"),
+        "threshold_chosen_on": "validation split (closest to 0.5 within 0.01 of the best validation Dice)",
+    }
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = json.loads(Path(args.metrics).read_text())
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"--metrics {args.metrics}: cannot read JSON ({exc})") from None
+    name = args.name or Path(args.output).stem
+    contract = make_contract(name, config, threshold, training, metrics)
+    err = export_keras(model, contract, args.output)
+    print(f"exported {args.output}: {model.count_params():,} parameters, parity max|ONNX-Keras| {err:.2e}, "
+          f"threshold {threshold}")
+    return 0

@@ -1,0 +1,68 @@
+"""``polypvision train`` end to end on a tiny model: checkpoints, history, resume, export, evaluate."""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.train
+pytest.importorskip("tensorflow")
+
+from tiny_datasets import make_dataset  # noqa: E402
+
+
+def _args(data, out, split_file, **kw):
+    base = dict(data=str(data), out=str(out), arch="unet", base_filters=2, epochs=2, warmup_epochs=0, input_size=32,
+                batch_size=4, lr=3e-3, finetune_lr=None, patience=None, ema_decay=0.9, seed=0,
+                split_file=str(split_file), threads=1, resume=False, force=False)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_augment_keeps_mask_binary_and_shape():
+    import tensorflow as tf
+
+    from polypvision.training.augment import augment
+
+    tf.random.set_seed(0)
+    img = tf.constant(np.random.default_rng(0).integers(0, 255, (40, 48, 3)), tf.uint8)
+    mask = tf.constant((np.random.default_rng(1).random((40, 48, 1)) > 0.5).astype(np.uint8))
+    for _ in range(5):
+        a, m = augment(img, mask, 32)
+        assert a.shape == (32, 32, 3) and m.shape == (32, 32, 1)
+        assert set(np.unique(m.numpy())) <= {0.0, 1.0}
+        assert float(tf.reduce_min(a)) >= 0.0 and float(tf.reduce_max(a)) <= 1.0
+
+
+def test_train_resume_export_evaluate(tmp_path):
+    from polypvision import evaluate as ev
+    from polypvision.errors import UserError
+    from polypvision.training import export, train
+
+    data = make_dataset(tmp_path / "toydb", n_seq=8, per_seq=3)
+    out, split = tmp_path / "runs" / "tiny", tmp_path / "split.json"
+    assert train.run(_args(data, out, split)) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 2 and (out / "last.weights.h5").is_file() and (out / "best.weights.h5").is_file()
+    assert json.loads(split.read_text())["leaky"] is False
+    with pytest.raises(UserError, match="--resume"):
+        train.run(_args(data, out, split))  # refuses to clobber a run
+    assert train.run(_args(data, out, split, resume=True, epochs=3, input_size=None)) == 0
+    rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 3 and 0.0 < state["threshold"] < 1.0
+
+    onnx_path = tmp_path / "models" / "tiny.onnx"
+    eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None, threads=1)
+    assert export.run(eargs) == 0
+    r = ev.evaluate(onnx_path, data, split="test", split_file=split, batch=4)
+    assert r["images"] > 0 and 0.0 <= r["mean"]["dice"] <= 1.0
+    from polypvision.model.session import Segmenter
+
+    c = Segmenter(onnx_path, provider="cpu").contract
+    assert c.input.height == 256 and c.training["epochs"] == 3 and c.training["split"].endswith("split.json")
