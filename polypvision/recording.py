@@ -91,6 +91,7 @@ class VideoWriter:
         self._tmp = _temp_beside(self.path, self.path.suffix or ".mp4")
         self._ew, self._eh = width + (width % 2), height + (height % 2)
         self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
+        self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
         self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
         try:
             if av is not None:
@@ -135,7 +136,10 @@ class VideoWriter:
             bgr = self._pad
         try:
             if self.backend == "pyav-h264":
-                frame = self._av.VideoFrame.from_ndarray(bgr, format="bgr24")
+                # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) costs about a
+                # fifth of letting swscale convert bgr24 inside the encoder.
+                cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
+                frame = self._av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
                 frame.pts = self.frames
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)

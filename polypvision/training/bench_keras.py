@@ -31,7 +31,10 @@ def keras_rows(seg, frames, reps: int = 20) -> list[dict[str, Any]]:
     from polypvision.training.export import to_onnx
 
     c = seg.contract
-    arch = encoders.get(c.architecture if c.architecture in encoders.REGISTRY else "unet")
+    family = next((k for k in encoders.REGISTRY if c.architecture.startswith(k)), None)
+    if family is None:
+        return []  # an architecture this version cannot rebuild in Keras: no comparison row
+    arch = encoders.get(family)
     size = c.input.height
     model = arch.build(input_size=size, base_filters=c.base_filters or 16, pretrained=False)
     x = seg._pre([f.image for f in frames[:1]]).copy()
