@@ -100,11 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- shared helpers -------------------------------------------------------------------------------
-def resolve_model(model: Path | None, provider: str) -> Path:
+def resolve_model(model: Path | None, provider: str, realtime: bool = False) -> Path:
+    """The model to use: the one given, else a shipped one.
+
+    Offline work takes the manifest's default for the provider; live viewing (``realtime``)
+    takes the most accurate shipped model that a quick timing shows keeps up here.
+    """
     if model is not None:
         return model
-    from polypvision.model.registry import cuda_likely, default_model
+    from polypvision.model.registry import cuda_likely, default_model, pick_realtime
 
+    if realtime:
+        path, reason = pick_realtime("auto" if provider != "cpu" and cuda_likely() else "cpu")
+        log.info("model: %s", reason)
+        return path
     return default_model("cuda" if provider != "cpu" and cuda_likely() else "cpu")
 
 

@@ -35,7 +35,7 @@ def load_blocking(path: Path | None, provider: str):
     from polypvision.cli import resolve_model
     from polypvision.model.session import Segmenter
 
-    p = resolve_model(Path(path) if path is not None else None, provider)
+    p = resolve_model(Path(path) if path is not None else None, provider, realtime=True)
     try:
         return Segmenter(p, provider)
     except UserError:

@@ -67,10 +67,9 @@ def _test_dice(path: Path) -> float:
         metrics = Segmenter(path, "cpu").contract.metrics
     except Exception:  # an unloadable candidate is simply not chosen
         return -1.0
-    test = metrics.get("test", metrics) if isinstance(metrics, dict) else {}
-    for key in ("dice_mean", "mean_dice", "dice"):
-        if isinstance(test.get(key), (int, float)):
-            return float(test[key])
+    mean = metrics.get("mean") if isinstance(metrics, dict) else None
+    if isinstance(mean, dict) and isinstance(mean.get("dice"), (int, float)):
+        return float(mean["dice"])  # the test-split mean Dice written by `polypvision evaluate --json`
     return 0.0
 
 
@@ -89,7 +88,7 @@ def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path
     from polypvision.model.session import Segmenter
 
     folder = folder or models_dir()
-    candidates = sorted((p for p in shipped_models(folder)), key=_test_dice, reverse=True)
+    candidates = sorted(shipped_models(folder), key=_test_dice, reverse=True)
     if not candidates:
         raise ContractError(f"no shipped models in {folder}; pass --model PATH")
     limit_ms = 1000.0 / target_fps * budget
