@@ -160,13 +160,27 @@ class VideoWriter:
 
     def commit(self) -> Path:
         """Flush, close and move the file into place."""
-        with self._lock:
-            self._closed = True
-            return self._commit()
+        self.prepare()
+        return self.publish()
 
-    def _commit(self) -> Path:
+    def prepare(self) -> None:
+        """Flush and close the encoder; the file stays under its temporary name.
+
+        Exports prepare every sink first and publish (rename) only when all are complete, so
+        a sink that fails late cannot leave a new video next to an old log.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._finish_encoder()
+            except OSError as exc:
+                self._discard()
+                raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
+
+    def publish(self) -> Path:
         try:
-            self._finish_encoder()
             os.replace(self._tmp, self.path)
         except OSError as exc:
             self._discard()
@@ -180,6 +194,9 @@ class VideoWriter:
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the final path is untouched."""
         with self._lock:
+            if self._closed:  # already flushed by prepare(): only the file is left to remove
+                self._discard()
+                return
             self._closed = True
             self._abort()
 
@@ -220,12 +237,23 @@ class DetectionLog:
         self.lines += 1
 
     def commit(self, summary: dict[str, Any]) -> None:
+        self.prepare(summary)
+        self.publish()
+
+    def prepare(self, summary: dict[str, Any]) -> None:
+        """Close the lines file and write the sidecar, both still under temporary names."""
         try:
             self._fh.close()
-            tmp_side = _temp_beside(self.sidecar_path, ".json")
-            tmp_side.write_text(json.dumps({**self.sidecar, "summary": summary}, indent=2), encoding="utf-8")
+            self._tmp_side = _temp_beside(self.sidecar_path, ".json")
+            self._tmp_side.write_text(json.dumps({**self.sidecar, "summary": summary}, indent=2), encoding="utf-8")
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
+
+    def publish(self) -> None:
+        try:
             os.replace(self._tmp, self.path)
-            os.replace(tmp_side, self.sidecar_path)
+            os.replace(self._tmp_side, self.sidecar_path)
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
@@ -234,6 +262,9 @@ class DetectionLog:
         with contextlib.suppress(OSError):
             self._fh.close()
         self._tmp.unlink(missing_ok=True)
+        side = getattr(self, "_tmp_side", None)
+        if side is not None:
+            side.unlink(missing_ok=True)
 
 
 def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
@@ -270,6 +301,12 @@ class MaskWriter:
         if not cv2.imwrite(str(self._tmp / f"{name}.png"), result.mask):
             raise OutputError(f"cannot write mask PNGs into {self._tmp.parent}; is the disk full?")
         self.count += 1
+
+    def prepare(self) -> None:
+        """Every mask is already written under the temporary folder."""
+
+    def publish(self) -> None:
+        self.commit()
 
     def commit(self) -> None:
         old = None

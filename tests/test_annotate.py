@@ -183,3 +183,26 @@ def test_odd_frame_sizes_and_size_change(tmp_path, toy_model):
     assert main(["annotate", str(folder), "-o", str(out), "--model", str(toy_model), "--quiet"]) == 0
     frames, _ = decode_all(out)
     assert len(frames) == 2
+
+
+class _LogFailingAtTheEnd(DetectionLog):
+    """The disk fills up just as the sidecar is written, after every frame went out."""
+
+    def prepare(self, summary):
+        self.abort()
+        raise OSError(28, "No space left on device")
+
+
+def test_late_failure_publishes_nothing(tmp_path, clip_small, toy_model):
+    out, log = tmp_path / "out.mp4", tmp_path / "l.jsonl"
+    out.write_bytes(b"previous video")
+    log.write_text("previous log\n")
+    src = VideoFileSource(clip_small)
+    src.open()
+    sinks = Sinks(video=VideoWriter(out, 160, 120, 10.0), log=_LogFailingAtTheEnd(log, {}))
+    with pytest.raises(OSError, match="No space"):
+        annotate(src, FrameProcessor(Segmenter(toy_model, "cpu")), sinks, batch=2)
+    src.close()
+    assert out.read_bytes() == b"previous video", "the video must not be replaced when the log fails"
+    assert log.read_text() == "previous log\n"
+    assert not list(tmp_path.glob(".*partial*"))

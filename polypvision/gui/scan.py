@@ -24,7 +24,7 @@ JOIN_TIMEOUT_S = 1.5
 
 
 class _TrackSink:
-    """Quacks like DetectionLog (write / commit / abort) so annotate() can feed the track."""
+    """Quacks like DetectionLog (write / prepare / publish / abort) so annotate() can feed the track."""
 
     def __init__(self, track: DetectionTrack) -> None:
         self.track = track
@@ -33,7 +33,10 @@ class _TrackSink:
     def write(self, result: FrameResult, processing_ms: float) -> None:
         self.track.mark(result)
 
-    def commit(self, summary: dict[str, Any]) -> None:
+    def prepare(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def publish(self) -> None:
         pass
 
     def abort(self) -> None:

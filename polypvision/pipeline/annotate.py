@@ -201,16 +201,25 @@ def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, ba
                             provider=str(processor.segmenter.report), unreadable=source.unreadable,
                             resized=sinks.video.resized if sinks.video else 0,
                             warnings=list(source.warnings), frames_with_polyp=counters["polyp"])
+    summary = {"frames": done, "frames_with_polyp": counters["polyp"], "unreadable": source.unreadable,
+               "seconds": round(elapsed, 3), "fps": round(report.fps, 2), "warnings": report.warnings}
     try:
+        # Two phases: complete every output under its temporary name, then rename them all, so
+        # a late failure (disk full while flushing the video or writing the sidecar) leaves all
+        # earlier outputs as they were instead of a new video beside an old log.
         if sinks.video is not None:
-            report.outputs["video"] = str(sinks.video.commit())
+            sinks.video.prepare()
         if sinks.masks is not None:
-            sinks.masks.commit()
+            sinks.masks.prepare()
+        if sinks.log is not None:
+            sinks.log.prepare(summary)
+        if sinks.video is not None:
+            report.outputs["video"] = str(sinks.video.publish())
+        if sinks.masks is not None:
+            sinks.masks.publish()
             report.outputs["masks"] = str(sinks.masks.folder)
         if sinks.log is not None:
-            sinks.log.commit({"frames": done, "frames_with_polyp": counters["polyp"],
-                              "unreadable": source.unreadable, "seconds": round(elapsed, 3),
-                              "fps": round(report.fps, 2), "warnings": report.warnings})
+            sinks.log.publish()
             report.outputs["log"] = str(sinks.log.path)
     except BaseException:
         for s in sinks.all():
