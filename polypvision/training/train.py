@@ -7,9 +7,10 @@ networks are fully convolutional: train small first, then fine-tune at 256).
 
 Validation Dice is measured like the app measures it: the full frame resized to the
 model's size with OpenCV, the probability resized back to the frame, thresholded, and
-Dice taken per image at the frame's size. It is computed on an exponential moving
-average of the weights (validation Dice of a single set of weights jumps by +-0.3
-between epochs on these few sequences); the best EMA weights are kept as
+Dice taken per image at the frame's size. It is computed both on the current weights
+and on an exponential moving average of them (validation Dice of a single set of
+weights jumps by +-0.3 between epochs on these few sequences; the average is steadier),
+and the better of the two is the epoch's score; the best such weights are kept as
 ``best.weights.h5`` and early stopping watches them. The decision threshold is then
 chosen on the validation split, never on test.
 
@@ -38,7 +39,8 @@ import numpy as np
 from polypvision import data as pdata
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
-HISTORY_FIELDS = ["epoch", "phase", "lr", "loss", "val_dice", "val_iou", "val_dice_raw", "best_dice", "epoch_s", "wall_s"]
+HISTORY_FIELDS = ["epoch", "phase", "lr", "loss", "val_dice", "val_iou", "val_dice_ema", "val_dice_raw", "best_dice",
+                  "epoch_s", "wall_s"]
 
 
 def choose_threshold(scores: dict[float, tuple[float, float]], tolerance: float = 0.01) -> float:
@@ -292,7 +294,8 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     dataset = pdata.discover(args.data if args.data else config["data"])
-    split = pdata.load_or_create_split(dataset, args.split_file, seed=config["seed"])
+    split_file = args.split_file or (config.get("split_file") if args.resume else None)
+    split = pdata.load_or_create_split(dataset, split_file, seed=config["seed"])
     config["split_file"] = str(split.path)
     config["split_leaky"] = split.leaky
     cmd = "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "polypvision train"
@@ -352,18 +355,26 @@ def run(args) -> int:
         model.save_weights(out / "last.weights.h5")
         raw_w = model.get_weights()
         model.set_weights(ema)
-        scores = validator.score(model)
+        ema_scores = validator.score(model)
+        model.save_weights(out / "last_ema.weights.h5")
+        # The EMA usually wins, but averaged weights do not match averaged BatchNorm
+        # statistics in a network that is still changing fast (a UNet from scratch):
+        # keep whichever of the two scores better this epoch.
+        use_ema = ema_scores[0.5][0] >= raw_scores[0.5][0]
+        scores = ema_scores if use_ema else raw_scores
+        if not use_ema:
+            model.set_weights(raw_w)
         dice, iou = scores[0.5]
         improved = dice > best
         if improved:
             best = dice
             model.save_weights(out / "best.weights.h5")
             state["best_epoch"] = epoch + 1
+            state["best_weights"] = "ema" if use_ema else "raw"
             state["best_scores"] = {str(t): v for t, v in scores.items()}
             bad_epochs = 0
         else:
             bad_epochs += 1
-        model.save_weights(out / "last_ema.weights.h5")
         model.set_weights(raw_w)
         dt = time.time() - t0
         wall += dt
@@ -373,10 +384,10 @@ def run(args) -> int:
         tmp.replace(state_path)
         with open(hist_path, "a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, phase, f"{lr:.3g}", f"{loss:.4f}", f"{dice:.4f}", f"{iou:.4f}",
-                                    f"{raw_scores[0.5][0]:.4f}", f"{best:.4f}", f"{dt:.0f}", f"{wall:.0f}"])
+                                    f"{ema_scores[0.5][0]:.4f}", f"{raw_scores[0.5][0]:.4f}", f"{best:.4f}", f"{dt:.0f}", f"{wall:.0f}"])
         left = (epochs - epoch - 1) * dt
-        print(f"[{out.name}] epoch {epoch + 1}/{epochs} {phase} lr {lr:.2g} loss {loss:.4f} val Dice(EMA) {dice:.4f} "
-              f"IoU {iou:.4f} (raw {raw_scores[0.5][0]:.4f}) best {best:.4f}{' *' if improved else ''} "
+        print(f"[{out.name}] epoch {epoch + 1}/{epochs} {phase} lr {lr:.2g} loss {loss:.4f} val Dice {dice:.4f} "
+              f"IoU {iou:.4f} (EMA {ema_scores[0.5][0]:.4f}, raw {raw_scores[0.5][0]:.4f}) best {best:.4f}{' *' if improved else ''} "
               f"{fmt_duration(dt)}/epoch ETA {fmt_duration(left)}", flush=True)
         if bad_epochs >= int(config["patience"]) and phase != "warmup":
             print(f"[{out.name}] early stop: no val Dice gain for {bad_epochs} epochs", flush=True)
