@@ -8,6 +8,9 @@
 #
 # Needs: xvfb (xvfb-run), imagemagick (import), and the xcb libraries Qt loads (see README).
 set -euo pipefail
+for tool in xvfb-run import; do
+  command -v "$tool" >/dev/null || { echo "screenshot.sh: $tool not found; install it: sudo apt-get install xvfb imagemagick" >&2; exit 2; }
+done
 cd "$(dirname "$0")/.."
 OUT="${1:-docs/screenshot.png}"
 DATA="${PV_DATA:-/work/shared/data/CVC-ClinicDB}"
