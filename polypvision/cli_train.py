@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--ema-decay", type=float, default=0.99, help="per-step weight EMA used for validation and the best checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed for the split (first use) and training")
     p.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json, made on first use)")
+    p.add_argument("--leaky-split", action="store_true",
+                   help="per-image random split even when sequences are known (splits/<dataset>-per-image-LEAKY.json): "
+                        "only for comparing with published tables; every report flags it as leaky")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--force", action="store_true", help="start over even if --out holds a run")

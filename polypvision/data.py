@@ -96,7 +96,7 @@ class Split:
             "dataset": self.dataset,
             "seed": self.seed,
             "leaky": self.leaky,
-            "method": "per-image (no sequence information: leaky)" if self.leaky else "whole sequences",
+            "method": "per-image (leaky: frames of one sequence on several sides)" if self.leaky else "whole sequences",
             "counts": {k: len(getattr(self, k)) for k in SPLIT_NAMES},
         }
         if self.sequences:
@@ -274,9 +274,15 @@ def _split_sequences(
     return best[1]
 
 
-def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> Split:
-    """A new split of ``dataset``: by whole sequences when known, else per image (leaky)."""
-    if dataset.has_sequences:
+def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS,
+               per_image: bool = False) -> Split:
+    """A new split of ``dataset``: by whole sequences when known, else per image (leaky).
+
+    ``per_image`` forces the leaky per-image split even when sequences are known: only to
+    reproduce the random splits of published tables, for a comparison footnote, never to
+    choose or report a model on.
+    """
+    if dataset.has_sequences and not per_image:
         per_seq: dict[str, list[str]] = {}
         for s in dataset.samples:
             per_seq.setdefault(str(s.sequence), []).append(s.stem)
@@ -298,8 +304,8 @@ def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEF
     return Split(dataset.name, seed, True, srt(train), srt(val), srt(test))
 
 
-def default_split_path(dataset: Dataset) -> Path:
-    return SPLITS_DIR / f"{dataset.name}.json"
+def default_split_path(dataset: Dataset, per_image: bool = False) -> Path:
+    return SPLITS_DIR / (f"{dataset.name}-per-image-LEAKY.json" if per_image else f"{dataset.name}.json")
 
 
 def save_split(split: Split, path: str | Path) -> Path:
@@ -346,14 +352,17 @@ def check_split(split: Split, dataset: Dataset) -> None:
 
 
 def load_or_create_split(
-    dataset: Dataset, path: str | Path | None = None, seed: int = 0, create: bool = True
+    dataset: Dataset, path: str | Path | None = None, seed: int = 0, create: bool = True, per_image: bool = False
 ) -> Split:
     """The split stored for ``dataset`` (made and written on first use), validated."""
-    path = Path(path) if path is not None else default_split_path(dataset)
+    path = Path(path) if path is not None else default_split_path(dataset, per_image)
     if path.is_file():
         split = read_split(path)
+        if per_image and not split.leaky:
+            raise SplitError(f"split file {path} is a whole-sequence split, not a per-image one; drop --leaky-split "
+                             "or pass another --split-file")
     elif create:
-        split = make_split(dataset, seed=seed)
+        split = make_split(dataset, seed=seed, per_image=per_image)
         save_split(split, path)
         split = read_split(path)
     else:

@@ -125,6 +125,20 @@ def test_split_without_sequences_is_flagged_leaky(tmp_path):
     assert len(set(split.train) | set(split.val) | set(split.test)) == 20
 
 
+def test_forced_per_image_split_is_flagged_and_kept_apart(tmp_path):
+    ds = pdata.discover(make_dataset(tmp_path / "d", n_seq=6, per_seq=4))
+    split = pdata.make_split(ds, seed=0, per_image=True)
+    assert split.leaky and split.to_dict()["method"].startswith("per-image")
+    sides = _side_of_sequence(ds, split)
+    assert any(len(s) > 1 for s in sides.values())  # it really mixes sequences: that is the leak
+    path = pdata.default_split_path(ds, per_image=True)
+    assert path.name == "d-per-image-LEAKY.json" and path != pdata.default_split_path(ds)
+    honest = tmp_path / "honest.json"
+    pdata.load_or_create_split(ds, honest)
+    with pytest.raises(UserError, match="not a per-image one"):
+        pdata.load_or_create_split(ds, honest, per_image=True)
+
+
 def test_split_check_refuses_leaks_and_strangers(tmp_path):
     ds = pdata.discover(make_dataset(tmp_path / "d", n_seq=6, per_seq=2))
     split = pdata.make_split(ds, seed=0)

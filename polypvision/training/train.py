@@ -295,7 +295,9 @@ def run(args) -> int:
 
     dataset = pdata.discover(args.data if args.data else config["data"])
     split_file = args.split_file or (config.get("split_file") if args.resume else None)
-    split = pdata.load_or_create_split(dataset, split_file, seed=config["seed"])
+    leaky_wanted = bool(getattr(args, "leaky_split", False) or config.get("per_image_split"))
+    config["per_image_split"] = leaky_wanted
+    split = pdata.load_or_create_split(dataset, split_file, seed=config["seed"], per_image=leaky_wanted)
     config["split_file"] = str(split.path)
     config["split_leaky"] = split.leaky
     cmd = "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "polypvision train"
