@@ -17,15 +17,20 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def _random_box(h: tf.Tensor, w: tf.Tensor, min_scale: float) -> tf.Tensor:
-    """A normalised crop box covering ``min_scale..1`` of each side (full frame 25% of the time)."""
+def _random_box(h: tf.Tensor, w: tf.Tensor, min_scale: float, view: float = 1.0) -> tf.Tensor:
+    """A normalised crop box covering ``min_scale..1`` of each side (full frame 25% of the time).
+
+    ``view`` < 1 shrinks every box by that factor: a patch of the frame at the same zoom as a
+    full view would have, so a network trained on patches sees polyps at the scale it meets at
+    inference (training at 128 on whole frames halves that scale, and the 256 model then fails).
+    """
     s = tf.random.uniform([], min_scale, 1.0)
     aspect = tf.exp(tf.random.uniform([], -0.15, 0.15))
     sy = tf.minimum(1.0, s * aspect)
     sx = tf.minimum(1.0, s / aspect)
     full = tf.random.uniform([]) < 0.25
-    sy = tf.where(full, 1.0, sy)
-    sx = tf.where(full, 1.0, sx)
+    sy = tf.where(full, 1.0, sy) * view
+    sx = tf.where(full, 1.0, sx) * view
     y0 = tf.random.uniform([]) * (1.0 - sy)
     x0 = tf.random.uniform([]) * (1.0 - sx)
     return tf.stack([y0, x0, y0 + sy, x0 + sx])
@@ -56,10 +61,14 @@ def _specular(img: tf.Tensor, size: int) -> tf.Tensor:
     return img * (1.0 - alpha) + alpha
 
 
-def augment(image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.55) -> tuple[tf.Tensor, tf.Tensor]:
-    """One random view of one (image, mask) pair; see the module docstring for why each."""
+def augment(image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.55,
+            view: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
+    """One random view of one (image, mask) pair, ``size`` x ``size``; see the module docstring for why each.
+
+    ``view`` = crop / model input size when training on patches (``train --crop-size``).
+    """
     shape = tf.shape(image)
-    box = _random_box(shape[0], shape[1], min_scale)[None]
+    box = _random_box(shape[0], shape[1], min_scale, view)[None]
     img = tf.image.crop_and_resize(tf.cast(image, tf.float32)[None] / 255.0, box, [0], [size, size], "bilinear")[0]
     msk = tf.image.crop_and_resize(tf.cast(mask, tf.float32)[None], box, [0], [size, size], "bilinear")[0]
     msk = tf.cast(msk > 0.5, tf.float32)

@@ -183,7 +183,9 @@ def build_model(config: dict[str, Any], input_size: int | None = None):
                       pretrained=arch.pretrained)
 
 
-def make_dataset(imgs: np.ndarray, masks: np.ndarray, size: int, batch: int, mean, std, seed: int):
+def make_dataset(imgs: np.ndarray, masks: np.ndarray, size: int, batch: int, mean, std, seed: int,
+                 crop: int | None = None):
+    """Endless shuffled, augmented batches; ``crop`` gives crop x crop patches at the zoom of ``size``."""
     import tensorflow as tf
 
     from polypvision.training.augment import augment, normalise
@@ -191,8 +193,10 @@ def make_dataset(imgs: np.ndarray, masks: np.ndarray, size: int, batch: int, mea
     ds = tf.data.Dataset.from_tensor_slices((imgs, masks))
     ds = ds.shuffle(len(imgs), seed=seed, reshuffle_each_iteration=True).repeat()
 
+    out = int(crop or size)
+
     def _map(i, m):
-        a, b = augment(i, m, size)
+        a, b = augment(i, m, out, view=out / size)
         return normalise(a, mean, std), b
 
     ds = ds.map(_map, num_parallel_calls=2, deterministic=False)
@@ -266,7 +270,7 @@ def run(args) -> int:
         state = json.loads(state_path.read_text())
         config = dict(state["config"])
         # Settings that may change on resume (e.g. train small, then fine-tune at 256).
-        for key in ("epochs", "input_size", "batch_size", "lr", "finetune_lr", "patience", "threads"):
+        for key in ("epochs", "input_size", "crop_size", "batch_size", "lr", "finetune_lr", "patience", "threads"):
             val = getattr(args, key, None)
             if val is not None:
                 config[key] = val
@@ -278,6 +282,7 @@ def run(args) -> int:
             "arch": args.arch,
             "base_filters": args.base_filters if args.arch == "unet" else None,
             "input_size": args.input_size or 256,
+            "crop_size": args.crop_size,
             "epochs": args.epochs or 40,
             "warmup_epochs": args.warmup_epochs if arch.pretrained else 0,
             "batch_size": args.batch_size or 8,
@@ -316,14 +321,25 @@ def run(args) -> int:
     start = int(state.get("epoch", 0))
     epochs = int(config["epochs"])
     keras.utils.set_random_seed(int(config["seed"]) + start)
-    ds = make_dataset(imgs, masks, size, batch, mean, std, seed=int(config["seed"]) + start)
+    crop = int(config.get("crop_size") or 0)
+    crop = crop if 0 < crop < size else None
+    ds = make_dataset(imgs, masks, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop)
 
-    model = build_model(config, size)
+    model = build_model(config, crop or size)
+    # Patches train a copy built at the crop size; validation runs the same weights at full size.
+    vmodel = build_model(config, size) if crop else model
+
+    def _score():
+        if vmodel is not model:
+            vmodel.set_weights(model.get_weights())
+        return validator.score(vmodel)
+
     if args.resume and (out / "last.weights.h5").is_file():
         model.load_weights(out / "last.weights.h5")
         print(f"[{out.name}] resumed at epoch {start} from {out / 'last.weights.h5'}", flush=True)
     arch = encoders.get(config["arch"])
-    print(f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}, batch {batch}, "
+    print(f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}"
+          f"{f' (trained on {crop}x{crop} crops)' if crop else ''}, batch {batch}, "
           f"{steps} steps/epoch, epochs {start}..{epochs}", flush=True)
 
     hist_path = out / "history.csv"
@@ -353,11 +369,11 @@ def run(args) -> int:
         hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
         ema = prog.ema
         loss = float(hist.history["loss"][-1])
-        raw_scores = validator.score(model)
+        raw_scores = _score()
         model.save_weights(out / "last.weights.h5")
         raw_w = model.get_weights()
         model.set_weights(ema)
-        ema_scores = validator.score(model)
+        ema_scores = _score()
         model.save_weights(out / "last_ema.weights.h5")
         # The EMA usually wins, but averaged weights do not match averaged BatchNorm
         # statistics in a network that is still changing fast (a UNet from scratch):

@@ -18,7 +18,7 @@ from tiny_datasets import make_dataset  # noqa: E402
 def _args(data, out, split_file, **kw):
     base = dict(data=str(data), out=str(out), arch="unet", base_filters=2, epochs=2, warmup_epochs=0, input_size=32,
                 batch_size=4, lr=3e-3, finetune_lr=None, patience=None, ema_decay=0.9, seed=0,
-                split_file=str(split_file), threads=1, resume=False, force=False)
+                split_file=str(split_file), threads=1, resume=False, force=False, crop_size=None)
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -38,6 +38,24 @@ def test_augment_keeps_mask_binary_and_shape():
         assert float(tf.reduce_min(a)) >= 0.0 and float(tf.reduce_max(a)) <= 1.0
 
 
+def test_crop_view_keeps_the_inference_zoom():
+    """--crop-size patches cover view x the side a full-size box would (same zoom as inference)."""
+    import tensorflow as tf
+
+    from polypvision.training.augment import _random_box, augment
+
+    tf.random.set_seed(1)
+    for _ in range(50):
+        full = _random_box(tf.constant(288), tf.constant(384), 0.55).numpy()
+        half = _random_box(tf.constant(288), tf.constant(384), 0.55, view=0.5).numpy()
+        assert 0.55 * 0.86 <= full[2] - full[0] <= 1.0 and 0.55 * 0.86 <= full[3] - full[1] <= 1.0
+        assert 0.55 * 0.86 * 0.5 <= half[2] - half[0] <= 0.5 + 1e-6 and half[3] - half[1] <= 0.5 + 1e-6
+        assert half[0] >= 0.0 and half[2] <= 1.0 + 1e-6 and half[1] >= 0.0 and half[3] <= 1.0 + 1e-6
+    img = tf.zeros((40, 48, 3), tf.uint8)
+    a, m = augment(img, tf.zeros((40, 48, 1), tf.uint8), 16, view=0.5)
+    assert a.shape == (16, 16, 3) and m.shape == (16, 16, 1)
+
+
 def test_train_resume_export_evaluate(tmp_path):
     from polypvision import evaluate as ev
     from polypvision.errors import UserError
@@ -51,11 +69,13 @@ def test_train_resume_export_evaluate(tmp_path):
     assert json.loads(split.read_text())["leaky"] is False
     with pytest.raises(UserError, match="--resume"):
         train.run(_args(data, out, split))  # refuses to clobber a run
-    assert train.run(_args(data, out, split, resume=True, epochs=3, input_size=None)) == 0
+    # The resumed epoch trains on 16x16 crops at the zoom of 32x32 and validates at 32x32.
+    assert train.run(_args(data, out, split, resume=True, epochs=3, input_size=None, crop_size=16)) == 0
     rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 3 and 0.0 < state["threshold"] < 1.0
+    assert state["config"]["crop_size"] == 16 and state["config"]["input_size"] == 32
 
     onnx_path = tmp_path / "models" / "tiny.onnx"
     eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None, threads=1)
