@@ -169,8 +169,11 @@ def to_markdown(r: dict[str, Any]) -> str:
     """The report: main table beside the research numbers, sweep, per sequence, caveats."""
     leak = ""
     if r["leaky"]:
-        leak = ("\n**LEAKY SPLIT**: this dataset has no sequence information, so the split is per image and "
-                "near-duplicate frames may sit on both sides; these numbers are inflated.\n")
+        why = ("the split is per image although sequences are known (`train --leaky-split`, for comparison "
+               "with published tables only)" if r["sequences"] else
+               "this dataset has no sequence information, so the split is per image")
+        leak = (f"\n**LEAKY SPLIT**: {why}; near-duplicate frames of one video sit on both sides, "
+                "so these numbers are inflated.\n")
     lines = [
         f"## {r['model_name']} on {Path(r['data']).name}, split `{r['split']}`",
         "",
