@@ -34,3 +34,33 @@ def test_manifest_default_and_errors(tmp_path):
         default_model("cpu", tmp_path)
     with pytest.raises(ContractError, match="no shipped models"):
         pick_realtime("cpu", folder=tmp_path / "empty")
+
+
+def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tmp_path, monkeypatch):
+    """A cold call 3x slower than a timed candidate ends that candidate's timing (start-up stays quick)."""
+    import time
+    from types import SimpleNamespace
+
+    import polypvision.model.session as session
+
+    _model(tmp_path, "accurate_slow.onnx", 0.9)
+    _model(tmp_path, "fast.onnx", 0.5)
+    _model(tmp_path, "huge.onnx", 0.4)
+    delay = {"accurate_slow.onnx": 0.03, "fast.onnx": 0.002, "huge.onnx": 0.05}
+    calls: dict[str, int] = {}
+    real = session.Segmenter
+
+    class FakeSegmenter:
+        def __init__(self, path, provider, **kw):
+            self._name = path.name
+            self.contract = real(path, "cpu").contract
+
+        def predict_small(self, frames):
+            calls[self._name] = calls.get(self._name, 0) + 1
+            time.sleep(delay[self._name])
+            return [SimpleNamespace()]
+
+    monkeypatch.setattr(session, "Segmenter", FakeSegmenter)
+    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path)  # nothing meets 0.6 ms
+    assert path.name == "fast.onnx" and "fastest" in reason
+    assert calls == {"accurate_slow.onnx": 4, "fast.onnx": 4, "huge.onnx": 1}
