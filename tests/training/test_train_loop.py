@@ -56,6 +56,25 @@ def test_crop_view_keeps_the_inference_zoom():
     assert a.shape == (16, 16, 3) and m.shape == (16, 16, 1)
 
 
+def test_crops_find_the_polyp_most_of_the_time():
+    """Patches are placed on a polyp pixel FOREGROUND_P of the time, so most contain polyp."""
+    import tensorflow as tf
+
+    from polypvision.training.augment import FOREGROUND_P, _random_box
+
+    tf.random.set_seed(2)
+    mask = np.zeros((288, 384, 1), np.uint8)
+    mask[250:270, 10:30] = 1  # a small polyp in a corner: a random 1/4-area patch rarely holds it
+    m = tf.constant(mask)
+    hits = 0
+    for _ in range(200):
+        y0, x0, y1, x1 = _random_box(tf.constant(288), tf.constant(384), 0.55, view=0.5, mask=m).numpy()
+        r0, r1, c0, c1 = int(y0 * 288), int(np.ceil(y1 * 288)), int(x0 * 384), int(np.ceil(x1 * 384))
+        hits += bool(mask[r0:r1, c0:c1].any())
+        assert 0.0 <= y0 < y1 <= 1.0 + 1e-6 and 0.0 <= x0 < x1 <= 1.0 + 1e-6
+    assert hits / 200 >= FOREGROUND_P - 0.1
+
+
 def test_train_resume_export_evaluate(tmp_path):
     from polypvision import evaluate as ev
     from polypvision.errors import UserError
