@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", required=True, help="dataset folder with images/ and masks/ (CVC-ClinicDB or Kvasir-SEG layout)")
     p.add_argument("--out", required=True, help="run folder for checkpoints, state and history (e.g. runs/unet16)")
-    p.add_argument("--arch", default="unet", choices=["unet", "mobilenetv2"], help="model family (default: unet)")
+    p.add_argument("--arch", default="unet", choices=["unet", "mobilenetv2", "efficientnet-lite0"], help="model family (default: unet)")
     p.add_argument("--base-filters", type=int, default=16, help="UNet width: 64 is the research model, 16 the real-time one")
     p.add_argument("--epochs", type=int, default=None, help="total epochs (default 40; on --resume, a new total)")
     p.add_argument("--warmup-epochs", type=int, default=5, help="epochs with a pretrained encoder frozen (default 5)")

