@@ -104,7 +104,7 @@ def resolve_model(model: Path | None, provider: str, realtime: bool = False) -> 
     """The model to use: the one given, else a shipped one.
 
     Offline work takes the manifest's default for the provider; live viewing (``realtime``)
-    takes the most accurate shipped model that a quick timing shows keeps up here.
+    takes the shipped model with the best validation Dice that a quick timing shows keeps up here.
     """
     if model is not None:
         return model
