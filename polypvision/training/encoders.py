@@ -124,9 +124,6 @@ def load_torch_state(model: keras.Model, state: dict[str, np.ndarray]) -> int:
     return loaded
 
 
-load_torchvision_weights = load_torch_state  # the MobileNetV2 name the tests and notes use
-
-
 def encoder_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if layer.name.startswith(ENCODER_PREFIXES)]
 

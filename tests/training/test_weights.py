@@ -196,12 +196,12 @@ def test_mobilenet_port_matches_pytorch_semantics():
     """Blocks 0-2 (stride-2 conv, depthwise, expansion, stride-2 depthwise) vs a numpy PyTorch reference."""
     import keras
 
-    from polypvision.training.encoders import load_torchvision_weights, mobilenet_v2_backbone
+    from polypvision.training.encoders import load_torch_state, mobilenet_v2_backbone
 
     rng = np.random.default_rng(0)
     backbone = mobilenet_v2_backbone(None)
     s = _random_state(backbone, rng)
-    assert load_torchvision_weights(backbone, s) > 100
+    assert load_torch_state(backbone, s) > 100
     x = rng.normal(size=(1, 18, 22, 3)).astype(np.float32)  # odd/even sizes exercise padding
     probe = keras.Model(backbone.input, backbone.get_layer("features.2.conv.3").output)
     got = np.asarray(probe(x))[0]
