@@ -53,7 +53,7 @@ def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tm
 
     class FakeSegmenter:
         def __init__(self, path, provider, **kw):
-            self._name = path.name
+            self._name, self.path = path.name, path
             self.contract = real(path, "cpu").contract
 
         def predict_small(self, frames):

@@ -59,18 +59,13 @@ def cuda_likely() -> bool:
     return ctypes.util.find_library("cuda") is not None or os.path.exists("/proc/driver/nvidia/version")
 
 
-def _val_dice(path: Path) -> float:
-    """The model's validation mean Dice from its contract's training provenance (0 when absent).
+def _val_dice(seg) -> float:
+    """A loaded model's validation mean Dice from its contract's training provenance (0 when absent).
 
     Validation, not test: the test sequences are evaluated once per shipped model and reported,
     never used to choose anything, the choice of the app's model included.
     """
-    from polypvision.model.session import Segmenter
-
-    try:
-        training = Segmenter(path, "cpu").contract.training
-    except Exception:  # an unloadable candidate is simply not chosen
-        return -1.0
+    training = seg.contract.training
     value = training.get("val_dice_at_0.5") if isinstance(training, dict) else None
     return float(value) if isinstance(value, (int, float)) else 0.0
 
@@ -90,13 +85,18 @@ def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path
     from polypvision.model.session import Segmenter
 
     folder = folder or models_dir()
-    candidates = sorted(shipped_models(folder), key=_val_dice, reverse=True)
-    if not candidates:
-        raise ContractError(f"no shipped models in {folder}; pass --model PATH")
+    loaded = []
+    for path in shipped_models(folder):  # each session is created once, for ranking and timing
+        try:
+            loaded.append(Segmenter(path, provider))
+        except Exception:  # an unloadable candidate is simply not chosen
+            continue
+    if not loaded:
+        raise ContractError(f"no shipped models that load in {folder}; pass --model PATH")
     limit_ms = 1000.0 / target_fps * budget
     fastest: tuple[float, Path] | None = None
-    for path in candidates:
-        seg = Segmenter(path, provider)
+    for seg in sorted(loaded, key=_val_dice, reverse=True):
+        path = seg.path
         img = np.zeros((seg.contract.input.height, seg.contract.input.width, 3), np.uint8)
         t0 = time.perf_counter()
         seg.predict_small([img])
