@@ -1,0 +1,245 @@
+"""``polypvision ensemble``: several exported models -> one ONNX file that averages them.
+
+Why: on 3 validation and 4 test sequences, two trainings of one recipe differ by as much
+as two encoders do (about 0.03 mean Dice), so the cheapest accuracy lever left on this
+data is to average models rather than pick one. Each member keeps its own input scaling:
+the ensemble's input is RGB/255 (mean 0, std 1) and a per-member ``Mul``/``Add`` turns it
+into what that member was trained on, computed from the member's contract, so the runtime
+sees one ordinary model and needs no change. The members' graphs are copied unchanged
+(names prefixed), their probabilities averaged with ``Mean``.
+
+Needs ``onnx`` (the ``train`` or ``dev`` extra), not TensorFlow: it works on the shipped
+files, so what is averaged is exactly what was evaluated. Before anything is written,
+``onnx.checker`` must pass and the ensemble must match the mean of the members run one
+by one in onnxruntime (max abs difference <= 1e-5); the file is written atomically.
+With ``--data`` the validation mean Dice at 0.5 is measured and stored in the contract,
+which is what the app's start-up pick ranks by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polypvision.errors import UserError
+from polypvision.model.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec
+
+PARITY_TOL = 1e-5
+
+
+class EnsembleError(UserError):
+    """The members cannot be combined, or the combined graph does not match them."""
+
+
+def read_member(path: str | Path):
+    """(ModelProto, contract) of one member; a clear error when it is not a polypvision model."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise EnsembleError(f"{p}: no such model file; pass exported .onnx files (polypvision export)")
+    try:
+        proto = onnx.load(str(p))
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise EnsembleError(f"{p}: not an ONNX model ({type(exc).__name__})") from None
+    meta = {prop.key: prop.value for prop in proto.metadata_props}
+    if METADATA_KEY not in meta:
+        raise EnsembleError(f"{p}: no polypvision contract in the metadata; export it with 'polypvision export'")
+    return proto, ModelContract.from_json(meta[METADATA_KEY])
+
+
+def _check_compatible(contracts: list[ModelContract], names: list[str]) -> None:
+    first = contracts[0].input
+    for c, n in zip(contracts[1:], names[1:]):
+        i = c.input
+        for key in ("layout", "height", "width", "color", "resize"):
+            if getattr(i, key) != getattr(first, key):
+                raise EnsembleError(f"{n}: input {key} {getattr(i, key)!r} differs from {names[0]}'s "
+                                    f"{getattr(first, key)!r}; members must share the input geometry")
+
+
+def member_affine(spec: InputSpec, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with member_input = x * a + b for x = pixel * ``scale`` (the ensemble's input)."""
+    std = np.asarray(spec.std, np.float64)
+    a = spec.scale / scale / std
+    b = -np.asarray(spec.mean, np.float64) / std
+    return a.astype(np.float32), b.astype(np.float32)
+
+
+def compose(members: list[tuple[Any, ModelContract]], name: str, threshold: float, training: dict[str, Any],
+            metrics: dict[str, Any] | None = None):
+    """The averaged graph with its contract attached (not yet checked or written)."""
+    import onnx
+    from onnx import TensorProto, compose, helper, numpy_helper
+
+    from polypvision.training.export import set_contract
+
+    if len(members) < 2:
+        raise EnsembleError("an ensemble needs at least two member models")
+    contracts = [c for _, c in members]
+    _check_compatible(contracts, [c.name for c in contracts])
+    spec0 = contracts[0].input
+    scale = 1.0 / 255.0
+    shape_c = [3] if spec0.layout == "NHWC" else [3, 1, 1]
+    nodes, inits, opsets = [], [], {}
+    outputs = []
+    first_in = members[0][0].graph.input[0]
+    for k, (proto, c) in enumerate(members):
+        pre = f"m{k}_"
+        m = compose.add_prefix(proto, prefix=pre)
+        for op in m.opset_import:
+            opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
+        inp = pre + c.input.name
+        if inp not in {i.name for i in m.graph.input}:
+            raise EnsembleError(f"{c.name}: the graph has no input {c.input.name!r} named by its contract")
+        a, b = member_affine(c.input, scale)
+        inits += [numpy_helper.from_array(a.reshape(shape_c), pre + "ens_a"),
+                  numpy_helper.from_array(b.reshape(shape_c), pre + "ens_b")]
+        nodes += [helper.make_node("Mul", ["image", pre + "ens_a"], [pre + "ens_scaled"], name=pre + "ens_mul"),
+                  helper.make_node("Add", [pre + "ens_scaled", pre + "ens_b"], [inp], name=pre + "ens_add")]
+        nodes += list(m.graph.node)
+        inits += list(m.graph.initializer)
+        out = pre + c.output.name
+        if c.output.kind == "logit":
+            nodes.append(helper.make_node("Sigmoid", [out], [out + "_prob"], name=pre + "ens_sigmoid"))
+            out += "_prob"
+        outputs.append(out)
+    nodes.append(helper.make_node("Mean", outputs, ["mask"], name="ensemble_mean"))
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, None)
+    image.type.CopyFrom(first_in.type)
+    mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, None)
+    mask.type.CopyFrom(members[0][0].graph.output[0].type)
+    graph = helper.make_graph(nodes, name, [image], [mask], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+                              producer_name="polypvision-ensemble")
+    model.ir_version = members[0][0].ir_version
+    contract = ModelContract(
+        name=name,
+        architecture="ensemble(" + "+".join(c.architecture for c in contracts) + ")",
+        base_filters=None,
+        input=InputSpec(name="image", layout=spec0.layout, height=spec0.height, width=spec0.width, color=spec0.color,
+                        resize=spec0.resize, scale=scale, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+        output=OutputSpec(name="mask", kind="probability", threshold=float(threshold)),
+        training=training,
+        metrics=metrics or {},
+    )
+    set_contract(model, contract)
+    onnx.checker.check_model(model)
+    return model, contract
+
+
+def parity(proto, members: list[tuple[Any, ModelContract]], n: int = 2, seed: int = 0) -> float:
+    """Max abs difference between the ensemble and the mean of its members run one by one."""
+    import onnxruntime as ort
+
+    c0 = members[0][1].input
+    shape = (n, c0.height, c0.width, 3) if c0.layout == "NHWC" else (n, 3, c0.height, c0.width)
+    pixels = np.random.default_rng(seed).integers(0, 256, shape).astype(np.float32)
+    cpu = ["CPUExecutionProvider"]
+    ens = ort.InferenceSession(proto.SerializeToString(), providers=cpu)
+    got = ens.run(["mask"], {"image": pixels / 255.0})[0]
+    probs = []
+    for m, c in members:
+        sess = ort.InferenceSession(m.SerializeToString(), providers=cpu)
+        shape_c = (3,) if c.input.layout == "NHWC" else (3, 1, 1)
+        x = (pixels * c.input.scale - np.reshape(c.input.mean, shape_c)) / np.reshape(c.input.std, shape_c)
+        p = sess.run([c.output.name], {c.input.name: x.astype(np.float32)})[0]
+        probs.append(1.0 / (1.0 + np.exp(-p)) if c.output.kind == "logit" else p)
+    ref = np.mean(probs, axis=0)
+    if got.shape != ref.shape:
+        raise EnsembleError(f"ensemble returns shape {got.shape}, its members {ref.shape}")
+    return float(np.max(np.abs(got - ref)))
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build(member_paths: list[str | Path], output: str | Path, name: str | None = None, threshold: float = 0.5,
+          data: str | Path | None = None, split_file: str | Path | None = None,
+          metrics: dict[str, Any] | None = None, command: str | None = None) -> dict[str, Any]:
+    """Compose, check, measure validation Dice (when ``data`` is given) and write ``output`` atomically."""
+    from polypvision.training.export import _portable, write_atomic
+
+    if not 0.0 < threshold < 1.0:
+        raise EnsembleError(f"--threshold {threshold}: must lie strictly between 0 and 1")
+    output = Path(output)
+    paths = [Path(p) for p in member_paths]
+    if any(p.resolve() == output.resolve() for p in paths):
+        raise EnsembleError(f"{output} is also a member; write the ensemble to a new file")
+    members = [read_member(p) for p in paths]
+    name = name or output.stem
+    training: dict[str, Any] = {
+        "combination": "mean of the members' probabilities; each member keeps its own input scaling",
+        "members": [{"file": p.name, "sha256": sha256(p), "name": c.name, "architecture": c.architecture,
+                     "val_dice_at_0.5": c.training.get("val_dice_at_0.5"),
+                     "test_mean_dice": (c.metrics.get("mean") or {}).get("dice")} for p, (_, c) in zip(paths, members)],
+        "data": members[0][1].training.get("data"),
+        "split": members[0][1].training.get("split"),
+        "split_leaky": any(bool(c.training.get("split_leaky")) for _, c in members),
+        "input_size": members[0][1].input.height,
+        "command": [command] if command else [],
+        "threshold_chosen_on": "fixed at 0.5 before any ensemble figure was measured",
+    }
+    proto, _ = compose(members, name, threshold, training, metrics)
+    err = parity(proto, members)
+    if not err <= PARITY_TOL:
+        raise EnsembleError(f"ensemble differs from the mean of its members by {err:.2e} (> {PARITY_TOL:.0e}); "
+                            f"not writing {output}")
+    if data is not None:
+        training["val_dice_at_0.5"] = _val_dice(proto, data, split_file)
+        training["split"] = _portable(str(split_file)) if split_file else training["split"]
+        proto, _ = compose(members, name, threshold, training, metrics)
+    write_atomic(proto, output)
+    return {"output": str(output), "parity": err, "val_dice_at_0.5": training.get("val_dice_at_0.5"),
+            "members": len(members)}
+
+
+def _val_dice(proto, data: str | Path, split_file: str | Path | None) -> float:
+    """Validation mean Dice at 0.5 through the app's own preprocessing (the file is written to a temp first)."""
+    from polypvision.evaluate import evaluate
+    from polypvision.training.export import write_atomic
+
+    fd, tmp = tempfile.mkstemp(prefix="ensemble.", suffix=".onnx")
+    os.close(fd)
+    try:
+        write_atomic(proto, tmp)
+        r = evaluate(tmp, data, split="val", split_file=split_file, threshold=0.5)
+    finally:
+        os.unlink(tmp)
+    return float(r["mean"]["dice"])
+
+
+def run(args) -> int:
+    import shlex
+
+    metrics = None
+    if args.metrics:
+        try:
+            metrics = json.loads(Path(args.metrics).read_text())
+        except (OSError, ValueError) as exc:
+            raise EnsembleError(f"--metrics {args.metrics}: cannot read JSON ({exc})") from None
+    # provenance: the command that makes the model, rebuilt from the parsed arguments (not how
+    # its test metrics were attached afterwards, which --metrics records in the contract itself)
+    parts = ["polypvision", "ensemble", *map(str, args.members), "-o", str(args.output)]
+    for flag, value in (("--name", args.name), ("--threshold", args.threshold), ("--data", args.data),
+                        ("--split-file", args.split_file)):
+        if value is not None:
+            parts += [flag, str(value)]
+    command = " ".join(shlex.quote(p) for p in parts)
+    r = build(args.members, args.output, name=args.name, threshold=args.threshold, data=args.data,
+              split_file=args.split_file, metrics=metrics, command=command)
+    val = r["val_dice_at_0.5"]
+    print(f"wrote {r['output']}: mean of {r['members']} models, parity max|ensemble - mean of members| "
+          f"{r['parity']:.2e}" + (f", validation mean Dice at 0.5 {val:.4f}" if val is not None else ""))
+    return 0
