@@ -83,6 +83,9 @@ def register(subparsers) -> None:
                         "only for comparing with published tables; every report flags it as leaky")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--refit-of", default=None, metavar="RUN",
+                   help="retrain RUN's recipe on train + val for the epoch count its validation chose "
+                        "(a final model; nothing is validated in the refit, --arch and schedule options are RUN's)")
     p.add_argument("--force", action="store_true", help="start over even if --out holds a run")
     p.set_defaults(func=_train)
 

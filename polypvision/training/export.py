@@ -180,6 +180,9 @@ def run(args) -> int:
         "val_dice_at_0.5": state.get("best_dice"),
         "threshold_chosen_on": "validation split (closest to 0.5 within 0.01 of the best validation Dice)",
     }
+    if state.get("refit"):  # trained on train + val: its validation figures are the recipe's (see training/refit.py)
+        training["refit"] = state["refit"]
+        training["threshold_chosen_on"] += ", of the run it refits"
     metrics = None
     if args.metrics:
         try:

@@ -266,8 +266,23 @@ def _cosine(lr: float, i: int, n: int, floor: float = 0.02) -> float:
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * i / (n - 1))))
 
 
+def epoch_lr(config: dict[str, Any], epoch: int, epochs: int) -> float:
+    """The learning rate of ``epoch``: constant in the warm-up, then cosine decay to the end of ``epochs``."""
+    warm = int(config.get("warmup_epochs") or 0)
+    phase = "warmup" if epoch < warm else ("finetune" if warm else "train")
+    base_lr = float(config["finetune_lr"] if phase == "finetune" else config["lr"])
+    if phase == "warmup":
+        return base_lr
+    i, n = (epoch - warm, epochs - warm) if phase == "finetune" else (epoch, epochs)
+    return _cosine(base_lr, i, n)
+
+
 def run(args) -> int:
     """Train per ``args`` (see ``cli_train``); returns an exit status."""
+    if getattr(args, "refit_of", None):
+        from polypvision.training.refit import refit
+
+        return refit(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -377,9 +392,7 @@ def run(args) -> int:
             opt = keras.optimizers.Adam(learning_rate=float(config["lr"]))
             model.compile(optimizer=opt, loss=bce_dice_loss)
             phase_now = phase
-        base_lr = float(config["finetune_lr"] if phase == "finetune" else config["lr"])
-        i, n = (epoch - warm, epochs - warm) if phase == "finetune" else (epoch, warm if phase == "warmup" else epochs)
-        lr = _cosine(base_lr, i, n) if phase != "warmup" else base_lr
+        lr = epoch_lr(config, epoch, epochs)
         model.optimizer.learning_rate.assign(lr)
         prog = _Progress(out.name, epoch, epochs, steps, float(config["ema_decay"]), ema)
         hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)

@@ -122,3 +122,32 @@ def test_train_resume_export_evaluate(tmp_path):
 
     c = Segmenter(onnx_path, provider="cpu").contract
     assert c.input.height == 256 and c.training["epochs"] == 3 and c.training["split"].endswith("split.json")
+
+
+def test_refit_trains_the_recipe_on_train_and_val_for_the_chosen_epochs(tmp_path):
+    from polypvision import data as pdata
+    from polypvision.errors import UserError
+    from polypvision.model.session import Segmenter
+    from polypvision.training import export, train
+
+    data = make_dataset(tmp_path / "toydb", n_seq=8, per_seq=3)
+    src, split = tmp_path / "runs" / "tiny", tmp_path / "split.json"
+    assert train.run(_args(data, src, split, epochs=3)) == 0
+    source = json.loads((src / "state.json").read_text())
+    out = tmp_path / "runs" / "tiny_refit"
+    assert train.run(_args(data, out, None, refit_of=str(src))) == 0
+    state = json.loads((out / "state.json").read_text())
+    ds = pdata.discover(data)
+    sp = pdata.load_or_create_split(ds, split)
+    n = len(pdata.select(ds, sp, "train")) + len(pdata.select(ds, sp, "val"))
+    assert state["refit"]["frames"] == n and state["epoch"] == source["best_epoch"] and state["finished"]
+    assert state["config"]["arch"] == "unet" and state["config"]["base_filters"] == 2  # the recipe, not --arch
+    onnx_path = tmp_path / "refit.onnx"
+    eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None, threads=1)
+    assert export.run(eargs) == 0
+    c = Segmenter(onnx_path, provider="cpu").contract
+    assert c.training["refit"]["of"] == str(src) and c.training["val_dice_at_0.5"] == source["best_dice"]
+    with pytest.raises(UserError, match="already holds a run"):
+        train.run(_args(data, out, None, refit_of=str(src)))
+    with pytest.raises(UserError, match="state.json"):
+        train.run(_args(data, tmp_path / "r2", None, refit_of=str(tmp_path / "nowhere")))

@@ -1,0 +1,116 @@
+"""``polypvision train --refit-of RUN``: a run's recipe retrained on train + validation.
+
+Why: with 24 sequences in all, the 3 validation sequences are an eighth of the polyps there are
+to learn from. Once validation has chosen the recipe and its epoch count, the usual last step is
+to retrain that recipe, for that many epochs, on train + validation, and report the test split
+once. Nothing is chosen during a refit (there is no held-out data left to choose with): the
+learning-rate schedule is the original run's (same total length, stopped at its best epoch), and
+the weights kept are of the kind that run kept at that epoch (EMA or raw). The validation Dice
+the exported contract carries is the original run's, labelled as the recipe's, so the app's
+model ranking is unchanged by a refit.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from polypvision import data as pdata
+from polypvision.errors import UserError
+
+
+def refit(args) -> int:
+    import keras
+
+    from polypvision.training import encoders
+    from polypvision.training.train import (
+        _Progress,
+        bce_dice_loss,
+        build_model,
+        configure_threads,
+        epoch_lr,
+        fmt_duration,
+        load_train_arrays,
+        make_dataset,
+    )
+
+    src = Path(args.refit_of)
+    try:
+        source = json.loads((src / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--refit-of {src}: cannot read its state.json ({exc}); pass a run folder from "
+                        "'polypvision train'") from None
+    if not source.get("best_epoch") or not source.get("best_scores"):
+        raise UserError(f"--refit-of {src}: the run has no validation-chosen epoch yet; let it train first")
+    out = Path(args.out)
+    state_path = out / "state.json"
+    if state_path.is_file() and not args.force:
+        raise UserError(f"{out} already holds a run; pass --force to start the refit over (a refit cannot resume)")
+    config: dict[str, Any] = dict(source["config"])
+    if config.get("crop_size"):
+        raise UserError(f"--refit-of {src}: patch-trained runs (--crop-size) are not supported by refit")
+    configure_threads(args.threads)
+    n_epochs = int(source["best_epoch"])
+    total = int(config["epochs"])
+    kind = source.get("best_weights", "ema")
+    dataset = pdata.discover(args.data or config["data"])
+    split = pdata.load_or_create_split(dataset, args.split_file or config["split_file"])
+    if split.leaky:
+        raise UserError("--refit-of: the run's split is per image (leaky); refit only leak-free runs")
+    samples = pdata.select(dataset, split, "train") + pdata.select(dataset, split, "val")
+    size, batch = int(config["input_size"]), int(config["batch_size"])
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "polypvision train"
+    state: dict[str, Any] = {
+        "commands": [*source.get("commands", []), cmd],
+        "config": {**config, "threads": args.threads},
+        "refit": {"of": str(src), "epochs": n_epochs, "schedule_epochs": total, "weights": kind,
+                  "frames": len(samples), "sequences": "train + val",
+                  "recipe_val_dice_at_0.5": source.get("best_dice"),
+                  "note": "trained on train + val: its validation Dice is the original run's (the recipe's); "
+                          "no held-out data chose anything in this run"},
+        # what export reads: the recipe's validation figures and threshold choice
+        "best_dice": source.get("best_dice"), "best_scores": source["best_scores"], "best_epoch": n_epochs,
+    }
+    print(f"[{out.name}] refit of {src}: {len(samples)} frames (train + val), {n_epochs} of {total} scheduled epochs, "
+          f"keeping the {kind} weights", flush=True)
+    imgs, masks = load_train_arrays(samples)
+    keras.utils.set_random_seed(int(config["seed"]))
+    ds = make_dataset(imgs, masks, size, batch, tuple(config["mean"]), tuple(config["std"]), seed=int(config["seed"]))
+    model = build_model(config, size)
+    arch = encoders.get(config["arch"])
+    steps = max(1, len(imgs) // batch)
+    warm = int(config.get("warmup_epochs") or 0)
+    phase_now, ema, wall = None, None, 0.0
+    for epoch in range(n_epochs):
+        t0 = time.time()
+        phase = "warmup" if epoch < warm else ("finetune" if warm else "train")
+        if phase != phase_now:
+            if arch.pretrained:
+                encoders.set_encoder_trainable(model, phase != "warmup")
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])), loss=bce_dice_loss)
+            phase_now = phase
+        lr = epoch_lr(config, epoch, total)
+        model.optimizer.learning_rate.assign(lr)
+        prog = _Progress(out.name, epoch, n_epochs, steps, float(config["ema_decay"]), ema)
+        hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
+        ema = prog.ema
+        model.save_weights(out / "last.weights.h5")
+        wall += time.time() - t0
+        state.update(epoch=epoch + 1, wall_s=wall, phase=phase)
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(state_path)
+        print(f"[{out.name}] epoch {epoch + 1}/{n_epochs} {phase} lr {lr:.2g} loss {hist.history['loss'][-1]:.4f} "
+              f"{fmt_duration(time.time() - t0)}/epoch", flush=True)
+    if kind == "ema" and ema is not None:
+        model.set_weights(ema)
+    model.save_weights(out / "best.weights.h5")  # what export reads: the refit's final weights
+    state["finished"] = True
+    state_path.write_text(json.dumps(state, indent=1))
+    print(f"[{out.name}] done: refit {n_epochs} epochs on {len(samples)} frames, wall {fmt_duration(wall)}", flush=True)
+    return 0
