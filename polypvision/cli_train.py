@@ -114,6 +114,9 @@ def register(subparsers) -> None:
     n.add_argument("--data", default=None, help="dataset folder: measure the validation mean Dice and store it")
     n.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json)")
     n.add_argument("--metrics", default=None, help="JSON file of test metrics (from evaluate --json) to store in the contract")
+    n.add_argument("--recipe-val-dice", type=float, default=None,
+                   help="for members refitted on train + val only: the validation Dice of the same ensemble of "
+                        "the runs they refit (measured before the refit), stored as the ensemble's")
     n.set_defaults(func=_ensemble)
 
     v = subparsers.add_parser(

@@ -88,3 +88,21 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli_train.main(["ensemble", str(a), str(a), "-o", str(tmp_path / "e.onnx"), "--threshold", "1.5"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "e.onnx").exists()
+
+
+def test_refitted_members_have_no_validation_left(tmp_path):
+    """Members trained on train + val: --data would score training data, so only the recipe's figure is taken."""
+    data = make_dataset(tmp_path / "toydb", n_seq=8, per_seq=3)
+    doc = contract_doc(64, training={"val_dice_at_0.5": 0.8, "refit": {"of": "runs/x"}})
+    a = build_toy_model(tmp_path / "a.onnx", 64, contract=doc)
+    b = build_toy_model(tmp_path / "b.onnx", 64, gain=3.0)
+    out = tmp_path / "ens.onnx"
+    with pytest.raises(ensemble.EnsembleError, match="refit"):
+        ensemble.build([a, b], out, data=data, split_file=tmp_path / "s.json")
+    assert not out.exists()
+    ensemble.build([a, b], out, recipe_val_dice=0.81)
+    c = Segmenter(out, "cpu").contract
+    assert c.training["val_dice_at_0.5"] == 0.81 and "recipe" in c.training["val_dice_source"]
+    plain = build_toy_model(tmp_path / "c.onnx", 64)
+    with pytest.raises(ensemble.EnsembleError, match="only for members refitted"):
+        ensemble.build([plain, b], tmp_path / "e2.onnx", recipe_val_dice=0.81)

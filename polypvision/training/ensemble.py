@@ -167,8 +167,14 @@ def sha256(path: Path) -> str:
 
 def build(member_paths: list[str | Path], output: str | Path, name: str | None = None, threshold: float = 0.5,
           data: str | Path | None = None, split_file: str | Path | None = None,
-          metrics: dict[str, Any] | None = None, command: str | None = None) -> dict[str, Any]:
-    """Compose, check, measure validation Dice (when ``data`` is given) and write ``output`` atomically."""
+          metrics: dict[str, Any] | None = None, command: str | None = None,
+          recipe_val_dice: float | None = None) -> dict[str, Any]:
+    """Compose, check, measure validation Dice (when ``data`` is given) and write ``output`` atomically.
+
+    Members refitted on train + val (``train --refit-of``) have no held-out validation left, so
+    ``data`` is refused for them; ``recipe_val_dice`` then records the validation Dice that the
+    same ensemble of the runs they refit scored (measured before the refit), labelled as such.
+    """
     from polypvision.training.export import _portable, write_atomic
 
     if not 0.0 < threshold < 1.0:
@@ -178,6 +184,12 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
     if any(p.resolve() == output.resolve() for p in paths):
         raise EnsembleError(f"{output} is also a member; write the ensemble to a new file")
     members = [read_member(p) for p in paths]
+    refits = [c.name for _, c in members if c.training.get("refit")]
+    if refits and data is not None:
+        raise EnsembleError(f"{', '.join(refits)}: trained on train + val (refit), so a validation Dice of the "
+                            "ensemble would be measured on training data; drop --data (see --recipe-val-dice)")
+    if recipe_val_dice is not None and not refits:
+        raise EnsembleError("--recipe-val-dice is only for members refitted on train + val; pass --data instead")
     name = name or output.stem
     training: dict[str, Any] = {
         "combination": "mean of the members' probabilities; each member keeps its own input scaling",
@@ -191,6 +203,10 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
         "command": [command] if command else [],
         "threshold_chosen_on": "fixed at 0.5 before any ensemble figure was measured",
     }
+    if recipe_val_dice is not None:
+        training["val_dice_at_0.5"] = float(recipe_val_dice)
+        training["val_dice_source"] = ("the recipe's: the same ensemble of the runs these members refit, measured "
+                                       "on validation before the refit")
     proto, _ = compose(members, name, threshold, training, metrics)
     err = parity(proto, members)
     if not err <= PARITY_TOL:
@@ -233,13 +249,15 @@ def run(args) -> int:
     # its test metrics were attached afterwards, which --metrics records in the contract itself)
     parts = ["polypvision", "ensemble", *map(str, args.members), "-o", str(args.output)]
     for flag, value in (("--name", args.name), ("--threshold", args.threshold), ("--data", args.data),
-                        ("--split-file", args.split_file)):
+                        ("--split-file", args.split_file), ("--recipe-val-dice", getattr(args, "recipe_val_dice", None))):
         if value is not None:
             parts += [flag, str(value)]
     command = " ".join(shlex.quote(p) for p in parts)
     r = build(args.members, args.output, name=args.name, threshold=args.threshold, data=args.data,
-              split_file=args.split_file, metrics=metrics, command=command)
+              split_file=args.split_file, metrics=metrics, command=command,
+              recipe_val_dice=getattr(args, "recipe_val_dice", None))
     val = r["val_dice_at_0.5"]
     print(f"wrote {r['output']}: mean of {r['members']} models, parity max|ensemble - mean of members| "
-          f"{r['parity']:.2e}" + (f", validation mean Dice at 0.5 {val:.4f}" if val is not None else ""))
+          f"{r['parity']:.2e}" + (f", validation mean Dice at 0.5 {val:.4f}" if val is not None else "")
+          + (" (the recipe's, as given)" if getattr(args, "recipe_val_dice", None) is not None else ""))
     return 0
