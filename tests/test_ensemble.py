@@ -15,18 +15,29 @@ from polypvision.training import ensemble
 pytest.importorskip("onnx")
 
 
-def _members(tmp_path, size=64):
+def _members(tmp_path, size=64, layout="NHWC"):
     """Two toy members with different input scaling and output kinds (the ensemble must honour both)."""
-    a = build_toy_model(tmp_path / "a.onnx", size, gain=12.0, bias=-2.0)
-    doc = contract_doc(size, training={"val_dice_at_0.5": 0.7})
-    doc["input"].update(mean=[0.5, 0.4, 0.3], std=[0.25, 0.2, 0.3])
+    a = build_toy_model(tmp_path / "a.onnx", size, gain=12.0, bias=-2.0, layout=layout)
+    doc = contract_doc(size, layout, training={"val_dice_at_0.5": 0.7})
+    doc["input"].update(scale=1.0, mean=[127.0, 100.0, 90.0], std=[64.0, 50.0, 70.0])  # raw-pixel scaling
     doc["output"]["kind"] = "logit"  # read as logits: the runtime (and the ensemble) apply a sigmoid
-    b = build_toy_model(tmp_path / "b.onnx", size, gain=3.0, bias=0.5, contract=doc)
+    b = build_toy_model(tmp_path / "b.onnx", size, gain=3.0, bias=0.5, contract=doc, layout=layout)
     return a, b
 
 
-def test_ensemble_equals_the_mean_of_its_members_through_the_app(tmp_path):
-    a, b = _members(tmp_path)
+def _fix_batch(path, batch=1):
+    import onnx
+
+    m = onnx.load(str(path))
+    for vi in (*m.graph.input, *m.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_value = batch
+    onnx.save(m, str(path))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_ensemble_equals_the_mean_of_its_members_through_the_app(tmp_path, layout):
+    a, b = _members(tmp_path, layout=layout)
     out = tmp_path / "ens.onnx"
     r = ensemble.build([a, b], out, command="polypvision ensemble a.onnx b.onnx -o ens.onnx")
     assert r["parity"] <= ensemble.PARITY_TOL and out.is_file()
@@ -39,6 +50,7 @@ def test_ensemble_equals_the_mean_of_its_members_through_the_app(tmp_path):
     assert not np.allclose(pa[0], pb[0], atol=1e-2)  # the members really differ
     c = Segmenter(out, "cpu").contract
     assert c.architecture == "ensemble(toy+toy)" and c.output.kind == "probability" and c.output.threshold == 0.5
+    assert c.input.layout == layout and c.input.scale == 1.0
     assert [m["sha256"] for m in c.training["members"]] == [ensemble.sha256(a), ensemble.sha256(b)]
     assert c.training["command"] == ["polypvision ensemble a.onnx b.onnx -o ens.onnx"]
 
@@ -106,3 +118,35 @@ def test_refitted_members_have_no_validation_left(tmp_path):
     plain = build_toy_model(tmp_path / "c.onnx", 64)
     with pytest.raises(ensemble.EnsembleError, match="only for members refitted"):
         ensemble.build([plain, b], tmp_path / "e2.onnx", recipe_val_dice=0.81)
+
+
+def test_members_of_other_opsets_or_output_shapes_are_refused(tmp_path):
+    import onnx
+
+    a = build_toy_model(tmp_path / "a.onnx", 64)
+    b = build_toy_model(tmp_path / "b.onnx", 64, gain=3.0)
+    m = onnx.load(str(b))
+    m.opset_import[0].version = 18
+    onnx.save(m, str(tmp_path / "b18.onnx"))
+    with pytest.raises(ensemble.EnsembleError, match="opset 18"):
+        ensemble.build([a, tmp_path / "b18.onnx"], tmp_path / "e.onnx")
+    m = onnx.load(str(b))
+    m.graph.output[0].type.tensor_type.shape.dim.pop()  # (N, H, W) instead of (N, H, W, 1)
+    onnx.save(m, str(tmp_path / "b3.onnx"))
+    with pytest.raises(ensemble.EnsembleError, match="rank 3"):
+        ensemble.build([a, tmp_path / "b3.onnx"], tmp_path / "e.onnx")
+    with pytest.raises(ensemble.EnsembleError, match="recipe-val-dice"):
+        ensemble.build([a, b], tmp_path / "e.onnx", recipe_val_dice=82.2)
+    assert not (tmp_path / "e.onnx").exists()
+
+
+def test_a_fixed_batch_member_makes_a_fixed_batch_ensemble_that_the_app_runs(tmp_path):
+    a, b = _members(tmp_path)
+    _fix_batch(b)
+    out = tmp_path / "ens.onnx"
+    assert ensemble.build([a, b], out)["parity"] <= ensemble.PARITY_TOL
+    frames = [np.random.default_rng(i).integers(0, 256, (40, 50, 3), np.uint8) for i in range(3)]
+    got = Segmenter(out, "cpu").predict(frames)  # the runtime feeds a fixed-batch model frame by frame
+    want = [(x + y) / 2 for x, y in zip(Segmenter(a, "cpu").predict(frames), Segmenter(b, "cpu").predict(frames))]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-5)

@@ -3,7 +3,7 @@
 Why: on 3 validation and 4 test sequences, two trainings of one recipe differ by as much
 as two encoders do (about 0.03 mean Dice), so the cheapest accuracy lever left on this
 data is to average models rather than pick one. Each member keeps its own input scaling:
-the ensemble's input is RGB/255 (mean 0, std 1) and a per-member ``Mul``/``Add`` turns it
+the ensemble's input is raw RGB pixels (scale 1, mean 0, std 1) and a per-member ``Mul``/``Add`` turns it
 into what that member was trained on, computed from the member's contract, so the runtime
 sees one ordinary model and needs no change. The members' graphs are copied unchanged
 (names prefixed), their probabilities averaged with ``Mean``.
@@ -64,8 +64,54 @@ def _check_compatible(contracts: list[ModelContract], names: list[str]) -> None:
                                     f"{getattr(first, key)!r}; members must share the input geometry")
 
 
-def member_affine(spec: InputSpec, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) with member_input = x * a + b for x = pixel * ``scale`` (the ensemble's input)."""
+def _value_info(values, name: str):
+    return next((v for v in values if v.name == name), None)
+
+
+def _dims(vi) -> list[int | None]:
+    """A tensor's dimensions: an int where fixed, None where symbolic."""
+    return [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+
+
+def _check_graphs(members: list[tuple[Any, ModelContract]]) -> None:
+    """Same opsets and output rank for every member (a merged graph runs under one opset per domain)."""
+    first_proto, first = members[0]
+    opsets0 = {op.domain or "ai.onnx": op.version for op in first_proto.opset_import}
+    rank0 = None
+    for proto, c in members:
+        opsets = {op.domain or "ai.onnx": op.version for op in proto.opset_import}
+        for domain in set(opsets) & set(opsets0):
+            if opsets[domain] != opsets0[domain]:
+                raise EnsembleError(f"{c.name}: opset {opsets[domain]} for '{domain}' differs from {first.name}'s "
+                                    f"{opsets0[domain]}; export the members with the same opset")
+        inp = _value_info(proto.graph.input, c.input.name)
+        out = _value_info(proto.graph.output, c.output.name)
+        if inp is None or out is None:
+            raise EnsembleError(f"{c.name}: the graph has no input {c.input.name!r} or output {c.output.name!r} "
+                                "named by its contract; re-export it")
+        rank = len(_dims(out))
+        if rank0 is None:
+            rank0 = rank
+        elif rank != rank0:
+            raise EnsembleError(f"{c.name}: output has rank {rank}, {first.name}'s {rank0}; members must return "
+                                "masks of the same shape")
+
+
+def _fixed_batch(members: list[tuple[Any, ModelContract]]) -> int | None:
+    """The batch size a member's graph is fixed to, if any (then the ensemble is fixed to it too)."""
+    for proto, c in members:
+        dims = _dims(_value_info(proto.graph.input, c.input.name))
+        if dims and dims[0]:
+            return int(dims[0])
+    return None
+
+
+def member_affine(spec: InputSpec, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) with member_input = x * a + b for x = pixel * ``scale`` (the ensemble's input).
+
+    The ensemble's input is raw pixels (scale 1), so a = member scale / std and b = -mean / std:
+    the same multiply-add the runtime's preprocessing does for the member on its own.
+    """
     std = np.asarray(spec.std, np.float64)
     a = spec.scale / scale / std
     b = -np.asarray(spec.mean, np.float64) / std
@@ -84,20 +130,23 @@ def compose(members: list[tuple[Any, ModelContract]], name: str, threshold: floa
         raise EnsembleError("an ensemble needs at least two member models")
     contracts = [c for _, c in members]
     _check_compatible(contracts, [c.name for c in contracts])
+    _check_graphs(members)
     spec0 = contracts[0].input
-    scale = 1.0 / 255.0
+    scale = 1.0  # raw pixels in; each member's scaling is its own Mul/Add
     shape_c = [3] if spec0.layout == "NHWC" else [3, 1, 1]
     nodes, inits, opsets = [], [], {}
     outputs = []
-    first_in = members[0][0].graph.input[0]
+    batch = _fixed_batch(members)
+    source = next((p for p, c in members if _dims(_value_info(p.graph.input, c.input.name))[:1] == [batch]),
+                  members[0][0]) if batch else members[0][0]
+    src_c = contracts[[p for p, _ in members].index(source)]
+    first_in = _value_info(source.graph.input, src_c.input.name)
     for k, (proto, c) in enumerate(members):
         pre = f"m{k}_"
         m = compose.add_prefix(proto, prefix=pre)
         for op in m.opset_import:
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
         inp = pre + c.input.name
-        if inp not in {i.name for i in m.graph.input}:
-            raise EnsembleError(f"{c.name}: the graph has no input {c.input.name!r} named by its contract")
         a, b = member_affine(c.input, scale)
         inits += [numpy_helper.from_array(a.reshape(shape_c), pre + "ens_a"),
                   numpy_helper.from_array(b.reshape(shape_c), pre + "ens_b")]
@@ -114,11 +163,11 @@ def compose(members: list[tuple[Any, ModelContract]], name: str, threshold: floa
     image = helper.make_tensor_value_info("image", TensorProto.FLOAT, None)
     image.type.CopyFrom(first_in.type)
     mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, None)
-    mask.type.CopyFrom(members[0][0].graph.output[0].type)
+    mask.type.CopyFrom(_value_info(source.graph.output, src_c.output.name).type)
     graph = helper.make_graph(nodes, name, [image], [mask], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
                               producer_name="polypvision-ensemble")
-    model.ir_version = members[0][0].ir_version
+    model.ir_version = max(p.ir_version for p, _ in members)
     contract = ModelContract(
         name=name,
         architecture="ensemble(" + "+".join(c.architecture for c in contracts) + ")",
@@ -130,12 +179,29 @@ def compose(members: list[tuple[Any, ModelContract]], name: str, threshold: floa
         metrics=metrics or {},
     )
     set_contract(model, contract)
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # the checker's own errors carry multi-line context
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EnsembleError(f"the combined graph fails the ONNX checker: {first_line}") from None
     return model, contract
 
 
-def parity(proto, members: list[tuple[Any, ModelContract]], n: int = 2, seed: int = 0) -> float:
-    """Max abs difference between the ensemble and the mean of its members run one by one."""
+def parity(proto, members: list[tuple[Any, ModelContract]], n: int | None = None, seed: int = 0) -> float:
+    """Max abs difference between the ensemble and the mean of its members run one by one.
+
+    Batch 2 (the dynamic batch the runtime uses) unless a member is fixed to another size.
+    """
+    try:
+        return _parity(proto, members, n or _fixed_batch(members) or 2, seed)
+    except EnsembleError:
+        raise
+    except Exception as exc:  # onnxruntime's errors: one line for the user
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EnsembleError(f"the combined graph does not run in onnxruntime: {first_line}") from None
+
+
+def _parity(proto, members: list[tuple[Any, ModelContract]], n: int, seed: int) -> float:
     import onnxruntime as ort
 
     c0 = members[0][1].input
@@ -143,7 +209,7 @@ def parity(proto, members: list[tuple[Any, ModelContract]], n: int = 2, seed: in
     pixels = np.random.default_rng(seed).integers(0, 256, shape).astype(np.float32)
     cpu = ["CPUExecutionProvider"]
     ens = ort.InferenceSession(proto.SerializeToString(), providers=cpu)
-    got = ens.run(["mask"], {"image": pixels / 255.0})[0]
+    got = ens.run(["mask"], {"image": pixels})[0]
     probs = []
     for m, c in members:
         sess = ort.InferenceSession(m.SerializeToString(), providers=cpu)
@@ -179,6 +245,8 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
 
     if not 0.0 < threshold < 1.0:
         raise EnsembleError(f"--threshold {threshold}: must lie strictly between 0 and 1")
+    if recipe_val_dice is not None and not 0.0 < recipe_val_dice <= 1.0:
+        raise EnsembleError(f"--recipe-val-dice {recipe_val_dice}: a Dice lies in (0, 1]")
     output = Path(output)
     paths = [Path(p) for p in member_paths]
     if any(p.resolve() == output.resolve() for p in paths):

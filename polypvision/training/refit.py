@@ -46,7 +46,12 @@ def refit(args) -> int:
                         "'polypvision train'") from None
     if not source.get("best_epoch") or not source.get("best_scores"):
         raise UserError(f"--refit-of {src}: the run has no validation-chosen epoch yet; let it train first")
+    if len(source.get("commands", [])) > 1:
+        raise UserError(f"--refit-of {src}: the run was resumed ({len(source['commands'])} commands), so its "
+                        "schedule may have changed on the way and cannot be replayed; refit single-command runs")
     out = Path(args.out)
+    if out.resolve() == src.resolve():
+        raise UserError(f"--out {out} is the run being refitted; write the refit to a new folder")
     state_path = out / "state.json"
     if state_path.is_file() and not args.force:
         raise UserError(f"{out} already holds a run; pass --force to start the refit over (a refit cannot resume)")

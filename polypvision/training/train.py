@@ -299,6 +299,9 @@ def run(args) -> int:
         if not state_path.is_file():
             raise UserError(f"--resume: {state_path} does not exist; start the run without --resume")
         state = json.loads(state_path.read_text())
+        if state.get("refit"):
+            raise UserError(f"--resume: {out} is a refit (train --refit-of), which cannot resume; "
+                            "rerun the refit with --force")
         config = dict(state["config"])
         # Settings that may change on resume (e.g. train small, then fine-tune at 256).
         for key in ("epochs", "input_size", "crop_size", "batch_size", "lr", "finetune_lr", "patience", "threads"):

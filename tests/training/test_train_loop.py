@@ -149,5 +149,9 @@ def test_refit_trains_the_recipe_on_train_and_val_for_the_chosen_epochs(tmp_path
     assert c.training["refit"]["of"] == str(src) and c.training["val_dice_at_0.5"] == source["best_dice"]
     with pytest.raises(UserError, match="already holds a run"):
         train.run(_args(data, out, None, refit_of=str(src)))
+    with pytest.raises(UserError, match="cannot resume"):
+        train.run(_args(data, out, None, resume=True))  # a resumed refit would validate on its training data
+    with pytest.raises(UserError, match="the run being refitted"):
+        train.run(_args(data, src, None, refit_of=str(src), force=True))
     with pytest.raises(UserError, match="state.json"):
         train.run(_args(data, tmp_path / "r2", None, refit_of=str(tmp_path / "nowhere")))
