@@ -70,13 +70,19 @@ def _val_dice(seg) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
+SAME_SPEED = 1.15  # timings within 15% of each other count as the same speed at start-up
+
+
 def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path | None = None,
                   budget: float = 0.6) -> tuple[Path, str]:
     """The most accurate shipped model (by validation Dice) whose model-only time fits the frame budget here.
 
     A quick timing at start-up (a few batch-1 runs per candidate) decides, because what is
     real time depends on the machine: the model may use at most ``budget`` of the frame time
-    at ``target_fps`` (the rest is decode, drawing and display). Returns (path, reason).
+    at ``target_fps`` (the rest is decode, drawing and display). When none fits, the most
+    accurate of those within ``SAME_SPEED`` of the fastest is used: three timed runs cannot rank
+    two models 5% apart, and the choice between them should not be a coin toss on speed.
+    Returns (path, reason).
     """
     import time
 
@@ -95,21 +101,28 @@ def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path
         raise ContractError(f"no shipped models that load in {folder}; pass --model PATH")
     limit_ms = 1000.0 / target_fps * budget
     fastest: tuple[float, Path] | None = None
+    timed: list[tuple[float, Path]] = []  # in order of validation Dice, best first
     for seg in sorted(loaded, key=_val_dice, reverse=True):
         path = seg.path
         img = np.zeros((seg.contract.input.height, seg.contract.input.width, 3), np.uint8)
+        # A session's first run allocates and can take several times a normal run, by an amount
+        # that varies run to run, so it is a warm-up and never judged.
+        seg.predict_small([img])
         t0 = time.perf_counter()
         seg.predict_small([img])
-        cold_ms = (time.perf_counter() - t0) * 1000.0
-        if fastest is not None and cold_ms > 3.0 * fastest[0]:
+        first_ms = (time.perf_counter() - t0) * 1000.0
+        if fastest is not None and first_ms > 3.0 * fastest[0]:
             continue  # far slower than one already timed (e.g. the base-64 UNet): no need for more runs
         t0 = time.perf_counter()
-        for _ in range(3):
+        for _ in range(2):
             seg.predict_small([img])
-        ms = (time.perf_counter() - t0) / 3 * 1000.0
+        ms = (first_ms + (time.perf_counter() - t0) * 1000.0) / 3
         if ms <= limit_ms:
             return path, f"{path.name}: most accurate model that runs in real time here ({ms:.0f} ms per frame)"
+        timed.append((ms, path))
         if fastest is None or ms < fastest[0]:
             fastest = (ms, path)
-    ms, path = fastest  # type: ignore[misc]
-    return path, f"{path.name}: no shipped model reaches {target_fps:g} FPS here; using the fastest ({ms:.0f} ms per frame)"
+    best_ms = fastest[0]  # type: ignore[index]
+    ms, path = next(t for t in timed if t[0] <= best_ms * SAME_SPEED)
+    return path, (f"{path.name}: no shipped model reaches {target_fps:g} FPS here; using the most accurate of "
+                  f"the fastest ({ms:.0f} ms per frame)")
