@@ -63,7 +63,11 @@ def refit(args) -> int:
     total = int(config["epochs"])
     kind = source.get("best_weights", "ema")
     dataset = pdata.discover(args.data or config["data"])
-    split = pdata.load_or_create_split(dataset, args.split_file or config["split_file"])
+    split_path = Path(args.split_file or config["split_file"])
+    if not split_path.is_file():  # never make a new split here: it could move test sequences into training
+        raise UserError(f"--refit-of {src}: its split file {split_path} is missing; pass the run's split "
+                        "with --split-file")
+    split = pdata.load_or_create_split(dataset, split_path)
     if split.leaky:
         raise UserError("--refit-of: the run's split is per image (leaky); refit only leak-free runs")
     samples = pdata.select(dataset, split, "train") + pdata.select(dataset, split, "val")

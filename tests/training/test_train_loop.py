@@ -19,7 +19,7 @@ from tiny_datasets import make_dataset  # noqa: E402
 def _args(data, out, split_file, **kw):
     base = dict(data=str(data), out=str(out), arch="unet", base_filters=2, epochs=2, warmup_epochs=0, input_size=32,
                 batch_size=4, lr=3e-3, finetune_lr=None, patience=None, ema_decay=0.9, seed=0,
-                split_file=str(split_file), threads=1, resume=False, force=False, crop_size=None)
+                split_file=None if split_file is None else str(split_file), threads=1, resume=False, force=False, crop_size=None)
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -153,5 +153,9 @@ def test_refit_trains_the_recipe_on_train_and_val_for_the_chosen_epochs(tmp_path
         train.run(_args(data, out, None, resume=True))  # a resumed refit would validate on its training data
     with pytest.raises(UserError, match="the run being refitted"):
         train.run(_args(data, src, None, refit_of=str(src), force=True))
+    gone = tmp_path / "nowhere.json"  # a refit never makes a split of its own (it could leak test sequences)
+    with pytest.raises(UserError, match="split file .* is missing"):
+        train.run(_args(data, tmp_path / "r3", gone, refit_of=str(src)))
+    assert not gone.exists()
     with pytest.raises(UserError, match="state.json"):
         train.run(_args(data, tmp_path / "r2", None, refit_of=str(tmp_path / "nowhere")))
