@@ -11,6 +11,7 @@ from toy_model import build_toy_model, contract_doc
 
 from polypvision.model.session import Segmenter
 from polypvision.training import ensemble
+from polypvision.training.weights import sha256_of
 
 pytest.importorskip("onnx")
 
@@ -51,7 +52,7 @@ def test_ensemble_equals_the_mean_of_its_members_through_the_app(tmp_path, layou
     c = Segmenter(out, "cpu").contract
     assert c.architecture == "ensemble(toy+toy)" and c.output.kind == "probability" and c.output.threshold == 0.5
     assert c.input.layout == layout and c.input.scale == 1.0
-    assert [m["sha256"] for m in c.training["members"]] == [ensemble.sha256(a), ensemble.sha256(b)]
+    assert [m["sha256"] for m in c.training["members"]] == [sha256_of(a), sha256_of(b)]
     assert c.training["command"] == ["polypvision ensemble a.onnx b.onnx -o ens.onnx"]
 
 

@@ -37,31 +37,37 @@ def test_manifest_default_and_errors(tmp_path):
         pick_realtime("cpu", folder=tmp_path / "empty")
 
 
-def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tmp_path, monkeypatch):
-    """A warm call 3x slower than a timed candidate ends that candidate's timing (start-up stays quick)."""
+def _fake_timings(monkeypatch, delay):
+    """Replace the session with one whose runs sleep ``delay(name, call_number)`` seconds; returns the call counts."""
     import time
     from types import SimpleNamespace
 
     import polypvision.model.session as session
 
+    real = session.Segmenter
+    calls: dict[str, int] = {}
+
+    class FakeSegmenter:
+        def __init__(self, path, provider, **kw):
+            self.path = path
+            self.contract = real(path, "cpu").contract
+
+        def predict_small(self, frames):
+            calls[self.path.name] = calls.get(self.path.name, 0) + 1
+            time.sleep(delay(self.path.name, calls[self.path.name]))
+            return [SimpleNamespace()]
+
+    monkeypatch.setattr(session, "Segmenter", FakeSegmenter)
+    return calls
+
+
+def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tmp_path, monkeypatch):
+    """A warm call 3x slower than a timed candidate ends that candidate's timing (start-up stays quick)."""
     _model(tmp_path, "accurate_slow.onnx", 0.9)
     _model(tmp_path, "fast.onnx", 0.5)
     _model(tmp_path, "huge.onnx", 0.4)
     delay = {"accurate_slow.onnx": 0.03, "fast.onnx": 0.002, "huge.onnx": 0.05}
-    calls: dict[str, int] = {}
-    real = session.Segmenter
-
-    class FakeSegmenter:
-        def __init__(self, path, provider, **kw):
-            self._name, self.path = path.name, path
-            self.contract = real(path, "cpu").contract
-
-        def predict_small(self, frames):
-            calls[self._name] = calls.get(self._name, 0) + 1
-            time.sleep(delay[self._name])
-            return [SimpleNamespace()]
-
-    monkeypatch.setattr(session, "Segmenter", FakeSegmenter)
+    calls = _fake_timings(monkeypatch, lambda name, n: delay[name])
     path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path)  # nothing meets 0.6 ms
     assert path.name == "fast.onnx" and "fastest" in reason
     assert calls == {"accurate_slow.onnx": 4, "fast.onnx": 4, "huge.onnx": 2}  # warm-up + one judged call
@@ -74,33 +80,16 @@ def test_pick_realtime_does_not_judge_a_session_by_its_first_run(tmp_path, monke
     MobileNetV2 model's cold first run was more than 3x the ensemble's warm time, so the
     pick skipped it and fell to the next model.
     """
-    import time
-    from types import SimpleNamespace
-
-    import polypvision.model.session as session
-
     _model(tmp_path, "ensemble.onnx", 0.9)
     _model(tmp_path, "mnv2.onnx", 0.8)
     _model(tmp_path, "lite.onnx", 0.7)
-    real = session.Segmenter
-    seen: dict[str, int] = {}
 
-    class FakeSegmenter:
-        def __init__(self, path, provider, **kw):
-            self._name, self.path = path.name, path
-            self.contract = real(path, "cpu").contract
+    def delay(name, n):
+        if name == "ensemble.onnx":
+            return 0.03
+        return 0.15 if name == "mnv2.onnx" and n == 1 else 0.002  # mnv2's cold first run
 
-        def predict_small(self, frames):
-            seen[self._name] = seen.get(self._name, 0) + 1
-            if self._name == "ensemble.onnx":
-                time.sleep(0.03)
-            elif self._name == "mnv2.onnx" and seen[self._name] == 1:
-                time.sleep(0.15)  # the cold first run
-            else:
-                time.sleep(0.002)
-            return [SimpleNamespace()]
-
-    monkeypatch.setattr(session, "Segmenter", FakeSegmenter)
+    _fake_timings(monkeypatch, delay)
     path, reason = pick_realtime("cpu", target_fps=60.0, folder=tmp_path)  # budget 10 ms
     assert path.name == "mnv2.onnx" and "most accurate" in reason
 
@@ -108,25 +97,9 @@ def test_pick_realtime_does_not_judge_a_session_by_its_first_run(tmp_path, monke
 @pytest.mark.parametrize(("accurate_s", "want"), [(0.0105, "accurate.onnx"), (0.030, "fast.onnx")])
 def test_when_nothing_fits_the_most_accurate_of_equally_fast_models_is_used(tmp_path, monkeypatch, accurate_s, want):
     """Timings 5% apart are the same speed to three runs; 3x apart they are not."""
-    import time
-    from types import SimpleNamespace
-
-    import polypvision.model.session as session
-
     _model(tmp_path, "accurate.onnx", 0.9)
     _model(tmp_path, "fast.onnx", 0.5)
     delay = {"accurate.onnx": accurate_s, "fast.onnx": 0.010}
-    real = session.Segmenter
-
-    class FakeSegmenter:
-        def __init__(self, path, provider, **kw):
-            self.path = path
-            self.contract = real(path, "cpu").contract
-
-        def predict_small(self, frames):
-            time.sleep(delay[self.path.name])
-            return [SimpleNamespace()]
-
-    monkeypatch.setattr(session, "Segmenter", FakeSegmenter)
+    _fake_timings(monkeypatch, lambda name, n: delay[name])
     path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path)  # nothing meets 0.6 ms
     assert path.name == want and "most accurate of the fastest" in reason

@@ -97,9 +97,9 @@ def test_manifest_defaults_have_the_best_validation_dice():
 
 def test_ensemble_members_are_the_shipped_files():
     """An ensemble's contract names its members by sha256: they must be the files shipped beside it."""
-    from polypvision.training.ensemble import sha256
+    from polypvision.training.weights import sha256_of
 
     for p in SHIPPED:
         members = Segmenter(p, provider="cpu").contract.training.get("members")
         for m in members or []:
-            assert sha256(models_dir() / m["file"]) == m["sha256"], f"{p.name}: member {m['file']} changed"
+            assert sha256_of(models_dir() / m["file"]) == m["sha256"], f"{p.name}: member {m['file']} changed"

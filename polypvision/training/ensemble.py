@@ -18,8 +18,7 @@ which is what the app's start-up pick ranks by.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -97,13 +96,16 @@ def _check_graphs(members: list[tuple[Any, ModelContract]]) -> None:
                                 "masks of the same shape")
 
 
+def _batch_of(member: tuple[Any, ModelContract]) -> int | None:
+    """The batch size the member's graph is fixed to, or None for a dynamic batch."""
+    proto, c = member
+    dims = _dims(_value_info(proto.graph.input, c.input.name))
+    return int(dims[0]) if dims and dims[0] else None
+
+
 def _fixed_batch(members: list[tuple[Any, ModelContract]]) -> int | None:
-    """The batch size a member's graph is fixed to, if any (then the ensemble is fixed to it too)."""
-    for proto, c in members:
-        dims = _dims(_value_info(proto.graph.input, c.input.name))
-        if dims and dims[0]:
-            return int(dims[0])
-    return None
+    """The batch size a member is fixed to, if any (then the ensemble is fixed to it too)."""
+    return next((b for b in map(_batch_of, members) if b), None)
 
 
 def member_affine(spec: InputSpec, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -136,10 +138,8 @@ def compose(members: list[tuple[Any, ModelContract]], name: str, threshold: floa
     shape_c = [3] if spec0.layout == "NHWC" else [3, 1, 1]
     nodes, inits, opsets = [], [], {}
     outputs = []
-    batch = _fixed_batch(members)
-    source = next((p for p, c in members if _dims(_value_info(p.graph.input, c.input.name))[:1] == [batch]),
-                  members[0][0]) if batch else members[0][0]
-    src_c = contracts[[p for p, _ in members].index(source)]
+    # the ensemble's input and output types: a fixed-batch member's if there is one (it fixes the batch)
+    source, src_c = next((m for m in members if _batch_of(m)), members[0])
     first_in = _value_info(source.graph.input, src_c.input.name)
     for k, (proto, c) in enumerate(members):
         pre = f"m{k}_"
@@ -223,14 +223,6 @@ def _parity(proto, members: list[tuple[Any, ModelContract]], n: int, seed: int) 
     return float(np.max(np.abs(got - ref)))
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build(member_paths: list[str | Path], output: str | Path, name: str | None = None, threshold: float = 0.5,
           data: str | Path | None = None, split_file: str | Path | None = None,
           metrics: dict[str, Any] | None = None, command: str | None = None,
@@ -241,7 +233,8 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
     ``data`` is refused for them; ``recipe_val_dice`` then records the validation Dice that the
     same ensemble of the runs they refit scored (measured before the refit), labelled as such.
     """
-    from polypvision.training.export import _portable, write_atomic
+    from polypvision.training.export import _portable, set_contract, write_atomic
+    from polypvision.training.weights import sha256_of
 
     if not 0.0 < threshold < 1.0:
         raise EnsembleError(f"--threshold {threshold}: must lie strictly between 0 and 1")
@@ -261,7 +254,7 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
     name = name or output.stem
     training: dict[str, Any] = {
         "combination": "mean of the members' probabilities; each member keeps its own input scaling",
-        "members": [{"file": p.name, "sha256": sha256(p), "name": c.name, "architecture": c.architecture,
+        "members": [{"file": p.name, "sha256": sha256_of(p), "name": c.name, "architecture": c.architecture,
                      "val_dice_at_0.5": c.training.get("val_dice_at_0.5"),
                      "test_mean_dice": (c.metrics.get("mean") or {}).get("dice")} for p, (_, c) in zip(paths, members)],
         "data": members[0][1].training.get("data"),
@@ -275,7 +268,7 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
         training["val_dice_at_0.5"] = float(recipe_val_dice)
         training["val_dice_source"] = ("the recipe's: the same ensemble of the runs these members refit, measured "
                                        "on validation before the refit")
-    proto, _ = compose(members, name, threshold, training, metrics)
+    proto, contract = compose(members, name, threshold, training, metrics)
     err = parity(proto, members)
     if not err <= PARITY_TOL:
         raise EnsembleError(f"ensemble differs from the mean of its members by {err:.2e} (> {PARITY_TOL:.0e}); "
@@ -283,7 +276,7 @@ def build(member_paths: list[str | Path], output: str | Path, name: str | None =
     if data is not None:
         training["val_dice_at_0.5"] = _val_dice(proto, data, split_file)
         training["split"] = _portable(str(split_file)) if split_file else training["split"]
-        proto, _ = compose(members, name, threshold, training, metrics)
+        set_contract(proto, dataclasses.replace(contract, training=training))
     write_atomic(proto, output)
     return {"output": str(output), "parity": err, "val_dice_at_0.5": training.get("val_dice_at_0.5"),
             "members": len(members)}
@@ -307,12 +300,9 @@ def _val_dice(proto, data: str | Path, split_file: str | Path | None) -> float:
 def run(args) -> int:
     import shlex
 
-    metrics = None
-    if args.metrics:
-        try:
-            metrics = json.loads(Path(args.metrics).read_text())
-        except (OSError, ValueError) as exc:
-            raise EnsembleError(f"--metrics {args.metrics}: cannot read JSON ({exc})") from None
+    from polypvision.training.export import read_metrics
+
+    metrics = read_metrics(args.metrics) if args.metrics else None
     # provenance: the command that makes the model, rebuilt from the parsed arguments (not how
     # its test metrics were attached afterwards, which --metrics records in the contract itself)
     parts = ["polypvision", "ensemble", *map(str, args.members), "-o", str(args.output)]

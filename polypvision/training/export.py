@@ -123,6 +123,14 @@ def make_contract(name: str, config: dict[str, Any], threshold: float, training:
     )
 
 
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """The test metrics JSON (``evaluate --json``) that ``--metrics`` stores in a contract."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"--metrics {path}: cannot read JSON ({exc})") from None
+
+
 def _resolve(checkpoint: str) -> tuple[Path, Path]:
     p = Path(checkpoint)
     if p.is_dir():
@@ -183,12 +191,7 @@ def run(args) -> int:
     if state.get("refit"):  # trained on train + val: its validation figures are the recipe's (see training/refit.py)
         training["refit"] = state["refit"]
         training["threshold_chosen_on"] += ", of the run it refits"
-    metrics = None
-    if args.metrics:
-        try:
-            metrics = json.loads(Path(args.metrics).read_text())
-        except (OSError, ValueError) as exc:
-            raise ExportError(f"--metrics {args.metrics}: cannot read JSON ({exc})") from None
+    metrics = read_metrics(args.metrics) if args.metrics else None
     name = args.name or Path(args.output).stem
     contract = make_contract(name, config, threshold, training, metrics)
     err = export_keras(model, contract, args.output)

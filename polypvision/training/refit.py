@@ -26,16 +26,15 @@ from polypvision.errors import UserError
 def refit(args) -> int:
     import keras
 
-    from polypvision.training import encoders
     from polypvision.training.train import (
         _Progress,
-        bce_dice_loss,
         build_model,
         configure_threads,
-        epoch_lr,
         fmt_duration,
         load_train_arrays,
         make_dataset,
+        save_state,
+        start_epoch,
     )
 
     src = Path(args.refit_of)
@@ -91,35 +90,24 @@ def refit(args) -> int:
     keras.utils.set_random_seed(int(config["seed"]))
     ds = make_dataset(imgs, masks, size, batch, tuple(config["mean"]), tuple(config["std"]), seed=int(config["seed"]))
     model = build_model(config, size)
-    arch = encoders.get(config["arch"])
     steps = max(1, len(imgs) // batch)
-    warm = int(config.get("warmup_epochs") or 0)
-    phase_now, ema, wall = None, None, 0.0
+    phase, ema, wall = None, None, 0.0
     for epoch in range(n_epochs):
         t0 = time.time()
-        phase = "warmup" if epoch < warm else ("finetune" if warm else "train")
-        if phase != phase_now:
-            if arch.pretrained:
-                encoders.set_encoder_trainable(model, phase != "warmup")
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])), loss=bce_dice_loss)
-            phase_now = phase
-        lr = epoch_lr(config, epoch, total)
-        model.optimizer.learning_rate.assign(lr)
+        phase, lr = start_epoch(model, config, epoch, total, phase)  # the run's schedule, cut at n_epochs
         prog = _Progress(out.name, epoch, n_epochs, steps, float(config["ema_decay"]), ema)
         hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
         ema = prog.ema
         model.save_weights(out / "last.weights.h5")
         wall += time.time() - t0
         state.update(epoch=epoch + 1, wall_s=wall, phase=phase)
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(state_path)
+        save_state(state_path, state)
         print(f"[{out.name}] epoch {epoch + 1}/{n_epochs} {phase} lr {lr:.2g} loss {hist.history['loss'][-1]:.4f} "
               f"{fmt_duration(time.time() - t0)}/epoch", flush=True)
     if kind == "ema" and ema is not None:
         model.set_weights(ema)
     model.save_weights(out / "best.weights.h5")  # what export reads: the refit's final weights
     state["finished"] = True
-    state_path.write_text(json.dumps(state, indent=1))
+    save_state(state_path, state)
     print(f"[{out.name}] done: refit {n_epochs} epochs on {len(samples)} frames, wall {fmt_duration(wall)}", flush=True)
     return 0

@@ -266,15 +266,48 @@ def _cosine(lr: float, i: int, n: int, floor: float = 0.02) -> float:
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * i / (n - 1))))
 
 
+def epoch_phase(config: dict[str, Any], epoch: int) -> str:
+    """``warmup`` (pretrained encoder frozen), then ``finetune``; ``train`` throughout without a warm-up."""
+    warm = int(config.get("warmup_epochs") or 0)
+    return "warmup" if epoch < warm else ("finetune" if warm else "train")
+
+
 def epoch_lr(config: dict[str, Any], epoch: int, epochs: int) -> float:
     """The learning rate of ``epoch``: constant in the warm-up, then cosine decay to the end of ``epochs``."""
     warm = int(config.get("warmup_epochs") or 0)
-    phase = "warmup" if epoch < warm else ("finetune" if warm else "train")
+    phase = epoch_phase(config, epoch)
     base_lr = float(config["finetune_lr"] if phase == "finetune" else config["lr"])
     if phase == "warmup":
         return base_lr
     i, n = (epoch - warm, epochs - warm) if phase == "finetune" else (epoch, epochs)
     return _cosine(base_lr, i, n)
+
+
+def start_epoch(model, config: dict[str, Any], epoch: int, epochs: int, phase_now: str | None) -> tuple[str, float]:
+    """Set up ``model`` for ``epoch`` of ``epochs``: on a phase change, (un)freeze the encoder and
+    recompile (a fresh Adam); then the epoch's learning rate. Returns (phase, learning rate).
+
+    Shared by ``run`` and ``refit`` so that a refit replays exactly the schedule of its run.
+    """
+    import keras
+
+    from polypvision.training import encoders
+
+    phase = epoch_phase(config, epoch)
+    if phase != phase_now:
+        if encoders.get(config["arch"]).pretrained:
+            encoders.set_encoder_trainable(model, phase != "warmup")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])), loss=bce_dice_loss)
+    lr = epoch_lr(config, epoch, epochs)
+    model.optimizer.learning_rate.assign(lr)
+    return phase, lr
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a run's state.json atomically (a run cut off mid-write must still resume)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(path)
 
 
 def run(args) -> int:
@@ -371,7 +404,6 @@ def run(args) -> int:
     if args.resume and (out / "last.weights.h5").is_file():
         model.load_weights(out / "last.weights.h5")
         print(f"[{out.name}] resumed at epoch {start} from {out / 'last.weights.h5'}", flush=True)
-    arch = encoders.get(config["arch"])
     print(f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}"
           f"{f' (trained on {crop}x{crop} crops)' if crop else ''}, batch {batch}, "
           f"{steps} steps/epoch, epochs {start}..{epochs}", flush=True)
@@ -382,21 +414,13 @@ def run(args) -> int:
             csv.writer(f).writerow(HISTORY_FIELDS)
     best = float(state.get("best_dice", -1.0))
     wall = float(state.get("wall_s", 0.0))
-    warm = int(config.get("warmup_epochs") or 0)
     phase_now = None
     ema: list | None = None
     bad_epochs = int(state.get("bad_epochs", 0))
     for epoch in range(start, epochs):
         t0 = time.time()
-        phase = "warmup" if epoch < warm else ("finetune" if warm else "train")
-        if phase != phase_now:
-            if arch.pretrained:
-                encoders.set_encoder_trainable(model, phase != "warmup")
-            opt = keras.optimizers.Adam(learning_rate=float(config["lr"]))
-            model.compile(optimizer=opt, loss=bce_dice_loss)
-            phase_now = phase
-        lr = epoch_lr(config, epoch, epochs)
-        model.optimizer.learning_rate.assign(lr)
+        phase, lr = start_epoch(model, config, epoch, epochs, phase_now)
+        phase_now = phase
         prog = _Progress(out.name, epoch, epochs, steps, float(config["ema_decay"]), ema)
         hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
         ema = prog.ema
@@ -429,9 +453,7 @@ def run(args) -> int:
         dt = time.time() - t0
         wall += dt
         state.update(epoch=epoch + 1, best_dice=best, wall_s=wall, bad_epochs=bad_epochs, phase=phase)
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(state_path)
+        save_state(state_path, state)
         with open(hist_path, "a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, phase, f"{lr:.3g}", f"{loss:.4f}", f"{dice:.4f}", f"{iou:.4f}",
                                     f"{ema_scores[0.5][0]:.4f}", f"{raw_scores[0.5][0]:.4f}", f"{best:.4f}", f"{dt:.0f}", f"{wall:.0f}"])
