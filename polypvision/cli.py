@@ -36,7 +36,7 @@ def _add_overlay_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smooth-alpha", type=float, default=None,
                    help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.8)")
     g.add_argument("--min-area", type=float, default=None,
-                   help="drop detections smaller than this fraction of the frame (default: 0)")
+                   help="drop detections smaller than this fraction of the frame (default: the model's, from its contract)")
     g.add_argument("--hud", action="store_true", help="draw frame index and detection state on the video")
     g.add_argument("--blackout", action="store_true",
                    help="black out everything outside the endoscope's field of view (removes on-screen text)")

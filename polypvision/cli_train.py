@@ -61,7 +61,16 @@ def register(subparsers) -> None:
         description="Train a UNet on a dataset folder (images/, masks/, optional sequences.csv). "
         "Checkpoints every epoch; --resume continues a cut-off run.",
     )
-    p.add_argument("--data", required=True, help="dataset folder with images/ and masks/ (CVC-ClinicDB or Kvasir-SEG layout)")
+    p.add_argument("--data", action="append", default=None,
+                   help="dataset folder with images/ and masks/ (CVC-ClinicDB or Kvasir-SEG layout, any frame size); "
+                        "repeat for several datasets (default on --resume: the run's)")
+    p.add_argument("--negatives", action="append", default=None,
+                   help="folder of polyp-free frames (images/ only; sequences from sequences.csv or the stem "
+                        "'seqK_imgN'): trained on as all-background frames; repeatable")
+    p.add_argument("--negative-share", type=float, default=None,
+                   help="share of each batch drawn from --negatives (default 0.15)")
+    p.add_argument("--loss", default=None, choices=["bce-dice", "structure"],
+                   help="bce-dice (default): BCE + per-image soft Dice; structure: PraNet's boundary-weighted BCE + IoU")
     p.add_argument("--out", required=True, help="run folder for checkpoints, state and history (e.g. runs/unet16)")
     p.add_argument("--arch", default="unet", choices=["unet", "mobilenetv2", "efficientnet-lite0"], help="model family (default: unet)")
     p.add_argument("--base-filters", type=int, default=16, help="UNet width: 64 is the research model, 16 the real-time one")
@@ -77,7 +86,9 @@ def register(subparsers) -> None:
     p.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without val Dice gain (default 15)")
     p.add_argument("--ema-decay", type=float, default=0.99, help="per-step weight EMA used for validation and the best checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed for the split (first use) and training")
-    p.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json, made on first use)")
+    p.add_argument("--split-file", default=None,
+                   help="split JSON with a part per dataset (default: splits/two-centre.json for the datasets it "
+                        "covers, else splits/<dataset>.json, made on first use)")
     p.add_argument("--leaky-split", action="store_true",
                    help="per-image random split even when sequences are known (splits/<dataset>-per-image-LEAKY.json): "
                         "only for comparing with published tables; every report flags it as leaky")
@@ -99,6 +110,9 @@ def register(subparsers) -> None:
     e.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one chosen on validation)")
     e.add_argument("--metrics", default=None, help="JSON file of test metrics (from evaluate --json) to store in the contract")
     e.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
+    e.add_argument("--no-gate", action="store_true",
+                   help="do not choose a frame-level gate (min area / min peak) on the run's polyp-free validation "
+                        "frames (chosen by default when the run has --negatives)")
     e.set_defaults(func=_export)
 
     n = subparsers.add_parser(
@@ -120,14 +134,20 @@ def register(subparsers) -> None:
     n.set_defaults(func=_ensemble)
 
     v = subparsers.add_parser(
-        "evaluate", help="evaluate an ONNX model on a dataset split, as the app runs it",
-        description="Run the ONNX model through the app's own preprocessing on a split of a dataset and report "
-        "IoU, Dice, precision, recall and accuracy, with a threshold sweep.",
+        "evaluate", help="evaluate an ONNX model on dataset splits, as the app runs it",
+        description="Run the ONNX model through the app's own preprocessing on one side of each dataset's split and "
+        "print the polyp literature's table (mDice, mIoU, weighted F, S-measure, E-measure, MAE) with Dice at the "
+        "model's threshold, precision, recall and the share of frames where the app finds the polyp; for folders of "
+        "polyp-free frames, the share of frames where it reports one.",
     )
     v.add_argument("--model", required=True, help="ONNX model file with a polypvision contract")
-    v.add_argument("--data", required=True, help="dataset folder with images/ and masks/")
+    v.add_argument("--data", action="append", default=None,
+                   help="dataset folder with images/ and masks/; repeat for several datasets")
+    v.add_argument("--negatives", action="append", default=None,
+                   help="folder of polyp-free frames (images/): report how often a polyp is reported; repeatable")
     v.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which side of the split (default test)")
-    v.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json)")
+    v.add_argument("--split-file", default=None,
+                   help="split JSON (default: splits/two-centre.json for the datasets it covers, else splits/<dataset>.json)")
     v.add_argument("--out", default=None, help="write the Markdown report here")
     v.add_argument("--json", default=None, help="write the metrics as JSON here (for export --metrics)")
     v.add_argument("--threshold", type=float, default=None, help="threshold for the main table (default: the contract's)")

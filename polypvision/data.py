@@ -34,6 +34,8 @@ MASK_THRESHOLD = 127
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
+DEFAULT_SPLIT_FILE = SPLITS_DIR / "two-centre.json"
+MULTI_SCHEMA = "polypvision-split/2"
 
 
 class DatasetError(UserError):
@@ -46,11 +48,12 @@ class SplitError(UserError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One image/mask pair; ``sequence`` is None when the dataset has no sequence info."""
+    """One image and its mask; ``mask`` is None for a polyp-free frame (every pixel background),
+    ``sequence`` is None when the dataset has no sequence info."""
 
     stem: str
     image: Path
-    mask: Path
+    mask: Path | None
     sequence: str | None = None
 
 
@@ -62,6 +65,13 @@ class Dataset:
     name: str
     layout: str
     samples: list[Sample] = field(default_factory=list)
+    kind: str = "polyp"  # "polyp": every frame has a mask; "negative": polyp-free frames, no masks
+    test_ids: tuple[str, ...] | None = None  # a published test list shipped with the data (test-*.txt)
+    test_ids_file: str | None = None
+
+    @property
+    def negative(self) -> bool:
+        return self.kind == "negative"
 
     @property
     def has_sequences(self) -> bool:
@@ -83,6 +93,7 @@ class Split:
     test: tuple[str, ...]
     sequences: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: Path | None = None
+    method: str | None = None
 
     def stems(self, which: str) -> tuple[str, ...]:
         if which not in SPLIT_NAMES and which != "all":
@@ -96,7 +107,8 @@ class Split:
             "dataset": self.dataset,
             "seed": self.seed,
             "leaky": self.leaky,
-            "method": "per-image (leaky: frames of one sequence on several sides)" if self.leaky else "whole sequences",
+            "method": self.method or ("per-image (leaky: frames of one sequence on several sides)" if self.leaky
+                                      else "whole sequences"),
             "counts": {k: len(getattr(self, k)) for k in SPLIT_NAMES},
         }
         if self.sequences:
@@ -144,26 +156,38 @@ def _read_sequences(path: Path) -> dict[str, str]:
     return out
 
 
-def discover(root: str | Path) -> Dataset:
-    """Pair images with masks under ``root``; raise ``DatasetError`` naming what is wrong."""
+def discover(root: str | Path, negative: bool = False) -> Dataset:
+    """Pair images with masks under ``root``; raise ``DatasetError`` naming what is wrong.
+
+    ``negative``: a folder of polyp-free frames (``images/`` only; a ``masks/`` folder, if
+    any, is ignored): every pixel of every frame is background. Their sequences come from
+    ``sequences.csv`` or, failing that, from the file stems (``seq3_img12`` -> ``seq3``: the
+    stem up to its last underscore, PolypGen's naming), so they can be split by sequence.
+    """
     root = Path(root)
+    what = "--negatives pointing at a folder with images/" if negative else \
+        "--data pointing at a folder with images/ and masks/"
     if not root.exists():
-        raise DatasetError(f"dataset folder {root} does not exist; pass --data pointing at a folder with images/ and masks/")
+        raise DatasetError(f"dataset folder {root} does not exist; pass {what}")
     if not root.is_dir():
-        raise DatasetError(f"{root} is not a folder; pass --data pointing at a folder with images/ and masks/")
+        raise DatasetError(f"{root} is not a folder; pass {what}")
     img_dir, mask_dir = root / "images", root / "masks"
-    for d in (img_dir, mask_dir):
+    for d in (img_dir,) if negative else (img_dir, mask_dir):
         if not d.is_dir():
-            raise DatasetError(f"{root}: no '{d.name}/' folder; a dataset needs images/ and masks/ with matching file names")
-    images, masks = _images_in(img_dir), _images_in(mask_dir)
+            need = "images/" if negative else "images/ and masks/ with matching file names"
+            raise DatasetError(f"{root}: no '{d.name}/' folder; a dataset needs {need}")
+    images = _images_in(img_dir)
     if not images:
-        raise DatasetError(f"{img_dir}: no images (png, jpg, tif, bmp) found; check the --data path")
-    no_mask = set(images) - set(masks)
-    if no_mask:
-        raise DatasetError(f"{root}: {len(no_mask)} image(s) have no mask in masks/: {_name_list(no_mask)}; add the masks or remove the images")
-    no_image = set(masks) - set(images)
-    if no_image:
-        raise DatasetError(f"{root}: {len(no_image)} mask(s) have no image in images/: {_name_list(no_image)}; add the images or remove the masks")
+        raise DatasetError(f"{img_dir}: no images (png, jpg, tif, bmp) found; check the path")
+    masks: dict[str, Path] = {}
+    if not negative:
+        masks = _images_in(mask_dir)
+        no_mask = set(images) - set(masks)
+        if no_mask:
+            raise DatasetError(f"{root}: {len(no_mask)} image(s) have no mask in masks/: {_name_list(no_mask)}; add the masks or remove the images")
+        no_image = set(masks) - set(images)
+        if no_image:
+            raise DatasetError(f"{root}: {len(no_image)} mask(s) have no image in images/: {_name_list(no_image)}; add the images or remove the masks")
 
     seq_file = root / "sequences.csv"
     sequences = _read_sequences(seq_file) if seq_file.is_file() else {}
@@ -171,12 +195,39 @@ def discover(root: str | Path) -> Dataset:
         missing = set(images) - set(sequences)
         if missing:
             raise DatasetError(f"{seq_file}: {len(missing)} frame(s) have no sequence: {_name_list(missing)}; add them to the CSV")
+    elif negative and all("_" in stem for stem in images):
+        sequences = {stem: stem.rsplit("_", 1)[0] for stem in images}
     layout = "sequences" if sequences else "pairs"
     samples = [
-        Sample(stem, images[stem], masks[stem], sequences.get(stem))
+        Sample(stem, images[stem], masks.get(stem), sequences.get(stem))
         for stem in sorted(images, key=natural_key)
     ]
-    return Dataset(root=root, name=dataset_slug(root), layout=layout, samples=samples)
+    test_ids, ids_file = (None, None) if negative else _read_test_ids(root, set(images))
+    return Dataset(root=root, name=dataset_slug(root), layout=layout, samples=samples,
+                   kind="negative" if negative else "polyp", test_ids=test_ids, test_ids_file=ids_file)
+
+
+def _read_test_ids(root: Path, stems: set[str]) -> tuple[tuple[str, ...] | None, str | None]:
+    """The published test ids shipped with a dataset (Kvasir-SEG's ``test-pranet.txt``), if any.
+
+    Published tables on such a dataset all test on these ids, so a split keeps exactly them as
+    its test side; one file ``test-*.txt`` at the dataset root, one id (file stem) per line.
+    """
+    files = sorted(root.glob("test-*.txt"))
+    if not files:
+        return None, None
+    if len(files) > 1:
+        raise DatasetError(f"{root}: several test lists ({', '.join(f.name for f in files)}); keep one")
+    try:
+        ids = [Path(line.strip()).stem for line in files[0].read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{files[0]}: cannot be read ({exc}); fix or remove it") from None
+    unknown = set(ids) - stems
+    if unknown:
+        raise DatasetError(f"{files[0]}: {len(unknown)} id(s) have no image: {_name_list(unknown)}; fix the list")
+    if len(set(ids)) != len(ids) or not ids:
+        raise DatasetError(f"{files[0]}: the list is empty or repeats an id; fix it")
+    return tuple(sorted(ids, key=natural_key)), files[0].name
 
 
 def dataset_slug(root: str | Path) -> str:
@@ -218,8 +269,11 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """(BGR uint8 image, bool mask), checked to have the same size."""
-    img, mask = read_image(sample.image), read_mask(sample.mask)
+    """(BGR uint8 image, bool mask), checked to have the same size; all False for a polyp-free frame."""
+    img = read_image(sample.image)
+    if sample.mask is None:
+        return img, np.zeros(img.shape[:2], bool)
+    mask = read_mask(sample.mask)
     if img.shape[:2] != mask.shape:
         raise DatasetError(
             f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is {img.shape[1]}x{img.shape[0]}; fix the pair"
@@ -262,6 +316,12 @@ def _split_sequences(
                     break
             if not placed:
                 rest.append(s)
+        for side in ("val", "test"):  # few, long sequences: each side still gets its smallest one
+            if not parts[side] and len(rest) > 1:
+                s = min(rest, key=lambda q: frames_per_seq[q])
+                rest.remove(s)
+                parts[side].append(s)
+                counts[side] += frames_per_seq[s]
         parts["train"] = rest
         counts["train"] = sum(frames_per_seq[s] for s in rest)
         if not all(parts.values()):
@@ -282,6 +342,8 @@ def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEF
     reproduce the random splits of published tables, for a comparison footnote, never to
     choose or report a model on.
     """
+    if dataset.test_ids is not None and not per_image:
+        return _split_with_test_ids(dataset, seed)
     if dataset.has_sequences and not per_image:
         per_seq: dict[str, list[str]] = {}
         for s in dataset.samples:
@@ -304,28 +366,129 @@ def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEF
     return Split(dataset.name, seed, True, srt(train), srt(val), srt(test))
 
 
+KVASIR_VAL_SIZE = 100
+NEAR_DUPLICATE_CORR = 0.98  # Kvasir-SEG's four known pairs score >= 0.99; the next closest frames 0.97
+
+
+def _thumbnail(path: Path) -> np.ndarray:
+    """A 32x32 grey thumbnail, zero mean and unit variance (brightness and contrast drop out)."""
+    import cv2
+
+    g = cv2.resize(cv2.cvtColor(read_image(path), cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+    g = g.astype(np.float32).ravel()
+    return (g - g.mean()) / (g.std() + 1e-6)
+
+
+def near_duplicate_groups(samples: Sequence[Sample], min_corr: float = NEAR_DUPLICATE_CORR) -> list[list[str]]:
+    """Stems grouped so that near-duplicate frames (thumbnail correlation >= ``min_corr``) share a group."""
+    thumbs = np.stack([_thumbnail(s.image) for s in samples]) if samples else np.zeros((0, 1024), np.float32)
+    corr = thumbs @ thumbs.T / max(thumbs.shape[1], 1)
+    parent = list(range(len(samples)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(corr, k=1) >= min_corr)):
+        parent[root(int(j))] = root(int(i))
+    groups: dict[int, list[str]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(root(i), []).append(s.stem)
+    return sorted((sorted(g, key=natural_key) for g in groups.values()), key=lambda g: natural_key(g[0]))
+
+
+def _split_with_test_ids(dataset: Dataset, seed: int, n_val: int = KVASIR_VAL_SIZE) -> Split:
+    """Test = the dataset's published ids; validation = ``n_val`` seeded frames of the rest.
+
+    Near-duplicate frames are drawn as one group, so no pair straddles
+    train and validation; the test ids are taken as published, untouched.
+    """
+    test = set(dataset.test_ids or ())
+    rest = [s for s in dataset.samples if s.stem not in test]
+    if len(rest) < 2 * n_val:
+        n_val = max(1, len(rest) // 7)
+    groups = near_duplicate_groups(rest)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    val: list[str] = []
+    for i in order:
+        if len(val) >= n_val:
+            break
+        val.extend(groups[i])
+    vset = set(val)
+    srt = lambda v: tuple(sorted(v, key=natural_key))  # noqa: E731
+    return Split(dataset.name, seed, False, srt(s.stem for s in rest if s.stem not in vset), srt(val), srt(test),
+                 method=f"test: the published ids of {dataset.test_ids_file or 'the test list'}; validation: "
+                        f"{len(val)} seeded frames of the rest, near-duplicates (grey thumbnail correlation >= "
+                        f"{NEAR_DUPLICATE_CORR}) kept on one side")
+
+
 def default_split_path(dataset: Dataset, per_image: bool = False) -> Path:
+    """Where a dataset's split lives when no ``--split-file`` is given.
+
+    The shipped multi-dataset split (``splits/two-centre.json``) when it has a part for this
+    dataset, else ``splits/<dataset>.json`` (made on first use).
+    """
+    if not per_image and _part_names(DEFAULT_SPLIT_FILE) and dataset.name in _part_names(DEFAULT_SPLIT_FILE):
+        return DEFAULT_SPLIT_FILE
     return SPLITS_DIR / (f"{dataset.name}-per-image-LEAKY.json" if per_image else f"{dataset.name}.json")
 
 
-def save_split(split: Split, path: str | Path) -> Path:
+def _read_doc(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SplitError(f"split file {path} cannot be read ({exc}); delete it to make a new split") from None
+    if not isinstance(doc, dict):
+        raise SplitError(f"split file {path} is not a JSON object; delete it to make a new split")
+    return doc
+
+
+def _part_names(path: Path) -> set[str]:
+    """The datasets a multi-dataset split file covers (empty for a missing or single-dataset file)."""
+    if not path.is_file():
+        return set()
+    doc = _read_doc(path)
+    return set(doc.get("datasets") or {}) if doc.get("schema") == MULTI_SCHEMA else set()
+
+
+def save_split(split: Split, path: str | Path, multi: bool = False) -> Path:
+    """Write ``split``; with ``multi`` (or into an existing multi-dataset file) as that file's part
+    for its dataset, keeping the other parts. Written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(split.to_dict(), indent=1) + "\n")
+    doc: dict = split.to_dict()
+    if multi or _part_names(path) or (path.is_file() and _read_doc(path).get("schema") == MULTI_SCHEMA):
+        whole = _read_doc(path) if path.is_file() else {"schema": MULTI_SCHEMA, "datasets": {}}
+        whole.setdefault("datasets", {})[split.dataset] = doc
+        whole["datasets"] = dict(sorted(whole["datasets"].items()))
+        doc = whole
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)
     return path
 
 
-def read_split(path: str | Path) -> Split:
+def read_split(path: str | Path, dataset: str | None = None) -> Split:
+    """One dataset's split from a split file (a single-dataset file, or ``dataset``'s part of a
+    multi-dataset file)."""
     path = Path(path)
+    doc = _read_doc(path)
+    if doc.get("schema") == MULTI_SCHEMA:
+        parts = doc.get("datasets") or {}
+        if dataset not in parts:
+            raise SplitError(f"split file {path} has no part for dataset '{dataset}' (it has "
+                             f"{', '.join(sorted(parts)) or 'none'}); pass the split file made for it")
+        doc = parts[dataset]
     try:
-        doc = json.loads(path.read_text())
         return Split(
             dataset=str(doc["dataset"]), seed=int(doc["seed"]), leaky=bool(doc["leaky"]),
             train=tuple(doc["train"]), val=tuple(doc["val"]), test=tuple(doc["test"]),
             sequences={k: tuple(v) for k, v in (doc.get("sequences") or {}).items()},
-            path=path,
+            path=path, method=doc.get("method"),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise SplitError(f"split file {path} cannot be read ({exc}); delete it to make a new split") from None
 
 
@@ -341,6 +504,9 @@ def check_split(split: Split, dataset: Dataset) -> None:
         )
     if len(set(listed)) != len(listed):
         raise SplitError(f"split file {split.path}: a frame is listed on two sides; delete it to make a new split")
+    if dataset.test_ids is not None and not split.leaky and set(split.test) != set(dataset.test_ids):
+        raise SplitError(f"split file {split.path}: its test side is not the published test list "
+                         f"{dataset.test_ids_file} of {dataset.root}; delete it to make a new split")
     if not split.leaky and dataset.has_sequences:
         side_of: dict[str, str] = {}
         by = dataset.by_stem()
@@ -352,19 +518,26 @@ def check_split(split: Split, dataset: Dataset) -> None:
 
 
 def load_or_create_split(
-    dataset: Dataset, path: str | Path | None = None, seed: int = 0, create: bool = True, per_image: bool = False
+    dataset: Dataset, path: str | Path | None = None, seed: int = 0, create: bool = True, per_image: bool = False,
+    multi: bool = False,
 ) -> Split:
     """The split stored for ``dataset`` (made and written on first use), validated."""
     path = Path(path) if path is not None else default_split_path(dataset, per_image)
-    if path.is_file():
-        split = read_split(path)
+    new_multi = multi  # a new file is made in the multi-dataset form (several datasets share it)
+    multi = path.is_file() and _read_doc(path).get("schema") == MULTI_SCHEMA
+    if path.is_file() and (not multi or dataset.name in _part_names(path)):
+        split = read_split(path, dataset.name)
         if per_image and not split.leaky:
             raise SplitError(f"split file {path} is a whole-sequence split, not a per-image one; drop --leaky-split "
                              "or pass another --split-file")
     elif create:
+        # A multi-dataset file gains a part for a new dataset; the parts already in it never change.
         split = make_split(dataset, seed=seed, per_image=per_image)
-        save_split(split, path)
-        split = read_split(path)
+        save_split(split, path, multi=multi or new_multi)
+        split = read_split(path, dataset.name)
+    elif multi:
+        read_split(path, dataset.name)  # raises: no part for this dataset
+        raise AssertionError  # pragma: no cover
     else:
         raise SplitError(f"split file {path} does not exist; run 'polypvision train' first or pass --split-file")
     check_split(split, dataset)
@@ -375,3 +548,76 @@ def select(dataset: Dataset, split: Split, which: str) -> list[Sample]:
     """The samples of one side of the split, in the split file's order."""
     by = dataset.by_stem()
     return [by[s] for s in split.stems(which)]
+
+
+# --------------------------------------------------------------------------- several datasets
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One dataset folder of a run: ``kind`` "polyp" (images + masks) or "negative" (images only)."""
+
+    path: str
+    kind: str = "polyp"
+
+    def discover(self) -> Dataset:
+        return discover(self.path, negative=self.kind == "negative")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "kind": self.kind}
+
+
+def specs_from(data: list[str] | str | None, negatives: list[str] | None) -> list[DataSpec]:
+    """The run's datasets from the command line (``--data`` may be given once or several times)."""
+    paths = [data] if isinstance(data, str) else list(data or [])
+    specs = [DataSpec(str(Path(p).resolve())) for p in paths]
+    specs += [DataSpec(str(Path(p).resolve()), "negative") for p in (negatives or [])]
+    return specs
+
+
+def specs_of_config(config: dict) -> list[DataSpec]:
+    """The datasets a stored run config names (a single path in runs made before several were allowed)."""
+    d = config.get("data")
+    if isinstance(d, str):
+        return [DataSpec(d)]
+    return [DataSpec(x["path"], x.get("kind", "polyp")) for x in d or []]
+
+
+@dataclass
+class SplitData:
+    """A dataset and its split, as a run uses them."""
+
+    spec: DataSpec
+    dataset: Dataset
+    split: Split
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def negative(self) -> bool:
+        return self.dataset.negative
+
+    def samples(self, which: str) -> list[Sample]:
+        return select(self.dataset, self.split, which)
+
+
+def load_splits(specs: list[DataSpec], split_file: str | Path | dict[str, str] | None, seed: int = 0,
+                per_image: bool = False, create: bool = True) -> list[SplitData]:
+    """Each dataset with its part of ``split_file`` (made on first use unless ``create`` is False);
+    a dict names each dataset's own split file."""
+
+    out: list[SplitData] = []
+    seen: dict[str, str] = {}
+    for spec in specs:
+        ds = spec.discover()
+        if ds.name in seen:
+            raise DatasetError(f"{spec.path} and {seen[ds.name]} are both named '{ds.name}' in the split file; "
+                            "give each dataset folder its own name")
+        seen[ds.name] = spec.path
+        path = split_file.get(ds.name) if isinstance(split_file, dict) else split_file
+        split = load_or_create_split(ds, path, seed=seed, create=create, multi=len(specs) > 1,
+                                           per_image=per_image and not ds.negative)
+        out.append(SplitData(spec, ds, split))
+    return out

@@ -3,7 +3,10 @@
 Three steps, all at the model's resolution (small, cheap):
 1. an exponential moving average of the probability map (``alpha`` = weight of the newest frame);
 2. hysteresis: a pixel turns on above ``on`` and stays on until it falls below ``off``;
-3. connected components smaller than ``min_area`` (fraction of the frame) are removed.
+3. connected components smaller than ``min_area`` (fraction of the frame), or whose smoothed
+   probability never reaches ``min_peak``, are removed: the frame-level gate against false
+   alarms on polyp-free mucosa. Both default to the model's own values (its contract's
+   ``output.min_area`` / ``output.min_peak``, chosen on validation sequences at export).
 ``reset()`` forgets the past; call it on seek and on source change. ``alpha=1``,
 ``on=off=threshold`` and ``min_area=0`` switch smoothing off exactly.
 The defaults come from ``scripts/tune_smoothing.py`` (see README, "Temporal smoothing").
@@ -27,21 +30,28 @@ class SmoothingConfig:
     alpha: float = 0.8
     on: float | None = None  # None: the model's threshold
     off: float | None = None  # None: on - HYSTERESIS_GAP
-    min_area: float = 0.0
+    min_area: float | None = None  # None: the model's (contract output.min_area, else 0)
+    min_peak: float | None = None  # None: the model's (contract output.min_peak, else no gate)
 
     def validated(self) -> SmoothingConfig:
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"smoothing alpha must lie in (0, 1], got {self.alpha}")
-        if self.min_area < 0 or self.min_area >= 1:
+        if self.min_area is not None and not 0 <= self.min_area < 1:
             raise ValueError(f"min area must lie in [0, 1), got {self.min_area}")
+        if self.min_peak is not None and not 0 <= self.min_peak < 1:
+            raise ValueError(f"min peak must lie in [0, 1), got {self.min_peak}")
         return self
 
 
 class Smoother:
     """Stateful per-stream smoother. One instance per source; not thread-safe."""
 
-    def __init__(self, config: SmoothingConfig, threshold: float) -> None:
+    def __init__(self, config: SmoothingConfig, threshold: float, min_area: float = 0.0,
+                 min_peak: float = 0.0) -> None:
+        """``min_area`` / ``min_peak``: the model's gate, used where ``config`` leaves them None."""
         self.config = config.validated()
+        self.min_area = float(config.min_area if config.min_area is not None else min_area)
+        self.min_peak = float(config.min_peak if config.min_peak is not None else min_peak)
         self.on = config.on if config.on is not None else threshold
         off = config.off if config.off is not None else self.on - HYSTERESIS_GAP
         self.off = float(min(max(off, 0.0), self.on))
@@ -83,13 +93,22 @@ class Smoother:
             np.logical_and(self._lo, mask, out=self._lo)
             self._hi |= self._lo
         np.copyto(mask, self._hi, casting="unsafe")
-        if self.config.min_area > 0 and mask.any():
-            self._drop_small(mask)
+        if (self.min_area > 0 or self.min_peak > self.on) and mask.any():
+            self._gate(ema, mask)
         return ema, mask
 
-    def _drop_small(self, mask: np.ndarray) -> None:
-        min_px = self.config.min_area * mask.size
+    def _gate(self, ema: np.ndarray, mask: np.ndarray) -> None:
+        """Drop components that are too small or never confident enough."""
+        min_px = self.min_area * mask.size
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        small = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] < min_px]
-        if small:
-            mask[np.isin(labels, small)] = 0
+        drop = []
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] < min_px:
+                drop.append(i)
+            elif self.min_peak > self.on:
+                x, y, w, h = stats[i, :4]
+                roi = labels[y:y + h, x:x + w] == i
+                if float(ema[y:y + h, x:x + w][roi].max()) < self.min_peak:
+                    drop.append(i)
+        if drop:
+            mask[np.isin(labels, drop)] = 0

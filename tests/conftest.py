@@ -13,7 +13,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from toy_model import build_toy_model  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "CVC-ClinicDB"
+SHARED_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = SHARED_ROOT / "CVC-ClinicDB"
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,22 @@ def clinicdb() -> Path:
     if not (SHARED_DATA / "images").is_dir():
         pytest.skip("CVC-ClinicDB not present at ../shared/data")
     return SHARED_DATA
+
+
+def _shared(name: str, marker: str = "images") -> Path:
+    if not (SHARED_ROOT / name / marker).is_dir():
+        pytest.skip(f"{name} not present at ../shared/data")
+    return SHARED_ROOT / name
+
+
+@pytest.fixture(scope="session")
+def kvasir() -> Path:
+    return _shared("Kvasir-SEG")
+
+
+@pytest.fixture(scope="session")
+def negatives() -> Path:
+    return _shared("PolypGen-negatives")
 
 
 @pytest.fixture(autouse=True)

@@ -175,3 +175,101 @@ def test_sixteen_bit_mask(tmp_path):
     cv2.imwrite(str(tmp_path / "m16.png"), m)
     got = pdata.read_mask(tmp_path / "m16.png")
     assert got.dtype == bool and got.sum() == 1 and got[1, 1]
+
+
+# ------------------------------------------------------------------ several datasets, polyp-free frames
+
+
+def test_negative_folder_gives_empty_masks_and_sequences_from_stems(tmp_path):
+    from tiny_datasets import make_negatives
+
+    root = make_negatives(tmp_path / "neg", n_seq=3, per_seq=2)
+    with pytest.raises(pdata.DatasetError, match="masks/"):
+        pdata.discover(root)  # as a polyp dataset it lacks masks: said, not guessed
+    ds = pdata.discover(root, negative=True)
+    assert ds.negative and ds.has_sequences
+    assert {s.sequence for s in ds.samples} == {"seq3", "seq4", "seq5"}
+    img, mask = pdata.load_pair(ds.samples[0])
+    assert mask.shape == img.shape[:2] and not mask.any()
+    split = pdata.make_split(ds, seed=0)
+    assert all(len(v) == 1 for v in split.sequences.values())  # one sequence per side
+
+
+def test_published_test_ids_are_the_test_side_exactly(tmp_path):
+    from tiny_datasets import make_test_list
+
+    root = make_dataset(tmp_path / "kv", n_seq=10, per_seq=3, sequences=False, ext=".jpg")
+    ids = ["3", "7", "11", "20"]
+    make_test_list(root, ids)
+    ds = pdata.discover(root)
+    assert ds.test_ids == tuple(ids)
+    split = pdata.make_split(ds, seed=0)
+    assert set(split.test) == set(ids) and not split.leaky
+    assert not set(split.val) & set(ids) and not set(split.train) & set(ids) and split.val
+    path = pdata.save_split(split, tmp_path / "s.json")
+    doc = json.loads(path.read_text())
+    doc["test"] = doc["test"][:-1] + ["1"]  # someone moved a test id
+    doc["train"] = [s for s in doc["train"] if s != "1"] + [ids[-1]]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(pdata.SplitError, match="published test list"):
+        pdata.load_or_create_split(ds, path)
+    (root / "test-other.txt").write_text("3\n")
+    with pytest.raises(pdata.DatasetError, match="several test lists"):
+        pdata.discover(root)
+
+
+def test_near_duplicates_stay_on_one_side(tmp_path):
+    root = make_dataset(tmp_path / "kv", n_seq=12, per_seq=2, sequences=False)
+    img = cv2.imread(str(root / "images" / "5.png"))
+    cv2.imwrite(str(root / "images" / "6.png"), cv2.convertScaleAbs(img, alpha=1.1, beta=3))  # same frame, brighter
+    cv2.imwrite(str(root / "masks" / "6.png"), cv2.imread(str(root / "masks" / "5.png")))
+    ds = pdata.discover(root)
+    groups = pdata.near_duplicate_groups(ds.samples)
+    assert ["5", "6"] in groups and sum(len(g) for g in groups) == len(ds.samples)
+    for seed in range(6):
+        (root / "test-x.txt").write_text("1\n2\n")
+        split = pdata.make_split(pdata.discover(root), seed=seed)
+        assert ("5" in split.val) == ("6" in split.val)
+
+
+def test_multi_dataset_split_file_gains_parts_and_keeps_them(tmp_path):
+    from tiny_datasets import make_negatives
+
+    a = pdata.discover(make_dataset(tmp_path / "alpha", n_seq=6, per_seq=2))
+    n = pdata.discover(make_negatives(tmp_path / "neg", n_seq=3, per_seq=2), negative=True)
+    path = tmp_path / "multi.json"
+    pdata.save_split(pdata.make_split(a, seed=0), path, multi=True)
+    first = path.read_text()
+    sn = pdata.load_or_create_split(n, path)  # a new dataset: its part is added
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == pdata.MULTI_SCHEMA and set(doc["datasets"]) == {"alpha", "neg"}
+    assert json.loads(first)["datasets"]["alpha"] == doc["datasets"]["alpha"]  # untouched
+    again = pdata.load_or_create_split(n, path, seed=99)
+    assert again.train == sn.train
+    b = pdata.discover(make_dataset(tmp_path / "beta", n_seq=6, per_seq=2))
+    with pytest.raises(pdata.SplitError, match="no part for dataset 'beta'"):
+        pdata.load_or_create_split(b, path, create=False)
+    sets = pdata.load_splits(pdata.specs_from([str(tmp_path / "alpha")], [str(tmp_path / "neg")]), path)
+    assert [s.name for s in sets] == ["alpha", "neg"] and sets[1].negative
+
+
+def test_committed_two_centre_split_never_leaks(clinicdb, kvasir, negatives):
+    """No Kvasir-SEG test id, no CVC-ClinicDB test sequence, no polyp-free test sequence is in
+    training or validation; the CVC-ClinicDB part is the single-centre split of earlier models."""
+    path = pdata.DEFAULT_SPLIT_FILE
+    sets = pdata.load_splits(pdata.specs_from([str(kvasir), str(clinicdb)], [str(negatives)]), path, create=False)
+    by = {s.name: s for s in sets}
+    kv = by["kvasir-seg"]
+    assert set(kv.split.test) == set(kv.dataset.test_ids) and len(kv.split.test) == 100
+    assert not set(kv.split.test) & (set(kv.split.train) | set(kv.split.val))
+    assert len(kv.split.val) >= 100
+    groups = pdata.near_duplicate_groups([s for s in kv.dataset.samples if s.stem not in set(kv.split.test)])
+    for g in groups:  # near-duplicate pairs never straddle train and validation
+        assert len({("val" if x in kv.split.val else "train") for x in g}) == 1
+    for name in ("cvc-clinicdb", "polypgen-negatives"):
+        sd = by[name]
+        sides = _side_of_sequence(sd.dataset, sd.split)
+        assert all(len(v) == 1 for v in sides.values()) and not sd.split.leaky
+        assert any("test" in v for v in sides.values())
+    legacy = pdata.read_split(pdata.SPLITS_DIR / "cvc-clinicdb.json")
+    assert by["cvc-clinicdb"].split.test == legacy.test and by["cvc-clinicdb"].split.val == legacy.val

@@ -37,3 +37,27 @@ def make_dataset(root: Path, n_seq: int = 6, per_seq: int = 3, size: tuple[int, 
     if sequences:
         (root / "sequences.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def make_negatives(root: Path, n_seq: int = 4, per_seq: int = 3, size: tuple[int, int] = (48, 40),
+                   seed: int = 0, red_speck: bool = False) -> Path:
+    """A folder of polyp-free frames named like PolypGen's (``seq<K>_img<N>.jpg``): green, no disc;
+    ``red_speck`` puts a small red dot (a false-alarm bait for the toy model) on every frame."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    w, h = size
+    for s in range(n_seq):
+        for k in range(per_seq):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:] = (30, 160 + int(rng.integers(0, 20)), 40)
+            if red_speck:
+                cv2.circle(img, (int(rng.integers(5, w - 5)), int(rng.integers(5, h - 5))), 1, (40, 40, 220), -1)
+            cv2.imwrite(str(root / "images" / f"seq{s + 3}_img{k + 1}.png"), img)
+    return root
+
+
+def make_test_list(root: Path, ids: list[str]) -> Path:
+    """A published-test-list file beside a dataset (like Kvasir-SEG's test-pranet.txt)."""
+    path = root / "test-published.txt"
+    path.write_text("\n".join(ids) + "\n")
+    return path

@@ -22,7 +22,7 @@ from polypvision.pipeline.processor import FrameProcessor
 from polypvision.pipeline.recorder import Recorder
 from polypvision.pipeline.stats import RateMeter, StatsSnapshot
 from polypvision.recording import check_output_path
-from polypvision.smoothing import SmoothingConfig
+from polypvision.smoothing import HYSTERESIS_GAP, SmoothingConfig
 from polypvision.sources.base import FrameSource
 from polypvision.types import FrameResult
 
@@ -79,20 +79,26 @@ class OverlaySettings:
         return replace(base, enabled=self.enabled, fill=self.fill, contour=self.contour, box=self.box,
                        color=self.color, opacity=self.opacity)
 
-    def smoothing_config(self, threshold: float) -> SmoothingConfig:
-        """One strength knob for three parameters; 0.5 reproduces SmoothingConfig()'s defaults."""
+    def smoothing_config(self, threshold: float, min_area: float = 0.0, min_peak: float = 0.0) -> SmoothingConfig:
+        """One strength knob for the core's parameters: 0 = off exactly, 0.5 = the core's defaults
+        (with the model's own gate ``min_area`` / ``min_peak``), 1 = twice as strong."""
         s = min(max(self.smoothing, 0.0), 1.0)
-        return SmoothingConfig(alpha=1.0 - 0.8 * s, on=threshold, off=max(threshold - 0.3 * s, 0.0),
-                               min_area=0.004 * s)
+        base = SmoothingConfig()
+        k = 2.0 * s
+        return SmoothingConfig(alpha=1.0 - (1.0 - base.alpha) * k, on=threshold,
+                               off=max(threshold - HYSTERESIS_GAP * k, 0.0), min_area=min(min_area * k, 0.5),
+                               min_peak=threshold + (min_peak - threshold) * min(k, 1.0) if min_peak > threshold else 0.0)
 
 
 def apply_overlay(processor: FrameProcessor, settings: OverlaySettings) -> None:
     """Push the panel's settings into a (possibly running) processor."""
     t = settings.threshold if settings.threshold is not None else processor.segmenter.contract.output.threshold
     processor.style = settings.style(processor.style)
-    if t != processor.threshold or settings.smoothing_config(t) != processor.smoothing:
+    out = processor.segmenter.contract.output
+    cfg = settings.smoothing_config(t, out.min_area, out.min_peak)
+    if t != processor.threshold or cfg != processor.smoothing:
         processor.set_threshold(t)
-        processor.set_smoothing(settings.smoothing_config(t))
+        processor.set_smoothing(cfg)
 
 
 class RealTimeFeed:

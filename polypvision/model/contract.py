@@ -91,11 +91,15 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """How to read the output tensor: probabilities or logits, and the decision threshold."""
+    """How to read the output tensor: probabilities or logits, the pixel threshold, and the
+    frame-level gate (a region counts only if it covers ``min_area`` of the frame and its
+    probability reaches ``min_peak``; both chosen on validation sequences, 0 = no gate)."""
 
     name: str
     kind: str
     threshold: float
+    min_area: float = 0.0
+    min_peak: float = 0.0
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> OutputSpec:
@@ -103,10 +107,20 @@ class OutputSpec:
         threshold = float(_require(doc, "threshold", w))
         if not 0.0 < threshold < 1.0:
             raise ContractError(f"model contract: 'output.threshold' must lie in (0, 1), got {threshold}")
+        gate = {}
+        for key in ("min_area", "min_peak"):
+            try:
+                v = float(doc.get(key, 0.0))
+            except (TypeError, ValueError):
+                v = math.nan
+            if not 0.0 <= v < 1.0:
+                raise ContractError(f"model contract: 'output.{key}' must lie in [0, 1), got {doc.get(key)!r}")
+            gate[key] = v
         return cls(
             name=str(_require(doc, "name", w)),
             kind=_choice(_require(doc, "kind", w), OUTPUT_KINDS, w + "kind"),
             threshold=threshold,
+            **gate,
         )
 
 

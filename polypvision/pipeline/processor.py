@@ -30,7 +30,7 @@ class FrameProcessor:
         self.blackout = blackout
         self.threshold = threshold if threshold is not None else segmenter.contract.output.threshold
         self.smoothing = smoothing or SmoothingConfig()
-        self.smoother = Smoother(self.smoothing, self.threshold)
+        self.smoother = self._smoother()
         spec = segmenter.contract.input
         self._mask255 = np.zeros((spec.height, spec.width), np.uint8)
         # Extra HUD lines (e.g. live FPS/latency), refreshed by whoever drives the pipeline.
@@ -40,11 +40,15 @@ class FrameProcessor:
     def set_threshold(self, threshold: float) -> None:
         self.threshold = threshold
         self.smoothing = replace(self.smoothing, on=None, off=None)
-        self.smoother = Smoother(self.smoothing, threshold)
+        self.smoother = self._smoother()
 
     def set_smoothing(self, config: SmoothingConfig) -> None:
         self.smoothing = config
-        self.smoother = Smoother(config, self.threshold)
+        self.smoother = self._smoother()
+
+    def _smoother(self) -> Smoother:
+        out = self.segmenter.contract.output
+        return Smoother(self.smoothing, self.threshold, min_area=out.min_area, min_peak=out.min_peak)
 
     def reset(self) -> None:
         """Forget temporal state (seek, source change)."""

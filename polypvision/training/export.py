@@ -135,6 +135,12 @@ def _resolve(checkpoint: str) -> tuple[Path, Path]:
     p = Path(checkpoint)
     if p.is_dir():
         run_dir, weights = p, p / "best.weights.h5"
+        try:  # the file the run's committed state names (the copy may lag behind a killed run)
+            named = json.loads((p / "state.json").read_text()).get("best_file")
+        except (OSError, ValueError):
+            named = None
+        if named and (p / named).is_file():
+            weights = p / named
     else:
         run_dir, weights = p.parent, p
     if not weights.is_file():
@@ -155,6 +161,7 @@ def _portable(path: str | None) -> str | None:
 
 def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from polypvision import data as pdata
     from polypvision.training.train import (
         build_model,
         choose_threshold,
@@ -175,8 +182,9 @@ def run(args) -> int:
     else:
         threshold = float(state.get("threshold", 0.5))
     training = {
-        "data": _portable(config.get("data")),
-        "split": _portable(config.get("split_file")),
+        "data": [{"path": _portable(d.path), "kind": d.kind} for d in pdata.specs_of_config(config)],
+        "split": (_portable(sf) if isinstance(sf := config.get("split_file"), str) or sf is None
+                  else {k: _portable(v) for k, v in sf.items()}),
         "split_leaky": config.get("split_leaky"),
         "epochs": state.get("epoch"),
         "best_epoch": state.get("best_epoch"),
@@ -194,7 +202,38 @@ def run(args) -> int:
     metrics = read_metrics(args.metrics) if args.metrics else None
     name = args.name or Path(args.output).stem
     contract = make_contract(name, config, threshold, training, metrics)
-    err = export_keras(model, contract, args.output)
+    specs = pdata.specs_of_config(config)
+    if any(sp.kind == "negative" for sp in specs) and not state.get("refit") and not getattr(args, "no_gate", False):
+        err, gate = _export_with_gate(model, contract, specs, config, args.output)
+        print(f"gate chosen on validation: min area {gate['min_area']:g}, min peak {gate['min_peak']:g} "
+              f"(polyp found {gate.get('val_found', 0):.1%}, polyp-free frames flagged {gate.get('val_flagged', 0):.1%})")
+    else:
+        err = export_keras(model, contract, args.output)
     print(f"exported {args.output}: {model.count_params():,} parameters, parity max|ONNX-Keras| {err:.2e}, "
           f"threshold {threshold}")
     return 0
+
+
+def _export_with_gate(model, contract: ModelContract, specs, config: dict[str, Any], output: str | Path):
+    """Export to a scratch file, choose the frame-level gate on the run's validation split through the
+    app's own decision (``evaluate.choose_gate``), then write the model with the gate in its contract."""
+    import dataclasses
+
+    import onnx
+
+    from polypvision import data as pdata
+    from polypvision.evaluate import choose_gate
+    from polypvision.model.session import Segmenter
+
+    with tempfile.TemporaryDirectory(prefix="polypvision-export-") as tmpdir:
+        scratch = Path(tmpdir) / "model.onnx"
+        err = export_keras(model, contract, scratch)
+        split_file = config.get("split_file")
+        sds = pdata.load_splits(specs, split_file, create=False)
+        gate = choose_gate(Segmenter(scratch, provider="cpu"), sds)
+        out = dataclasses.replace(contract.output, min_area=float(gate["min_area"]), min_peak=float(gate["min_peak"]))
+        final = dataclasses.replace(contract, output=out, training={**contract.training, "gate": gate})
+        proto = onnx.load(str(scratch))
+        set_contract(proto, final)
+        write_atomic(proto, output)
+    return err, gate

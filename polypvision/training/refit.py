@@ -21,6 +21,7 @@ from typing import Any
 
 from polypvision import data as pdata
 from polypvision.errors import UserError
+from polypvision.training import trainsets
 
 
 def refit(args) -> int:
@@ -31,9 +32,8 @@ def refit(args) -> int:
         build_model,
         configure_threads,
         fmt_duration,
-        load_train_arrays,
-        make_dataset,
         save_state,
+        save_weights_atomic,
         start_epoch,
     )
 
@@ -61,15 +61,19 @@ def refit(args) -> int:
     n_epochs = int(source["best_epoch"])
     total = int(config["epochs"])
     kind = source.get("best_weights", "ema")
-    dataset = pdata.discover(args.data or config["data"])
-    split_path = Path(args.split_file or config["split_file"])
-    if not split_path.is_file():  # never make a new split here: it could move test sequences into training
-        raise UserError(f"--refit-of {src}: its split file {split_path} is missing; pass the run's split "
+    specs = pdata.specs_from(args.data, getattr(args, "negatives", None)) if args.data else \
+        pdata.specs_of_config(config)
+    split_files = config["split_file"] if isinstance(config["split_file"], dict) else None
+    split_path = Path(args.split_file or (None if split_files else config["split_file"]) or "")
+    missing = [p for p in ([split_path] if not split_files else map(Path, split_files.values())) if not p.is_file()]
+    if missing:  # never make a new split here: it could move test sequences into training
+        raise UserError(f"--refit-of {src}: its split file {missing[0]} is missing; pass the run's split "
                         "with --split-file")
-    split = pdata.load_or_create_split(dataset, split_path)
-    if split.leaky:
+    sets = pdata.load_splits(specs, split_files or split_path, create=False)
+    if any(d.split.leaky for d in sets):
         raise UserError("--refit-of: the run's split is per image (leaky); refit only leak-free runs")
-    samples = pdata.select(dataset, split, "train") + pdata.select(dataset, split, "val")
+    groups = [(d, d.samples("train") + d.samples("val")) for d in sets]
+    samples = [s for _, ss in groups for s in ss]
     size, batch = int(config["input_size"]), int(config["batch_size"])
     out.mkdir(parents=True, exist_ok=True)
     cmd = "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "polypvision train"
@@ -86,11 +90,14 @@ def refit(args) -> int:
     }
     print(f"[{out.name}] refit of {src}: {len(samples)} frames (train + val), {n_epochs} of {total} scheduled epochs, "
           f"keeping the {kind} weights", flush=True)
-    imgs, masks = load_train_arrays(samples)
+    arrays = [(*trainsets.load_arrays(ss), d.negative) for d, ss in groups if ss]
     keras.utils.set_random_seed(int(config["seed"]))
-    ds = make_dataset(imgs, masks, size, batch, tuple(config["mean"]), tuple(config["std"]), seed=int(config["seed"]))
+    share = float(config.get("negative_share") or 0.15)
+    ds = trainsets.make_mixed_dataset(arrays, size, batch, tuple(config["mean"]), tuple(config["std"]),
+                                      seed=int(config["seed"]), negative_share=share)
     model = build_model(config, size)
-    steps = max(1, len(imgs) // batch)
+    n_pos = sum(len(a[0]) for a in arrays if not a[2])
+    steps = max(1, round((n_pos / (1.0 - share) if n_pos < len(samples) else len(samples)) / batch))
     phase, ema, wall = None, None, 0.0
     for epoch in range(n_epochs):
         t0 = time.time()
@@ -98,7 +105,7 @@ def refit(args) -> int:
         prog = _Progress(out.name, epoch, n_epochs, steps, float(config["ema_decay"]), ema)
         hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
         ema = prog.ema
-        model.save_weights(out / "last.weights.h5")
+        save_weights_atomic(model, out / "last.weights.h5")
         wall += time.time() - t0
         state.update(epoch=epoch + 1, wall_s=wall, phase=phase)
         save_state(state_path, state)
@@ -106,7 +113,7 @@ def refit(args) -> int:
               f"{fmt_duration(time.time() - t0)}/epoch", flush=True)
     if kind == "ema" and ema is not None:
         model.set_weights(ema)
-    model.save_weights(out / "best.weights.h5")  # what export reads: the refit's final weights
+    save_weights_atomic(model, out / "best.weights.h5")  # what export reads: the refit's final weights
     state["finished"] = True
     save_state(state_path, state)
     print(f"[{out.name}] done: refit {n_epochs} epochs on {len(samples)} frames, wall {fmt_duration(wall)}", flush=True)

@@ -9,9 +9,9 @@ Validation Dice is measured like the app measures it: the full frame resized to 
 model's size with OpenCV, the probability resized back to the frame, thresholded, and
 Dice taken per image at the frame's size. It is computed both on the current weights
 and on an exponential moving average of them (validation Dice of a single set of
-weights jumps by +-0.3 between epochs on these few sequences; the average is steadier),
-and the better of the two is the epoch's score; the best such weights are kept as
-``best.weights.h5`` and early stopping watches them. The decision threshold is then
+weights jumps between epochs on these few sequences; the average is steadier), and the
+better of the two is the epoch's score; the best such weights are kept (``state.json``
+names the file; ``best.weights.h5`` is a copy) and early stopping watches them. The decision threshold is then
 chosen on the validation split, never on test.
 
 Pretrained encoders are frozen for ``--warmup-epochs`` (the random decoder would
@@ -27,6 +27,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -37,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from polypvision import data as pdata
+from polypvision.training import trainsets
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
 HISTORY_FIELDS = ["epoch", "phase", "lr", "loss", "val_dice", "val_iou", "val_dice_ema", "val_dice_raw", "best_dice",
-                  "epoch_s", "wall_s"]
+                  "epoch_s", "wall_s", "val_per_dataset", "val_negative_flagged"]
 
 
 def choose_threshold(scores: dict[float, tuple[float, float]], tolerance: float = 0.01) -> float:
@@ -84,28 +86,6 @@ def fmt_duration(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------ data in memory
-
-
-def load_train_arrays(samples: list[pdata.Sample]) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 images (N,H,W,3) and 0/1 masks (N,H,W,1), all at one size.
-
-    Frames of differing sizes (Kvasir-SEG) are resized to a common square, as the app
-    resizes any frame to the model's square input regardless of aspect.
-    """
-    import cv2
-
-    pairs = [pdata.load_pair(s) for s in samples]
-    shapes = {img.shape[:2] for img, _ in pairs}
-    target = next(iter(shapes)) if len(shapes) == 1 else (384, 384)
-    imgs = np.empty((len(pairs), *target, 3), np.uint8)
-    masks = np.empty((len(pairs), *target, 1), np.uint8)
-    for i, (img, m) in enumerate(pairs):
-        if img.shape[:2] != target:
-            img = cv2.resize(img, target[::-1], interpolation=cv2.INTER_AREA)
-            m = cv2.resize(m.astype(np.uint8), target[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-        imgs[i] = img[..., ::-1]
-        masks[i, ..., 0] = m
-    return imgs, masks
 
 
 def preprocess_frames(frames_bgr: list[np.ndarray], size: int, mean, std) -> np.ndarray:
@@ -159,6 +139,28 @@ class Validator:
         return res
 
 
+class MultiValidator:
+    """One Validator per dataset of the run. The epoch's score (what picks the epoch, the kept
+    weights and the threshold) is the mean over the polyp datasets of their validation mean Dice,
+    each dataset weighing the same (one centre must not win by having more frames). Polyp-free
+    datasets are measured apart: the share of their frames with any pixel over the threshold
+    (the raw model, before the app's smoothing and gating) is logged every epoch."""
+
+    def __init__(self, groups: list[tuple[str, list[pdata.Sample], bool]], size: int, mean, std) -> None:
+        self.polyp = {name: Validator(s, size, mean, std) for name, s, neg in groups if not neg and s}
+        self.negative = {name: Validator(s, size, mean, std) for name, s, neg in groups if neg and s}
+
+    def score(self, model) -> dict[float, tuple[float, float]]:
+        """{threshold: (mean Dice, mean IoU)} over the polyp datasets; details in ``last``."""
+        per = {name: v.score(model) for name, v in self.polyp.items()}
+        self.last: dict[str, dict] = {"per_dataset": {n: r[0.5][0] for n, r in per.items()}}
+        neg_probs = [p for v in self.negative.values() for p in v.probabilities(model)]
+        self.last["negative_frames_flagged"] = (
+            float(np.mean([float(p.max()) > 0.5 for p in neg_probs])) if neg_probs else None)
+        return {t: (float(np.mean([r[t][0] for r in per.values()])), float(np.mean([r[t][1] for r in per.values()])))
+                for t in THRESHOLDS}
+
+
 # ------------------------------------------------------------------ model pieces
 
 
@@ -175,32 +177,40 @@ def bce_dice_loss(y_true, y_pred):
     return bce + (1.0 - ops.mean(dice))
 
 
+def structure_loss(y_true, y_pred):
+    """PraNet's boundary-aware loss: BCE and soft IoU, each pixel weighted by 1 + 5 |avgpool31(mask) - mask|.
+
+    The weight is high within ~15 pixels of the polyp's border, where masks are wrong most often
+    and where the plain loss's error is a thin sliver that barely counts.
+    """
+    import keras
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    weit = 1.0 + 5.0 * ops.abs(keras.layers.AveragePooling2D(31, strides=1, padding="same")(y_true) - y_true)
+    eps = 1e-7
+    p = ops.clip(y_pred, eps, 1.0 - eps)
+    bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+    wbce = ops.sum(weit * bce, axis=(1, 2, 3)) / ops.sum(weit, axis=(1, 2, 3))
+    inter = ops.sum(y_pred * y_true * weit, axis=(1, 2, 3))
+    union = ops.sum((y_pred + y_true) * weit, axis=(1, 2, 3))
+    wiou = 1.0 - (inter + 1.0) / (union - inter + 1.0)
+    return ops.mean(wbce + wiou)
+
+
+LOSSES = {"bce-dice": bce_dice_loss, "structure": structure_loss}
+
+
+def loss_of(config: dict[str, Any]):
+    return LOSSES[config.get("loss") or "bce-dice"]
+
+
 def build_model(config: dict[str, Any], input_size: int | None = None):
     from polypvision.training import encoders
 
     arch = encoders.get(config["arch"])
     return arch.build(input_size=input_size or config["input_size"], base_filters=config.get("base_filters") or 16,
                       pretrained=arch.pretrained)
-
-
-def make_dataset(imgs: np.ndarray, masks: np.ndarray, size: int, batch: int, mean, std, seed: int,
-                 crop: int | None = None):
-    """Endless shuffled, augmented batches; ``crop`` gives crop x crop patches at the zoom of ``size``."""
-    import tensorflow as tf
-
-    from polypvision.training.augment import augment, normalise
-
-    ds = tf.data.Dataset.from_tensor_slices((imgs, masks))
-    ds = ds.shuffle(len(imgs), seed=seed, reshuffle_each_iteration=True).repeat()
-
-    out = int(crop or size)
-
-    def _map(i, m):
-        a, b = augment(i, m, out, view=out / size)
-        return normalise(a, mean, std), b
-
-    ds = ds.map(_map, num_parallel_calls=2, deterministic=False)
-    return ds.batch(batch, drop_remainder=True).prefetch(2)
 
 
 # ------------------------------------------------------------------ the loop
@@ -297,10 +307,71 @@ def start_epoch(model, config: dict[str, Any], epoch: int, epochs: int, phase_no
     if phase != phase_now:
         if encoders.get(config["arch"]).pretrained:
             encoders.set_encoder_trainable(model, phase != "warmup")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])), loss=bce_dice_loss)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])), loss=loss_of(config))
     lr = epoch_lr(config, epoch, epochs)
     model.optimizer.learning_rate.assign(lr)
     return phase, lr
+
+
+def _per_dataset(detail: dict) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in (detail.get("per_dataset") or {}).items())
+
+
+def _fmt_share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+KEEP_EPOCH_FILES = 8  # the last epochs' weights stay on disk, for weight averaging (SWA) after the run
+
+
+def save_weights_atomic(model, path: Path) -> str:
+    """Write ``model``'s weights to ``path`` under a temporary name, then rename: a kill mid-write
+    never leaves a truncated file under the name a state file points to. Returns the path relative
+    to the run folder (``ckpt/...``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name.replace(".weights.h5", f".{os.getpid()}.tmp.weights.h5"))
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+    return f"{path.parent.name}/{path.name}"
+
+
+def commit_epoch(out: Path, state: dict[str, Any]) -> None:
+    """End an epoch: the state file (written atomically) is the commit; after it, the conventional
+    ``last.weights.h5`` / ``best.weights.h5`` copies are refreshed and epoch files nothing needs are pruned.
+
+    Killed at any point, the run resumes from the last committed epoch: every file the state names
+    is complete, history rows of uncommitted epochs are dropped on resume, and an uncommitted epoch
+    is trained again from the committed weights.
+    """
+    files = state.get("epoch_files", [])
+    keep = {state.get("last"), state.get("last_ema"), state.get("best_file")}
+    for rec in files[-KEEP_EPOCH_FILES:]:
+        keep.update((rec.get("last"), rec.get("last_ema")))
+    state["epoch_files"] = [r for r in files if r.get("last") in keep or r.get("last_ema") in keep]
+    save_state(out / "state.json", state)
+    for name, key in (("last.weights.h5", "last"), ("best.weights.h5", "best_file")):
+        if state.get(key):
+            tmp = out / f"{name}.{os.getpid()}.tmp"
+            shutil.copyfile(out / state[key], tmp)
+            os.replace(tmp, out / name)
+    for f in (out / "ckpt").glob("*.weights.h5"):
+        if f"ckpt/{f.name}" not in keep:
+            f.unlink(missing_ok=True)
+
+
+def _truncate_history(path: Path, epochs_done: int) -> None:
+    """Drop history rows of epochs after the last committed one (a run killed between the row and the commit)."""
+    if not path.is_file():
+        return
+    rows = list(csv.reader(path.read_text().splitlines()))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= epochs_done]
+    if len(kept) != len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, path)
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -344,6 +415,8 @@ def run(args) -> int:
     else:
         if state_path.is_file() and not args.force:
             raise UserError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
+        if not args.data:
+            raise UserError("train needs at least one --data folder (images/ and masks/)")
         arch = encoders.get(args.arch)
         config = {
             "arch": args.arch,
@@ -359,7 +432,9 @@ def run(args) -> int:
             "ema_decay": args.ema_decay,
             "seed": args.seed,
             "threads": args.threads,
-            "data": str(Path(args.data).resolve()),
+            "data": [d.to_dict() for d in pdata.specs_from(args.data, getattr(args, "negatives", None))],
+            "negative_share": float(getattr(args, "negative_share", None) or 0.15),
+            "loss": getattr(args, "loss", None) or "bce-dice",
             "mean": list(arch.mean),
             "std": list(arch.std),
         }
@@ -367,30 +442,43 @@ def run(args) -> int:
                         encoders.get(config["arch"]).size_multiple)
     out.mkdir(parents=True, exist_ok=True)
 
-    dataset = pdata.discover(args.data if args.data else config["data"])
+    specs = (pdata.specs_from(args.data, getattr(args, "negatives", None)) if args.data
+             else pdata.specs_of_config(config))
+    config["data"] = [d.to_dict() for d in specs]
     split_file = args.split_file or (config.get("split_file") if args.resume else None)
     leaky_wanted = bool(getattr(args, "leaky_split", False) or config.get("per_image_split"))
     config["per_image_split"] = leaky_wanted
-    split = pdata.load_or_create_split(dataset, split_file, seed=config["seed"], per_image=leaky_wanted)
-    config["split_file"] = str(split.path)
-    config["split_leaky"] = split.leaky
+    sets = pdata.load_splits(specs, split_file, seed=config["seed"], per_image=leaky_wanted)
+    paths = {str(d.split.path) for d in sets}
+    config["split_file"] = paths.pop() if len(paths) == 1 else {d.name: str(d.split.path) for d in sets}
+    config["split_leaky"] = any(d.split.leaky for d in sets)
     cmd = "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "polypvision train"
     state.setdefault("commands", []).append(cmd)
     state["config"] = config
 
     size, batch = int(config["input_size"]), int(config["batch_size"])
     mean, std = tuple(config["mean"]), tuple(config["std"])
-    train_samples = pdata.select(dataset, split, "train")
-    val_samples = pdata.select(dataset, split, "val")
-    print(f"[{out.name}] data {dataset.root}: train {len(train_samples)} / val {len(val_samples)} frames"
-          f" ({'per-image split: LEAKY' if split.leaky else 'whole sequences'}; split {split.path})", flush=True)
-    imgs, masks = load_train_arrays(train_samples)
-    validator = Validator(val_samples, size, mean, std)
-    steps = max(1, len(imgs) // batch)
+    t_load = time.time()
+    groups = []
+    for d in sets:
+        tr, va = d.samples("train"), d.samples("val")
+        print(f"[{out.name}] data {d.dataset.root}: train {len(tr)} / val {len(va)} "
+              f"{'polyp-free ' if d.negative else ''}frames ({d.split.method or 'split'}"
+              f"{'; LEAKY' if d.split.leaky else ''}; split {d.split.path})", flush=True)
+        if tr:
+            groups.append((*trainsets.load_arrays(tr), d.negative))
+    validator = MultiValidator([(d.name, d.samples("val"), d.negative) for d in sets], size, mean, std)
+    print(f"[{out.name}] frames decoded (or read from the cache) in {fmt_duration(time.time() - t_load)}", flush=True)
+    share = float(config.get("negative_share") or 0.15)
+    n_pos = sum(len(g[0]) for g in groups if not g[2])
+    has_neg = any(g[2] for g in groups)
+    # One epoch draws about every polyp frame once, plus the polyp-free share on top.
+    steps = max(1, round((n_pos / (1.0 - share) if has_neg and n_pos else sum(len(g[0]) for g in groups)) / batch))
     start = int(state.get("epoch", 0))
     epochs = int(config["epochs"])
     keras.utils.set_random_seed(int(config["seed"]) + start)
-    ds = make_dataset(imgs, masks, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop)
+    ds = trainsets.make_mixed_dataset(groups, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop,
+                                      negative_share=share)
 
     model = build_model(config, crop or size)
     # Patches train a copy built at the crop size; validation runs the same weights at full size.
@@ -401,9 +489,16 @@ def run(args) -> int:
             vmodel.set_weights(model.get_weights())
         return validator.score(vmodel)
 
-    if args.resume and (out / "last.weights.h5").is_file():
-        model.load_weights(out / "last.weights.h5")
-        print(f"[{out.name}] resumed at epoch {start} from {out / 'last.weights.h5'}", flush=True)
+    ema: list | None = None
+    if args.resume:
+        last = out / str(state.get("last") or "last.weights.h5")
+        if last.is_file():
+            if state.get("last_ema") and (out / state["last_ema"]).is_file():
+                model.load_weights(out / state["last_ema"])  # the weight average goes on where it stopped
+                ema = [np.array(v.value.numpy(), copy=True) for v in model.weights]
+            model.load_weights(last)
+            print(f"[{out.name}] resumed at epoch {start} from {last}", flush=True)
+        _truncate_history(out / "history.csv", start)
     print(f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}"
           f"{f' (trained on {crop}x{crop} crops)' if crop else ''}, batch {batch}, "
           f"{steps} steps/epoch, epochs {start}..{epochs}", flush=True)
@@ -415,7 +510,6 @@ def run(args) -> int:
     best = float(state.get("best_dice", -1.0))
     wall = float(state.get("wall_s", 0.0))
     phase_now = None
-    ema: list | None = None
     bad_epochs = int(state.get("bad_epochs", 0))
     for epoch in range(start, epochs):
         t0 = time.time()
@@ -426,11 +520,13 @@ def run(args) -> int:
         ema = prog.ema
         loss = float(hist.history["loss"][-1])
         raw_scores = _score()
-        model.save_weights(out / "last.weights.h5")
+        ckpt = {"last": save_weights_atomic(model, out / "ckpt" / f"e{epoch + 1:03d}.weights.h5")}
         raw_w = model.get_weights()
+        raw_detail = validator.last
         model.set_weights(ema)
         ema_scores = _score()
-        model.save_weights(out / "last_ema.weights.h5")
+        ema_detail = validator.last
+        ckpt["last_ema"] = save_weights_atomic(model, out / "ckpt" / f"e{epoch + 1:03d}.ema.weights.h5")
         # The EMA usually wins, but averaged weights do not match averaged BatchNorm
         # statistics in a network that is still changing fast (a UNet from scratch):
         # keep whichever of the two scores better this epoch.
@@ -438,28 +534,34 @@ def run(args) -> int:
         scores = ema_scores if use_ema else raw_scores
         if not use_ema:
             model.set_weights(raw_w)
+        detail = ema_detail if use_ema else raw_detail
         dice, iou = scores[0.5]
         improved = dice > best
         if improved:
             best = dice
-            model.save_weights(out / "best.weights.h5")
+            state["best_file"] = ckpt["last_ema" if use_ema else "last"]
             state["best_epoch"] = epoch + 1
             state["best_weights"] = "ema" if use_ema else "raw"
             state["best_scores"] = {str(t): v for t, v in scores.items()}
+            state["best_detail"] = detail
             bad_epochs = 0
         else:
             bad_epochs += 1
         model.set_weights(raw_w)
         dt = time.time() - t0
         wall += dt
-        state.update(epoch=epoch + 1, best_dice=best, wall_s=wall, bad_epochs=bad_epochs, phase=phase)
-        save_state(state_path, state)
         with open(hist_path, "a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, phase, f"{lr:.3g}", f"{loss:.4f}", f"{dice:.4f}", f"{iou:.4f}",
-                                    f"{ema_scores[0.5][0]:.4f}", f"{raw_scores[0.5][0]:.4f}", f"{best:.4f}", f"{dt:.0f}", f"{wall:.0f}"])
+                                    f"{ema_scores[0.5][0]:.4f}", f"{raw_scores[0.5][0]:.4f}", f"{best:.4f}", f"{dt:.0f}", f"{wall:.0f}",
+                                    _per_dataset(detail), _fmt_share(detail.get("negative_frames_flagged"))])
+        state.update(epoch=epoch + 1, best_dice=best, wall_s=wall, bad_epochs=bad_epochs, phase=phase, **ckpt)
+        state.setdefault("epoch_files", []).append({"epoch": epoch + 1, **ckpt, "val_dice_ema": ema_scores[0.5][0],
+                                                    "val_dice_raw": raw_scores[0.5][0]})
+        commit_epoch(out, state)
         left = (epochs - epoch - 1) * dt
         print(f"[{out.name}] epoch {epoch + 1}/{epochs} {phase} lr {lr:.2g} loss {loss:.4f} val Dice {dice:.4f} "
               f"IoU {iou:.4f} (EMA {ema_scores[0.5][0]:.4f}, raw {raw_scores[0.5][0]:.4f}) best {best:.4f}{' *' if improved else ''} "
+              f"[{_per_dataset(detail)}; polyp-free frames flagged {_fmt_share(detail.get('negative_frames_flagged'))}] "
               f"{fmt_duration(dt)}/epoch ETA {fmt_duration(left)}", flush=True)
         if bad_epochs >= int(config["patience"]) and phase != "warmup":
             print(f"[{out.name}] early stop: no val Dice gain for {bad_epochs} epochs", flush=True)
@@ -472,7 +574,7 @@ def run(args) -> int:
             state["threshold"] = t_best
             state["val_dice_at_threshold"] = scores[t_best][0]
     state["finished"] = True
-    state_path.write_text(json.dumps(state, indent=1))
+    save_state(state_path, state)
     print(f"[{out.name}] done: best val Dice {best:.4f} at epoch {state.get('best_epoch')}, "
           f"threshold {state.get('threshold')}, wall {fmt_duration(wall)}", flush=True)
     return 0

@@ -1,0 +1,146 @@
+"""Training data from several dataset folders: which frames, decoded once, mixed in batches.
+
+A run names its datasets (``--data`` for polyp datasets with masks, ``--negatives`` for
+folders of polyp-free frames) and one split file with a part per dataset. Every dataset's
+training frames are decoded and resized once into an on-disk cache (a 1000-frame Kvasir-SEG
+with 1080p JPEGs takes about a minute to decode on two cores; a resumed run reads the cache
+in seconds), keyed by the files' names, sizes and modification times, so a changed dataset is
+never served stale.
+
+Frames of different sizes are stored at one square size, as the app resizes any frame to
+the model's square input regardless of aspect; augmentation then crops and resizes from
+there. Polyp-free frames get an all-background mask and a fixed share of every batch
+(``negative_share``): they are few (a hundred frames of three sequences) next to
+over a thousand polyp frames, and a model that has only seen polyp frames learns that every
+frame holds a polyp somewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from polypvision import data as pdata
+
+CACHE_SIDE = 384  # stored square side for mixed-size data: above the 256 input, so crops keep detail
+
+
+
+# ------------------------------------------------------------------ decoded arrays, cached
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "polypvision" / "train-cache"
+
+
+def _cache_key(samples: list[pdata.Sample], side: tuple[int, int] | None) -> str:
+    h = hashlib.sha256(json.dumps(side).encode())
+    for s in samples:
+        for p in (s.image, s.mask):
+            if p is None:
+                h.update(b"<none>")
+                continue
+            st = p.stat()
+            h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def _decode(samples: list[pdata.Sample], target: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    if target is None:  # one size for all: keep it (no resampling)
+        h, w = pdata.load_pair(samples[0])[0].shape[:2]
+        target = (h, w)
+    imgs = np.empty((len(samples), *target, 3), np.uint8)
+    masks = np.empty((len(samples), *target, 1), np.uint8)
+    for i, s in enumerate(samples):
+        img, m = pdata.load_pair(s)
+        if img.shape[:2] != target:
+            img = cv2.resize(img, target[::-1], interpolation=cv2.INTER_AREA)
+            m = cv2.resize(m.astype(np.uint8), target[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        imgs[i] = img[..., ::-1]
+        masks[i, ..., 0] = m
+    return imgs, masks
+
+
+def _one_size(samples: list[pdata.Sample]) -> bool:
+    import cv2
+
+    sizes = set()
+    for s in samples:
+        # The header is enough for the size; decoding every frame twice is what the cache avoids.
+        img = cv2.imread(str(s.image), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if img is None:
+            return False
+        sizes.add(img.shape)
+        if len(sizes) > 1:
+            return False
+    return True
+
+
+def load_arrays(samples: list[pdata.Sample], cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 images (N,H,W,3) and 0/1 masks (N,H,W,1), all at one size, from the cache when it
+    holds them (``cache=None``: the user cache folder).
+
+    Frames of one size are kept as they are; mixed sizes are resized to ``CACHE_SIDE`` square.
+    """
+    if not samples:
+        raise ValueError("no samples to load")
+    target = None if _one_size(samples) else (CACHE_SIDE, CACHE_SIDE)
+    folder = cache if cache is not None else cache_root()
+    path = folder / f"{_cache_key(samples, target)}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                return z["images"], z["masks"]
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # a cut-off write: decode again
+    imgs, masks = _decode(samples, target)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, images=imgs, masks=masks)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no cache (read-only home, full disk): the run goes on, decoding again next time
+    return imgs, masks
+
+
+# ------------------------------------------------------------------ batches
+
+
+def make_mixed_dataset(groups: list[tuple[np.ndarray, np.ndarray, bool]], size: int, batch: int, mean, std,
+                       seed: int, crop: int | None = None, negative_share: float = 0.15):
+    """Endless augmented batches from several arrays: polyp arrays in proportion to their size,
+    polyp-free arrays together ``negative_share`` of the draws (none if there are none)."""
+    import tensorflow as tf
+
+    from polypvision.training.augment import augment, normalise
+
+    out = int(crop or size)
+
+    def _map(i, m):
+        a, b = augment(i, m, out, view=out / size)
+        return normalise(a, mean, std), b
+
+    streams, weights = [], []
+    n_pos = sum(len(x) for x, _, neg in groups if not neg)
+    n_neg_groups = sum(1 for _, _, neg in groups if neg)
+    for k, (imgs, masks, neg) in enumerate(groups):
+        ds = tf.data.Dataset.from_tensor_slices((imgs, masks))
+        ds = ds.shuffle(len(imgs), seed=seed + k, reshuffle_each_iteration=True).repeat()
+        streams.append(ds)
+        if neg:
+            weights.append(negative_share / n_neg_groups if n_pos else 1.0 / n_neg_groups)
+        else:
+            weights.append((1.0 - (negative_share if n_neg_groups else 0.0)) * len(imgs) / max(n_pos, 1))
+    mixed = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
+        streams, weights=weights, seed=seed)
+    mixed = mixed.map(_map, num_parallel_calls=2, deterministic=False)
+    return mixed.batch(batch, drop_remainder=True).prefetch(2)

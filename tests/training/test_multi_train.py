@@ -1,0 +1,140 @@
+"""Training on several datasets with polyp-free frames: the cache, the mix, a kill and a resume, the gate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.train
+pytest.importorskip("tensorflow")
+
+from tiny_datasets import make_dataset, make_negatives  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _args(data, negatives, out, split_file, **kw):
+    base = dict(data=[str(d) for d in data], negatives=[str(n) for n in negatives], out=str(out), arch="unet",
+                base_filters=2, epochs=2, warmup_epochs=0, input_size=32, batch_size=4, lr=3e-3, finetune_lr=None,
+                patience=None, ema_decay=0.9, seed=0, split_file=str(split_file), threads=1, resume=False,
+                force=False, crop_size=None, negative_share=0.25, loss=None)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def _toy(tmp_path):
+    a = make_dataset(tmp_path / "alpha", n_seq=8, per_seq=3)
+    b = make_dataset(tmp_path / "beta", n_seq=6, per_seq=3, size=(64, 48), seed=1)  # another frame size
+    n = make_negatives(tmp_path / "neg", n_seq=4, per_seq=3, red_speck=True)
+    return [a, b], [n]
+
+
+def test_cache_serves_decoded_frames_and_notices_changes(tmp_path):
+    from polypvision import data as pdata
+    from polypvision.training import trainsets
+
+    root = make_dataset(tmp_path / "d", n_seq=3, per_seq=2)
+    samples = pdata.discover(root).samples
+    cache = tmp_path / "cache"
+    imgs, masks = trainsets.load_arrays(samples, cache)
+    assert len(list(cache.glob("*.npz"))) == 1 and imgs.dtype == np.uint8 and set(np.unique(masks)) <= {0, 1}
+    again, _ = trainsets.load_arrays(samples, cache)
+    assert np.array_equal(imgs, again)
+    import cv2
+
+    img = cv2.imread(str(samples[0].image))
+    img[:] = 0
+    cv2.imwrite(str(samples[0].image), img)
+    os.utime(samples[0].image, ns=(1, 1))  # a changed file is a new key, never a stale cache entry
+    changed, _ = trainsets.load_arrays(samples, cache)
+    assert changed[0].max() == 0 and len(list(cache.glob("*.npz"))) == 2
+    negs = pdata.discover(make_negatives(tmp_path / "n", n_seq=2, per_seq=2), negative=True).samples
+    _, neg_masks = trainsets.load_arrays(negs, cache)
+    assert not neg_masks.any()
+
+
+def test_batches_draw_polyp_free_frames_at_their_share():
+    import tensorflow as tf
+
+    from polypvision.training import trainsets
+
+    tf.random.set_seed(0)
+    pos = (np.full((20, 16, 16, 3), 200, np.uint8), np.ones((20, 16, 16, 1), np.uint8))
+    neg = (np.full((5, 16, 16, 3), 10, np.uint8), np.zeros((5, 16, 16, 1), np.uint8))
+    ds = trainsets.make_mixed_dataset([(*pos, False), (*neg, True)], 16, 50, (0, 0, 0), (1, 1, 1), seed=0,
+                                      negative_share=0.3)
+    empty = [float((m.numpy().reshape(50, -1).max(axis=1) == 0).mean()) for _, m in ds.take(8)]
+    assert 0.2 < float(np.mean(empty)) < 0.4
+
+
+def test_train_on_two_datasets_and_negatives_then_export_with_a_gate(tmp_path):
+    from polypvision.model.session import Segmenter
+    from polypvision.training import export, train
+
+    data, negs = _toy(tmp_path)
+    out, split = tmp_path / "runs" / "multi", tmp_path / "split.json"
+    assert train.run(_args(data, negs, out, split)) == 0
+    doc = json.loads(split.read_text())
+    assert set(doc["datasets"]) == {"alpha", "beta", "neg"}  # one split file, a part per dataset
+    state = json.loads((out / "state.json").read_text())
+    assert [d["kind"] for d in state["config"]["data"]] == ["polyp", "polyp", "negative"]
+    assert set(state["best_detail"]["per_dataset"]) == {"alpha", "beta"}
+    assert state["best_detail"]["negative_frames_flagged"] is not None
+    assert (out / state["best_file"]).is_file() and (out / "best.weights.h5").is_file()
+    rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
+    assert "alpha" in rows[-1]["val_per_dataset"] and rows[-1]["val_negative_flagged"] != "n/a"
+
+    onnx_path = tmp_path / "m.onnx"
+    eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None,
+                            threads=1, no_gate=False)
+    assert export.run(eargs) == 0
+    c = Segmenter(onnx_path, provider="cpu").contract
+    gate = c.training["gate"]
+    assert gate["split"] == "val" and len(gate["grid"]) > 1
+    assert (c.output.min_area, c.output.min_peak) == (gate["min_area"], gate["min_peak"])
+    assert [d["kind"] for d in c.training["data"]] == ["polyp", "polyp", "negative"]
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    """SIGKILL mid-run (no clean-up at all), then --resume: epochs continue from the last commit,
+    the history has each epoch once, and every file the state names is whole."""
+    data, negs = _toy(tmp_path)
+    out, split = tmp_path / "runs" / "killed", tmp_path / "split.json"
+    cmd = [sys.executable, "-m", "polypvision.cli_train", "train", "--out", str(out), "--split-file", str(split),
+           "--arch", "unet", "--base-filters", "2", "--epochs", "40", "--warmup-epochs", "0", "--input-size", "32",
+           "--batch-size", "4", "--threads", "1", "--patience", "100"]
+    for d in data:
+        cmd += ["--data", str(d)]
+    cmd += ["--negatives", str(negs[0])]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # wait for the second committed epoch, then kill without warning
+            if "epoch 2/40 train" in line and "val Dice" in line:
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    state = json.loads((out / "state.json").read_text())
+    done = state["epoch"]
+    assert done >= 2 and not state.get("finished")
+    resumed = subprocess.run(cmd[:cmd.index("--epochs")] + ["--epochs", str(done + 2), "--resume"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"resumed at epoch {done}" in resumed.stdout
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == done + 2 and state["finished"]
+    epochs = [int(r["epoch"]) for r in csv.DictReader((out / "history.csv").read_text().splitlines())]
+    assert epochs == list(range(1, done + 3))
+    for key in ("last", "last_ema", "best_file"):
+        assert (out / state[key]).is_file()
+    assert not list(out.rglob("*.tmp*"))
