@@ -130,7 +130,12 @@ def sod_metrics(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dic
     """The polyp literature's metrics, as its evaluation code computes them (pysodmetrics):
     mean Dice / IoU averaged over 256 thresholds, weighted F-measure, S-measure, mean and max
     E-measure, MAE. Probability maps are at each frame's size."""
-    import py_sod_metrics as sod
+    try:
+        import py_sod_metrics as sod
+    except ImportError:
+        from polypvision.errors import UserError
+
+        raise UserError("evaluate needs the eval extra for the literature's metrics: pip install 'polypvision[eval]'") from None
 
     handlers = {"dice": sod.DICEHandler(with_dynamic=True, with_adaptive=False),
                 "iou": sod.IOUHandler(with_dynamic=True, with_adaptive=False)}
