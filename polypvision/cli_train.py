@@ -71,7 +71,7 @@ def register(subparsers) -> None:
                    help="share of each batch drawn from --negatives (default 0.15)")
     p.add_argument("--loss", default=None, choices=["bce-dice", "structure"],
                    help="bce-dice (default): BCE + per-image soft Dice; structure: PraNet's boundary-weighted BCE + IoU")
-    p.add_argument("--out", required=True, help="run folder for checkpoints, state and history (e.g. runs/unet16)")
+    p.add_argument("--out", default=None, help="run folder for checkpoints, state and history (e.g. runs/mnv2)")
     p.add_argument("--arch", default="unet", choices=["unet", "mobilenetv2", "efficientnet-lite0"], help="model family (default: unet)")
     p.add_argument("--base-filters", type=int, default=16, help="UNet width: 64 is the research model, 16 the real-time one")
     p.add_argument("--epochs", type=int, default=None, help="total epochs (default 40; on --resume, a new total)")
@@ -97,6 +97,10 @@ def register(subparsers) -> None:
     p.add_argument("--refit-of", default=None, metavar="RUN",
                    help="retrain RUN's recipe on train + val for the epoch count its validation chose "
                         "(a final model; nothing is validated in the refit, --arch and schedule options are RUN's)")
+    p.add_argument("--swa-of", default=None, metavar="RUN",
+                   help="average the weights of RUN's last --swa-last epochs (SWA), validate the average, and make it "
+                        "RUN's best weights only if it scores higher on validation (recorded either way)")
+    p.add_argument("--swa-last", type=int, default=5, help="epochs averaged by --swa-of (default 5)")
     p.add_argument("--force", action="store_true", help="start over even if --out holds a run")
     p.set_defaults(func=_train)
 
@@ -156,6 +160,30 @@ def register(subparsers) -> None:
     v.add_argument("--batch", type=int, default=8, help="frames per inference call")
     v.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
     v.set_defaults(func=_evaluate)
+    register_accuracy(subparsers)
+
+
+def _accuracy(args: argparse.Namespace) -> int:
+    from polypvision import accuracy
+
+    return accuracy.run(args)
+
+
+def register_accuracy(subparsers) -> None:
+    a = subparsers.add_parser(
+        "accuracy", help="every shipped model on the test splits beside published results (benchmarks/accuracy.md)",
+        description="Evaluate every shipped model (or --models) on the test side of each dataset's split and write "
+        "one Markdown table per dataset with the published U-Net, PraNet and Polyp-PVT figures (quoted), plus the "
+        "false-alarm table on polyp-free sequences.",
+    )
+    a.add_argument("--data", action="append", default=None, help="dataset folder; repeat (e.g. Kvasir-SEG, CVC-ClinicDB)")
+    a.add_argument("--negatives", action="append", default=None, help="folder of polyp-free frames; repeatable")
+    a.add_argument("--models", nargs="+", default=None, help="ONNX files (default: every shipped model)")
+    a.add_argument("--split-file", default=None, help="split JSON (default: splits/two-centre.json)")
+    a.add_argument("-o", "--output", default="benchmarks/accuracy.md", help="Markdown to write (default %(default)s)")
+    a.add_argument("--json", default="benchmarks/accuracy.json", help="JSON to write (default %(default)s)")
+    a.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    a.set_defaults(func=_accuracy)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,8 @@ def refit(args) -> int:
     if len(source.get("commands", [])) > 1:
         raise UserError(f"--refit-of {src}: the run was resumed ({len(source['commands'])} commands), so its "
                         "schedule may have changed on the way and cannot be replayed; refit single-command runs")
+    if not args.out:
+        raise UserError("--refit-of needs --out, a new folder for the refit")
     out = Path(args.out)
     if out.resolve() == src.resolve():
         raise UserError(f"--out {out} is the run being refitted; write the refit to a new folder")

@@ -344,7 +344,7 @@ def commit_epoch(out: Path, state: dict[str, Any]) -> None:
     is trained again from the committed weights.
     """
     files = state.get("epoch_files", [])
-    keep = {state.get("last"), state.get("last_ema"), state.get("best_file")}
+    keep = {state.get("last"), state.get("last_ema"), state.get("best_file"), (state.get("swa") or {}).get("file")}
     for rec in files[-KEEP_EPOCH_FILES:]:
         keep.update((rec.get("last"), rec.get("last_ema")))
     state["epoch_files"] = [r for r in files if r.get("last") in keep or r.get("last_ema") in keep]
@@ -387,12 +387,18 @@ def run(args) -> int:
         from polypvision.training.refit import refit
 
         return refit(args)
+    if getattr(args, "swa_of", None):
+        from polypvision.training.swa import swa
+
+        return swa(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from polypvision.errors import UserError
     from polypvision.training import encoders
 
+    if not args.out:
+        raise UserError("train needs --out, the run folder for checkpoints, state and history")
     configure_threads(args.threads)
     # Keras converts per-batch logs with np.array(copy=False) semantics that NumPy 2 flags.
     warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)

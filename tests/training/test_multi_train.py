@@ -93,6 +93,13 @@ def test_train_on_two_datasets_and_negatives_then_export_with_a_gate(tmp_path):
     rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
     assert "alpha" in rows[-1]["val_per_dataset"] and rows[-1]["val_negative_flagged"] != "n/a"
 
+    # SWA of the two epochs: validated like an epoch, used only if it scores higher, recorded either way.
+    assert train.run(_args(data, negs, None, split, swa_of=str(out), swa_last=2)) == 0
+    after = json.loads((out / "state.json").read_text())
+    assert after["swa"]["epochs"] == [1, 2] and (out / after["swa"]["file"]).is_file()
+    assert after["swa"]["used"] == (after["swa"]["val_dice"] > state["best_dice"])
+    assert after["best_file"] == (after["swa"]["file"] if after["swa"]["used"] else state["best_file"])
+
     onnx_path = tmp_path / "m.onnx"
     eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None,
                             threads=1, no_gate=False)
