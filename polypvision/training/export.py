@@ -173,8 +173,11 @@ def run(args) -> int:
     run_dir, weights = _resolve(args.checkpoint)
     state = json.loads((run_dir / "state.json").read_text())
     config = state["config"]
+    from polypvision.training.encoders import main_output
+
     model = build_model(config, EXPORT_SIZE)
     model.load_weights(weights)
+    model = main_output(model)  # deep-supervision side outputs are for training only
     if args.threshold is not None:
         threshold = float(args.threshold)
     elif state.get("best_scores"):

@@ -95,9 +95,9 @@ def refit(args) -> int:
     arrays = [(*trainsets.load_arrays(ss), d.negative) for d, ss in groups if ss]
     keras.utils.set_random_seed(int(config["seed"]))
     share = float(config.get("negative_share") or 0.15)
-    ds = trainsets.make_mixed_dataset(arrays, size, batch, tuple(config["mean"]), tuple(config["std"]),
-                                      seed=int(config["seed"]), negative_share=share)
     model = build_model(config, size)
+    ds = trainsets.make_mixed_dataset(arrays, size, batch, tuple(config["mean"]), tuple(config["std"]),
+                                      seed=int(config["seed"]), negative_share=share, n_outputs=len(model.outputs))
     n_pos = sum(len(a[0]) for a in arrays if not a[2])
     steps = max(1, round((n_pos / (1.0 - share) if n_pos < len(samples) else len(samples)) / batch))
     phase, ema, wall = None, None, 0.0

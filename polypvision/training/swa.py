@@ -64,7 +64,9 @@ def swa(args) -> int:
     sets = pdata.load_splits(specs, config.get("split_file"), create=False)
     validator = MultiValidator([(d.name, d.samples("val"), d.negative) for d in sets], size,
                                tuple(config["mean"]), tuple(config["std"]))
-    scores = validator.score(model)
+    from polypvision.training.encoders import main_output
+
+    scores = validator.score(main_output(model))
     dice = scores[0.5][0]
     name = f"ckpt/swa-e{recs[0]['epoch']:03d}-e{recs[-1]['epoch']:03d}.weights.h5"
     save_weights_atomic(model, run_dir / name)

@@ -210,7 +210,10 @@ def build_model(config: dict[str, Any], input_size: int | None = None):
 
     arch = encoders.get(config["arch"])
     return arch.build(input_size=input_size or config["input_size"], base_filters=config.get("base_filters") or 16,
-                      pretrained=arch.pretrained)
+                      pretrained=arch.pretrained, deep_supervision=bool(config.get("deep_supervision")))
+
+
+AUX_LOSS_WEIGHT = 0.4  # each deep-supervision side output, against 1 for the main one
 
 
 # ------------------------------------------------------------------ the loop
@@ -307,7 +310,11 @@ def start_epoch(model, config: dict[str, Any], epoch: int, epochs: int, phase_no
     if phase != phase_now:
         if encoders.get(config["arch"]).pretrained:
             encoders.set_encoder_trainable(model, phase != "warmup")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])), loss=loss_of(config))
+        n_out = len(model.outputs)
+        loss = loss_of(config)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])),
+                      loss=[loss] * n_out if n_out > 1 else loss,
+                      loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n_out - 1) if n_out > 1 else None)
     lr = epoch_lr(config, epoch, epochs)
     model.optimizer.learning_rate.assign(lr)
     return phase, lr
@@ -424,6 +431,9 @@ def run(args) -> int:
         if not args.data:
             raise UserError("train needs at least one --data folder (images/ and masks/)")
         arch = encoders.get(args.arch)
+        if getattr(args, "deep_supervision", False) and not arch.pretrained:
+            raise UserError("--deep-supervision is for the pretrained-encoder UNets (mobilenetv2, efficientnet-lite0); "
+                            "the research UNet is kept exactly as published")
         config = {
             "arch": args.arch,
             "base_filters": args.base_filters if args.arch == "unet" else None,
@@ -441,6 +451,7 @@ def run(args) -> int:
             "data": [d.to_dict() for d in pdata.specs_from(args.data, getattr(args, "negatives", None))],
             "negative_share": float(getattr(args, "negative_share", None) or 0.15),
             "loss": getattr(args, "loss", None) or "bce-dice",
+            "deep_supervision": bool(getattr(args, "deep_supervision", False)),
             "mean": list(arch.mean),
             "std": list(arch.std),
         }
@@ -483,17 +494,17 @@ def run(args) -> int:
     start = int(state.get("epoch", 0))
     epochs = int(config["epochs"])
     keras.utils.set_random_seed(int(config["seed"]) + start)
-    ds = trainsets.make_mixed_dataset(groups, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop,
-                                      negative_share=share)
-
     model = build_model(config, crop or size)
+    ds = trainsets.make_mixed_dataset(groups, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop,
+                                      negative_share=share, n_outputs=len(model.outputs))
     # Patches train a copy built at the crop size; validation runs the same weights at full size.
     vmodel = build_model(config, size) if crop else model
+    vmain = encoders.main_output(vmodel)
 
     def _score():
         if vmodel is not model:
             vmodel.set_weights(model.get_weights())
-        return validator.score(vmodel)
+        return validator.score(vmain)
 
     ema: list | None = None
     if args.resume:

@@ -116,9 +116,10 @@ def load_arrays(samples: list[pdata.Sample], cache: Path | None = None) -> tuple
 
 
 def make_mixed_dataset(groups: list[tuple[np.ndarray, np.ndarray, bool]], size: int, batch: int, mean, std,
-                       seed: int, crop: int | None = None, negative_share: float = 0.15):
+                       seed: int, crop: int | None = None, negative_share: float = 0.15, n_outputs: int = 1):
     """Endless augmented batches from several arrays: polyp arrays in proportion to their size,
-    polyp-free arrays together ``negative_share`` of the draws (none if there are none)."""
+    polyp-free arrays together ``negative_share`` of the draws (none if there are none).
+    ``n_outputs`` > 1 repeats the mask for each output of a deeply supervised model."""
     import tensorflow as tf
 
     from polypvision.training.augment import augment, normalise
@@ -127,7 +128,7 @@ def make_mixed_dataset(groups: list[tuple[np.ndarray, np.ndarray, bool]], size: 
 
     def _map(i, m):
         a, b = augment(i, m, out, view=out / size)
-        return normalise(a, mean, std), b
+        return normalise(a, mean, std), (b if n_outputs == 1 else (b,) * n_outputs)
 
     streams, weights = [], []
     n_pos = sum(len(x) for x, _, neg in groups if not neg)

@@ -145,3 +145,28 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     for key in ("last", "last_ema", "best_file"):
         assert (out / state[key]).is_file()
     assert not list(out.rglob("*.tmp*"))
+
+
+def test_deep_supervision_trains_side_outputs_and_exports_only_the_main_one(tmp_path):
+    import onnx
+
+    from polypvision.errors import UserError
+    from polypvision.training import encoders, export, train
+
+    model = encoders.get("mobilenetv2").build(input_size=32, pretrained=False, deep_supervision=True)
+    assert [o.shape[1:] for o in model.outputs] == [(32, 32, 1)] * 3
+    assert encoders.main_output(model).outputs[0].shape[1:] == (32, 32, 1)
+    data, negs = _toy(tmp_path)
+    out, split = tmp_path / "runs" / "ds", tmp_path / "split.json"
+    with pytest.raises(UserError, match="research UNet"):
+        train.run(_args(data, negs, out, split, deep_supervision=True))
+    args = _args(data, negs, out, split, arch="mobilenetv2", epochs=1, warmup_epochs=0, deep_supervision=True,
+                 loss="structure")
+    assert train.run(args) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["config"]["deep_supervision"] and state["config"]["loss"] == "structure"
+    onnx_path = tmp_path / "ds.onnx"
+    eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None,
+                            threads=1, no_gate=True)
+    assert export.run(eargs) == 0
+    assert [o.name for o in onnx.load(str(onnx_path)).graph.output] == ["mask"]
