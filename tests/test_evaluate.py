@@ -170,3 +170,34 @@ def test_evaluate_without_any_folder_says_so(tmp_path):
                            json=None, threshold=None, provider="cpu", threads=1, batch=4, tta=False)
     with pytest.raises(UserError, match="--data"):
         ev.run(args)
+
+
+def test_evaluate_false_alarms_are_what_annotate_logs(tmp_path):
+    """The figure evaluate reports for polyp-free frames is annotate's own per-frame `polyp`, frame
+    for frame (one sequence played as a clip with the default smoothing and the model's gate)."""
+    import cv2
+
+    from polypvision import data as pdata
+    from polypvision.cli import main
+    from polypvision.model.session import Segmenter
+
+    root = tmp_path / "neg"
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for k in range(12):  # one sequence; a red blob on some frames, growing and fading
+        img = np.zeros((120, 160, 3), np.uint8)
+        img[:] = (30, 160, 40)
+        if k % 3:
+            cv2.circle(img, (int(rng.integers(30, 130)), 60), int(rng.integers(2, 14)), (40, 40, 220), -1)
+        cv2.imwrite(str(root / "images" / f"seq9_img{k + 1}.png"), img)
+    model = build_toy_model(tmp_path / "toy.onnx", size=64)
+    ds = pdata.discover(root, negative=True)
+    r = ev.evaluate_set(Segmenter(model, provider="cpu"), None, "all", dataset=ds)
+    log = tmp_path / "a.jsonl"
+    assert main(["annotate", str(root / "images"), "-o", str(tmp_path / "a.mp4"), "--model", str(model),
+                 "--log", str(log), "--quiet"]) == 0
+    logged = [json.loads(line)["polyp"] for line in log.read_text().splitlines()]
+    assert len(logged) == 12 and 0 < sum(logged) < 12
+    assert r["flagged_app"] == pytest.approx(sum(logged) / 12)
+    flagged = {f"seq9_img{i + 1}" for i, p in enumerate(logged) if p}
+    assert set(r["flagged_frames"]) == flagged
