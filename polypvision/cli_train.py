@@ -72,6 +72,10 @@ def register(subparsers) -> None:
     p.add_argument("--deep-supervision", action="store_true",
                    help="side outputs on two coarser decoder stages, trained with the same loss (weight 0.4 each); "
                         "pretrained-encoder UNets only, dropped at export")
+    p.add_argument("--teacher", default=None, metavar="MODEL.onnx",
+                   help="distil from this exported model (e.g. an ensemble): its probability on every training frame "
+                        "is an extra soft target (BCE, weight --distill-weight)")
+    p.add_argument("--distill-weight", type=float, default=None, help="weight of the teacher term (default 0.5)")
     p.add_argument("--loss", default=None, choices=["bce-dice", "structure"],
                    help="bce-dice (default): BCE + per-image soft Dice; structure: PraNet's boundary-weighted BCE + IoU")
     p.add_argument("--out", default=None, help="run folder for checkpoints, state and history (e.g. runs/mnv2)")

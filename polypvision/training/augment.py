@@ -7,8 +7,9 @@ a small hue shift: polyps and mucosa differ in hue, so large shifts would destro
 cue), motion and focus blur, and specular highlights (the light source's reflections,
 which models otherwise learn to take for polyp edges).
 
-Input: RGB uint8 image HxWx3 and uint8 mask HxWx1 (0/1). Output: float32 image in
-[0, 1] and float32 mask (0/1), both ``size x size``. Normalisation (mean/std) is applied
+Input: RGB uint8 image HxWx3 and uint8 mask HxWx1 (0/1), or HxWx2 with a teacher's probability
+x 255 as the second channel. Output: float32 image in [0, 1] and float32 mask (0/1, then the
+teacher's probability in [0, 1]), both ``size x size``. Normalisation (mean/std) is applied
 afterwards, by the architecture's own constants.
 """
 
@@ -90,7 +91,9 @@ def augment(image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.5
     box = _random_box(shape[0], shape[1], min_scale, view, mask)[None]
     img = tf.image.crop_and_resize(tf.cast(image, tf.float32)[None] / 255.0, box, [0], [size, size], "bilinear")[0]
     msk = tf.image.crop_and_resize(tf.cast(mask, tf.float32)[None], box, [0], [size, size], "bilinear")[0]
-    msk = tf.cast(msk > 0.5, tf.float32)
+    # Channel 0 is the 0/1 ground truth; a second channel, if any, is a teacher's probability x 255
+    # (distillation), kept soft.
+    msk = tf.concat([tf.cast(msk[..., :1] > 0.5, tf.float32), msk[..., 1:] / 255.0], axis=-1)
 
     both = tf.concat([img, msk], axis=-1)
     both = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(both), lambda: both)
@@ -112,7 +115,7 @@ def augment(image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.5
     img = tf.cond(tf.random.uniform([]) < 0.3, lambda: _specular(img, size), lambda: img)
     img = tf.clip_by_value(img, 0.0, 1.0)
     img = tf.ensure_shape(img, [size, size, 3])
-    msk = tf.ensure_shape(msk, [size, size, 1])
+    msk = tf.ensure_shape(msk, [size, size, mask.shape[-1]])
     return img, msk
 
 

@@ -92,7 +92,7 @@ def refit(args) -> int:
     }
     print(f"[{out.name}] refit of {src}: {len(samples)} frames (train + val), {n_epochs} of {total} scheduled epochs, "
           f"keeping the {kind} weights", flush=True)
-    arrays = [(*trainsets.load_arrays(ss), d.negative) for d, ss in groups if ss]
+    arrays = [(*trainsets.training_arrays(ss, config), d.negative) for d, ss in groups if ss]
     keras.utils.set_random_seed(int(config["seed"]))
     share = float(config.get("negative_share") or 0.15)
     model = build_model(config, size)

@@ -202,7 +202,21 @@ LOSSES = {"bce-dice": bce_dice_loss, "structure": structure_loss}
 
 
 def loss_of(config: dict[str, Any]):
-    return LOSSES[config.get("loss") or "bce-dice"]
+    base = LOSSES[config.get("loss") or "bce-dice"]
+    if not config.get("teacher"):
+        return base
+    weight = float(config.get("distill_weight") or 0.5)
+
+    def distill(y_true, y_pred):
+        """The run's loss on the ground truth (channel 0) plus ``weight`` x BCE towards the teacher's
+        probability (channel 1): the teacher's soft edges and its confidence carry more than 0/1 masks."""
+        import keras
+        from keras import ops
+
+        soft = ops.cast(y_true[..., 1:], y_pred.dtype)
+        return base(y_true[..., :1], y_pred) + weight * ops.mean(keras.losses.binary_crossentropy(soft, y_pred))
+
+    return distill
 
 
 def build_model(config: dict[str, Any], input_size: int | None = None):
@@ -452,6 +466,8 @@ def run(args) -> int:
             "negative_share": float(getattr(args, "negative_share", None) or 0.15),
             "loss": getattr(args, "loss", None) or "bce-dice",
             "deep_supervision": bool(getattr(args, "deep_supervision", False)),
+            "teacher": str(Path(args.teacher).resolve()) if getattr(args, "teacher", None) else None,
+            "distill_weight": float(getattr(args, "distill_weight", None) or 0.5),
             "mean": list(arch.mean),
             "std": list(arch.std),
         }
@@ -483,7 +499,7 @@ def run(args) -> int:
               f"{'polyp-free ' if d.negative else ''}frames ({d.split.method or 'split'}"
               f"{'; LEAKY' if d.split.leaky else ''}; split {d.split.path})", flush=True)
         if tr:
-            groups.append((*trainsets.load_arrays(tr), d.negative))
+            groups.append((*trainsets.training_arrays(tr, config), d.negative))
     validator = MultiValidator([(d.name, d.samples("val"), d.negative) for d in sets], size, mean, std)
     print(f"[{out.name}] frames decoded (or read from the cache) in {fmt_duration(time.time() - t_load)}", flush=True)
     share = float(config.get("negative_share") or 0.15)

@@ -145,3 +145,52 @@ def make_mixed_dataset(groups: list[tuple[np.ndarray, np.ndarray, bool]], size: 
         streams, weights=weights, seed=seed)
     mixed = mixed.map(_map, num_parallel_calls=2, deterministic=False)
     return mixed.batch(batch, drop_remainder=True).prefetch(2)
+
+
+# ------------------------------------------------------------------ distillation targets
+
+
+def teacher_maps(images: np.ndarray, teacher: str | Path, cache: Path | None = None) -> np.ndarray:
+    """A teacher model's probability (x 255, uint8, N,H,W,1) on each cached training image.
+
+    The teacher is an exported ONNX model run as the app runs it (its own contract's
+    preprocessing), on the whole frame as stored; its map is resized back to the stored size, so
+    augmentation crops, flips and rotates it together with the ground truth. Cached by the
+    teacher file's hash and the images' content.
+    """
+    from polypvision.model.session import Segmenter
+
+    h = hashlib.sha256(Path(teacher).read_bytes())
+    h.update(np.ascontiguousarray(images[:, ::7, ::7]).tobytes())  # a cheap fingerprint of the images
+    h.update(str(images.shape).encode())
+    folder = cache if cache is not None else cache_root()
+    path = folder / f"teacher-{h.hexdigest()[:24]}.npy"
+    if path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    seg = Segmenter(teacher, provider="cpu", max_batch=8)
+    out = np.empty((*images.shape[:3], 1), np.uint8)
+    for i in range(0, len(images), 8):
+        frames = [np.ascontiguousarray(x[..., ::-1]) for x in images[i:i + 8]]  # the app's frames are BGR
+        for j, p in enumerate(seg.predict(frames)):
+            out[i + j, ..., 0] = np.clip(np.rint(p * 255.0), 0, 255).astype(np.uint8)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, out)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return out
+
+
+def training_arrays(samples: list[pdata.Sample], config: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A run's arrays for ``samples``: the cached frames and masks, with the teacher's maps as a
+    second mask channel when the run distils (``config["teacher"]``)."""
+    imgs, masks = load_arrays(samples)
+    if config.get("teacher"):
+        masks = np.concatenate([masks, teacher_maps(imgs, config["teacher"])], axis=-1)
+    return imgs, masks

@@ -170,3 +170,24 @@ def test_deep_supervision_trains_side_outputs_and_exports_only_the_main_one(tmp_
                             threads=1, no_gate=True)
     assert export.run(eargs) == 0
     assert [o.name for o in onnx.load(str(onnx_path)).graph.output] == ["mask"]
+
+
+def test_distillation_adds_the_teachers_map_as_a_soft_target(tmp_path):
+    from toy_model import build_toy_model
+
+    from polypvision.training import train, trainsets
+
+    data, negs = _toy(tmp_path)
+    teacher = build_toy_model(tmp_path / "teacher.onnx", size=64)
+    from polypvision import data as pdata
+
+    imgs, _ = trainsets.load_arrays(pdata.discover(data[0]).samples)
+    maps = trainsets.teacher_maps(imgs, teacher, tmp_path / "cache")
+    assert maps.shape == (*imgs.shape[:3], 1) and maps.dtype == np.uint8
+    red = imgs[..., 0].astype(int) - imgs[..., 1].astype(int) > 100  # the toy teacher sees the red discs
+    assert maps[..., 0][red].mean() > 200 and maps[..., 0][~red].mean() < 60
+    assert np.array_equal(trainsets.teacher_maps(imgs, teacher, tmp_path / "cache"), maps)  # cached
+    out, split = tmp_path / "runs" / "kd", tmp_path / "split.json"
+    assert train.run(_args(data, negs, out, split, epochs=1, teacher=str(teacher), distill_weight=0.7)) == 0
+    cfg = json.loads((out / "state.json").read_text())["config"]
+    assert cfg["teacher"] == str(teacher.resolve()) and cfg["distill_weight"] == 0.7
