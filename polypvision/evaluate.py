@@ -81,12 +81,13 @@ class Counts:
         }
 
 
-def score(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray], threshold: float) -> dict[str, Any]:
-    """Mean-over-images and pooled metrics of probability maps against boolean masks."""
+def score(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray], threshold: float | None) -> dict[str, Any]:
+    """Mean-over-images and pooled metrics of probability maps (``threshold``), or of boolean
+    predicted masks (``threshold=None``), against boolean masks."""
     per_image = []
     pooled = Counts()
     for p, m in zip(probs, masks, strict=True):
-        c = Counts.of(p > threshold, m)
+        c = Counts.of(p if threshold is None else p > threshold, m)
         pooled += c
         per_image.append(c.metrics())
     keys = ("iou", "dice", "precision", "recall", "accuracy")
@@ -191,7 +192,10 @@ def evaluate_set(segmenter, sd: pdata.SplitData | None, split: str = "test", thr
                 "flagged_app": float(np.mean(app)) if app else 0.0, "flagged_app_per_sequence": per_seq,
                 "flagged_frames": [s.stem for s, a in zip(samples, app) if a]}
     probs = [resize_to(p, f.shape[1], f.shape[0]) for p, f in zip(small, frames)]
-    main = score(probs, masks, t)
+    # The binary figures are of the mask the app draws (its smoothing, gate and resize back);
+    # the sweep and the literature's metrics use the probability map.
+    main = score([mask > 127 for _, mask in decisions], masks, None)
+    main["threshold"] = t
     found = [present and bool(np.count_nonzero(mask[gt])) for (present, mask), gt in zip(decisions, masks)]
     sweep = [{k: v for k, v in score(probs, masks, th).items() if k != "per_image"} for th in SWEEP]
     per_seq: dict[str, list[float]] = {}
@@ -341,7 +345,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         leak,
         "| metric set | Dice | IoU | precision | recall | accuracy |",
         "|---|---|---|---|---|---|",
-        _row("mean over images", r["mean"]),
+        _row("mean over images (the mask the app draws)", r["mean"]),
         _row("pooled over pixels", r["pooled"]),
     ]
     if "tta_flip" in r:
@@ -351,7 +355,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         "",
         ACCURACY_NOTE.format(bg=r["background_fraction"]),
         "",
-        "Threshold sweep (the shipped threshold was chosen on the validation split, not here):",
+        "Threshold sweep of the probability map (the shipped threshold was chosen on the validation split, not here):",
         "",
         "| threshold | mean Dice | mean IoU | pooled Dice | pooled IoU | pooled precision | pooled recall |",
         "|---|---|---|---|---|---|---|",
@@ -428,8 +432,8 @@ def table_markdown(res: dict[str, Any]) -> str:
 METRICS_NOTE = (
     "mDice, mIoU (each averaged over 256 thresholds), F<sup>w</sup><sub>β</sub>, S<sub>α</sub>, E<sub>φ</sub> and MAE "
     "are computed by pysodmetrics on the probability map at each frame's size, as the published polyp evaluation "
-    "code does. Dice @ threshold, precision and recall are per-image means of the binary mask at the model's "
-    "threshold. Polyp found: the share of frames on which the app (its smoothing and the model's gate, each "
+    "code does. Dice @ threshold, precision and recall are per-image means of the binary mask the app draws (the "
+    "model's threshold, smoothing and gate, resized back to the frame). Polyp found: the share of frames on which the app (its smoothing and the model's gate, each "
     "video sequence played as a clip, each still frame alone) reports a polyp that overlaps the true one.")
 NEGATIVE_NOTE = (
     "Raw model: any pixel above the threshold. Through the app: the frame's per-frame decision in `annotate`'s log "

@@ -47,7 +47,7 @@ def test_evaluate_end_to_end_writes_markdown_and_json(tmp_path):
                            provider="cpu", threads=1, batch=4, tta=True)
     assert ev.run(args) == 0
     md = (tmp_path / "r.md").read_text()
-    assert "| mean over images |" in md and "research code" in md and "Threshold sweep" in md
+    assert "| mean over images (the mask the app draws) |" in md and "research code" in md and "Threshold sweep" in md
     assert "background" in md
     doc = json.loads((tmp_path / "r.json").read_text())["sets"][0]
     assert doc["leaky"] is False and doc["images"] > 0

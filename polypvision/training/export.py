@@ -197,11 +197,20 @@ def run(args) -> int:
         "git_commit": git_commit(),
         "checkpoint": str(weights),
         "val_dice_at_0.5": state.get("best_dice"),
+        "val_per_dataset": (state.get("best_detail") or {}).get("per_dataset"),
+        "val_negative_frames_flagged_raw": (state.get("best_detail") or {}).get("negative_frames_flagged"),
+        "weights": state.get("best_weights"),
+        "recipe": {k: config.get(k) for k in ("arch", "base_filters", "input_size", "crop_size", "batch_size", "lr",
+                                               "finetune_lr", "warmup_epochs", "epochs", "loss", "deep_supervision",
+                                               "negative_share", "distill_weight", "ema_decay", "seed")}
+        | {"teacher": Path(config["teacher"]).name if config.get("teacher") else None,
+           "swa": state.get("swa", {}).get("epochs") if (state.get("swa") or {}).get("used") else None},
         "threshold_chosen_on": "validation split (closest to 0.5 within 0.01 of the best validation Dice)",
     }
     if state.get("refit"):  # trained on train + val: its validation figures are the recipe's (see training/refit.py)
         training["refit"] = state["refit"]
         training["threshold_chosen_on"] += ", of the run it refits"
+    training["parameters"] = int(model.count_params())
     metrics = read_metrics(args.metrics) if args.metrics else None
     name = args.name or Path(args.output).stem
     contract = make_contract(name, config, threshold, training, metrics)

@@ -1,0 +1,200 @@
+"""``polypvision tables``: the README's and the model cards' tables, generated, never typed.
+
+Marked blocks in Markdown files::
+
+    <!-- generated: NAME -->
+    ...
+    <!-- end generated: NAME -->
+
+are rewritten from the data that holds the figures: each shipped model's contract (training
+provenance, validation figures, threshold, gate), ``benchmarks/accuracy.json`` (test figures,
+from ``polypvision accuracy``) and ``benchmarks/cpu.json`` (speed, from ``polypvision bench``).
+``--check`` rewrites nothing and fails when a block is stale, which is what the test suite runs,
+so a re-exported model or a new benchmark cannot leave an old figure behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w.:-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
+DEFAULT_FILES = ("README.md", "models/README.md")
+
+
+class Context:
+    """Everything the blocks are made from, read once."""
+
+    def __init__(self, root: Path = ROOT) -> None:
+        from polypvision.model.registry import read_manifest, shipped_models
+        from polypvision.model.session import Segmenter
+
+        self.root = root
+        self.models = {p.stem: Segmenter(p, provider="cpu").contract for p in shipped_models()}
+        self.files = {p.stem: p.name for p in shipped_models()}
+        self.manifest = read_manifest()
+        self.accuracy = _json(root / "benchmarks" / "accuracy.json")
+        self.bench = _json(root / "benchmarks" / "cpu.json")
+
+    def test(self, model: str) -> dict[str, Any] | None:
+        for r in (self.accuracy or {}).get("results", []):
+            if r.get("model_name") == model:
+                return r
+        return None
+
+    def speed(self, model: str) -> dict[str, Any]:
+        """Model FPS at batch 1, annotate FPS, and frames dropped live at 30 FPS, from the bench JSON."""
+        out: dict[str, Any] = {}
+        for row in (self.bench or {}).get("rows", []):
+            if model not in row.get("detail", ""):
+                continue
+            extra = row.get("extra") or {}
+            if row["stage"] == "model" and extra.get("batch") == 1:
+                out["model_fps"] = row["fps"]
+            elif row["stage"] == "annotate pipeline" and "veryfast" in row["detail"]:
+                out["annotate_fps"] = row["fps"]
+            elif row["stage"] == "live" and extra.get("paced_fps") == 30.0:
+                out["live30_dropped"] = extra.get("dropped")
+        return out
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) else "n/a"
+
+
+def _role(ctx: Context, stem: str) -> str:
+    roles = [k.replace("_default", "") for k, v in ctx.manifest.items() if k.endswith("_default") and v == ctx.files[stem]]
+    return "default (" + ", ".join(r.upper() for r in roles) + ")" if roles else ""
+
+
+def models_table(ctx: Context) -> str:
+    """One row per shipped model: validation score, test figures per dataset, false alarms, speed."""
+    test_sets: list[str] = []
+    neg_sets: list[str] = []
+    for stem in ctx.models:
+        for s in (ctx.test(stem) or {}).get("sets", []):
+            target = neg_sets if s["kind"] == "negative" else test_sets
+            if s["dataset"] not in target:
+                target.append(s["dataset"])
+    head = (["model", "role", "val score"] + [f"{d} test: mDice / Dice@t / found" for d in test_sets]
+            + [f"{d} test: polyp reported" for d in neg_sets] + ["model FPS", "annotate FPS"])
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for stem, c in sorted(ctx.models.items(), key=lambda kv: -float(kv[1].training.get("val_dice_at_0.5") or 0)):
+        by = {s["dataset"]: s for s in (ctx.test(stem) or {}).get("sets", [])}
+        cells = [f"`{stem}`", _role(ctx, stem), _f(c.training.get("val_dice_at_0.5"))]
+        for d in test_sets:
+            s = by.get(d)
+            cells.append(f"{_f(s['sod']['mdice'])} / {_f(s['mean']['dice'])} / {_f(s['found'], '.0%')}" if s else "n/a")
+        cells += [_f(by[d]["flagged_app"], ".0%") if d in by else "n/a" for d in neg_sets]
+        sp = ctx.speed(stem)
+        cells += [_f(sp.get("model_fps"), ".0f"), _f(sp.get("annotate_fps"), ".0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def card(ctx: Context, stem: str) -> str:
+    """A model's generated card: what it is, what it learned from, how it was chosen, what it scores."""
+    c = ctx.models[stem]
+    t = c.training
+    rec = t.get("recipe") or {}
+    data = t.get("data") or []
+    data_txt = ", ".join(f"`{d['path']}`" + (" (polyp-free)" if d.get("kind") == "negative" else "")
+                         for d in data if isinstance(d, dict)) or f"`{data}`"
+    gate = t.get("gate") or {}
+    lines = [
+        f"- File `models/{ctx.files[stem]}`; {c.architecture}"
+        + (f", {t['parameters']:,} parameters" if t.get("parameters") else "")
+        + f"; input {c.input.width}x{c.input.height} {c.input.color} {c.input.layout}, scaled (x * {c.input.scale:.6g}"
+        f" - mean) / std with mean {list(c.input.mean)}, std {list(c.input.std)}.",
+        f"- Trained on {data_txt}, split `{t.get('split')}`; {t.get('epochs')} epochs run, kept epoch "
+        f"{t.get('best_epoch')} ({t.get('weights') or 'n/a'} weights); wall time {_dur(t.get('wall_time_s'))} on the "
+        "development machine's 2 CPU cores.",
+    ]
+    if rec:
+        lines.append("- Recipe: " + ", ".join(f"{k} {v}" for k, v in rec.items() if v not in (None, False)) + ".")
+    per = t.get("val_per_dataset") or {}
+    lines.append(f"- Validation score {_f(t.get('val_dice_at_0.5'))} (mean Dice at 0.5 over "
+                 + (", ".join(f"{k} {_f(v)}" for k, v in per.items()) or "the validation split") + ").")
+    lines.append(f"- Threshold {c.output.threshold:g} ({t.get('threshold_chosen_on', 'n/a')}); gate: min area "
+                 f"{c.output.min_area:g}, min peak {c.output.min_peak:g}"
+                 + (f" (on validation: polyp found {_f(gate.get('val_found'), '.1%')}, polyp-free frames reporting "
+                    f"a polyp {_f(gate.get('val_flagged'), '.1%')})" if gate.get("val_found") is not None else "") + ".")
+    r = ctx.test(stem)
+    if r:
+        for s in r["sets"]:
+            if s["kind"] == "negative":
+                lines.append(f"- Test, {s['dataset']} ({s['images']} polyp-free frames of {', '.join(s['sequences'])}):"
+                             f" a polyp reported on {_f(s['flagged_app'], '.1%')} of the frames through the app "
+                             f"({_f(s['flagged_raw'], '.1%')} by the raw model).")
+            else:
+                sod, m = s.get("sod") or {}, s["mean"]
+                lines.append(f"- Test, {s['dataset']} ({s['images']} frames): mDice {_f(sod.get('mdice'))}, mIoU "
+                             f"{_f(sod.get('miou'))}, F^w {_f(sod.get('wfm'))}, S {_f(sod.get('sm'))}, mean E "
+                             f"{_f(sod.get('mean_em'))}, MAE {_f(sod.get('mae'))}; at the threshold Dice "
+                             f"{_f(m['dice'])}, precision {_f(m['precision'])}, recall {_f(m['recall'])}; polyp "
+                             f"found on {_f(s['found'], '.1%')} of the frames. Lowest Dice: "
+                             + ", ".join(f"{w['frame']} ({_f(w['dice'], '.2f')})" for w in s.get("worst", [])[:4]) + ".")
+    sp = ctx.speed(stem)
+    if sp:
+        lines.append(f"- Speed (`benchmarks/cpu.json`): model {_f(sp.get('model_fps'), '.1f')} FPS at batch 1, "
+                     f"`annotate` {_f(sp.get('annotate_fps'), '.1f')} FPS at 640x480, "
+                     f"{sp.get('live30_dropped', 'n/a')} frames dropped live at 30 FPS.")
+    cmds = t.get("command") or []
+    if cmds:
+        lines += ["- Commands:", "", "  ```bash", *(f"  {x}" for x in cmds), "  ```"]
+    return "\n".join(lines)
+
+
+def _dur(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return "n/a"
+    h, rem = divmod(int(s), 3600)
+    return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min"
+
+
+def render(name: str, ctx: Context) -> str:
+    if name == "models":
+        return models_table(ctx)
+    if name.startswith("card:"):
+        stem = name.split(":", 1)[1]
+        if stem not in ctx.models:
+            return f"(model `{stem}` is not shipped)"
+        return card(ctx, stem)
+    raise KeyError(f"unknown generated block {name!r}")
+
+
+def update(text: str, ctx: Context) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), ctx) + "\n" + m.group(4), text)
+
+
+def run(args) -> int:
+    import sys
+
+    ctx = Context()
+    stale = []
+    for f in args.files or [ROOT / f for f in DEFAULT_FILES]:
+        path = Path(f)
+        old = path.read_text(encoding="utf-8")
+        new = update(old, ctx)
+        if new != old:
+            stale.append(str(path))
+            if not args.check:
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(new, encoding="utf-8")
+                tmp.replace(path)
+    if args.check and stale:
+        print(f"polypvision: generated tables are stale in {', '.join(stale)}; run 'polypvision tables'",
+              file=sys.stderr)
+        return 1
+    print(("updated " + ", ".join(stale)) if stale else "tables are up to date")
+    return 0
