@@ -19,7 +19,7 @@ echo "wheel: $(basename "$WHEEL"), $(du -m "$WHEEL" | cut -f1) MB"
 
 "$PY" -m venv "$WORK/venv"
 V="$WORK/venv/bin"
-"$V/python" -m pip install -q "$WHEEL[cpu,test]"
+"$V/python" -m pip install -q "$WHEEL[cpu]"   # exactly what a CPU-only user installs
 
 # From here on nothing may come from the checkout.
 cd "$WORK"
@@ -27,17 +27,21 @@ unset PYTHONPATH POLYPVISION_MODELS
 export XDG_CACHE_HOME="$WORK/cache" POLYPVISION_DATA="$WORK/data" QT_QPA_PLATFORM=offscreen
 "$V/polypvision" info > info.json
 "$V/python" - <<'PYCHECK'
-import json, sys
+import json, pathlib
 info = json.load(open("info.json"))
 rt = info["runtime"]
 assert rt["package"] == "onnxruntime", rt  # the cpu extra, nothing else
-assert "site-packages" in info["models_dir"], info["models_dir"]
+models = pathlib.Path(info["models_dir"])
+assert "site-packages" in models.parts, models  # the wheel's own copy
+default = json.loads((models / "manifest.json").read_text())["cpu_default"]
+assert pathlib.Path(info["path"]) == models / default, (info["path"], default)  # the shipped default model
 print(f"info: polypvision {info['polypvision']}, {rt['package']} {rt['version']}, provider {info['provider']}, "
       f"model {info['contract']['name']}")
 PYCHECK
 "$V/polypvision" annotate demo -o "$WORK/x/demo.mp4" --quiet
 test -s "$WORK/x/demo.mp4"
 
+"$V/python" -m pip install -q "$WHEEL[cpu,test]"
 cp -r "$REPO/tests" "$WORK/tests"
 POLYPVISION_EXPECT_INSTALLED=1 "$V/python" -m pytest -q -p no:cacheprovider -c "$REPO/pyproject.toml" \
   --rootdir "$WORK" -m "not gui and not train and not slow and not repo" tests
