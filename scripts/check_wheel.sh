@@ -38,6 +38,7 @@ assert pathlib.Path(info["path"]) == models / default, (info["path"], default)  
 print(f"info: polypvision {info['polypvision']}, {rt['package']} {rt['version']}, provider {info['provider']}, "
       f"model {info['contract']['name']}")
 PYCHECK
+mkdir -p "$WORK/x"
 "$V/polypvision" annotate demo -o "$WORK/x/demo.mp4" --quiet
 test -s "$WORK/x/demo.mp4"
 
