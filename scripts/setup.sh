@@ -9,9 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${POLYPVISION_EXTRAS-dev,train,app,cpu}"
 PY="${PYTHON:-python3}"
-case ",$EXTRAS," in
-  *,cpu,*,gpu,*|*,gpu,*,cpu,*) echo "setup: choose one of the cpu and gpu extras, not both" >&2; exit 2 ;;
-esac
+has_extra() { case ",$EXTRAS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+if has_extra cpu && has_extra gpu; then
+  echo "setup: choose one of the cpu and gpu extras, not both" >&2; exit 2
+fi
 
 # Libraries Qt (PySide6) needs even offscreen, plus Xvfb for screenshots of the real window.
 APT_PKGS="libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
@@ -32,11 +33,8 @@ fi
 # onnxruntime and onnxruntime-gpu install the same module: switching from one to the other
 # (an older .venv had onnxruntime-gpu) means removing both first, then installing the one chosen.
 have() { .venv/bin/python -m pip show -q "$1" >/dev/null 2>&1; }
-case ",$EXTRAS," in
-  *,cpu,*) other=onnxruntime-gpu ;;
-  *,gpu,*) other=onnxruntime ;;
-  *) other="" ;;
-esac
+other=""
+if has_extra cpu; then other=onnxruntime-gpu; elif has_extra gpu; then other=onnxruntime; fi
 if [ -n "$other" ] && have "$other"; then
   .venv/bin/python -m pip uninstall -q -y onnxruntime onnxruntime-gpu
 fi

@@ -183,3 +183,23 @@ def test_two_runtimes_in_one_environment_are_named(monkeypatch):
     assert "onnxruntime and onnxruntime-gpu" in why and "pip uninstall -y onnxruntime onnxruntime-gpu" in why
     monkeypatch.setattr(runtime, "installed_runtimes", lambda: [("onnxruntime", "1.0")])
     assert runtime.conflict() is None
+
+
+def test_cuda_libraries_from_nvidia_wheels_are_preloaded_once_and_quietly(monkeypatch, capsys):
+    calls = []
+
+    class FakeOrt:
+        @staticmethod
+        def preload_dlls():
+            calls.append(1)
+            print("Failed to load libcudnn.so.9")  # onnxruntime prints its complaints
+
+    monkeypatch.setattr(runtime, "_preloaded", False)
+    monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda name: None)
+    runtime.preload_cuda_libraries(FakeOrt)  # no nvidia/ wheels: nothing to load
+    assert calls == []
+    monkeypatch.setattr(runtime, "_preloaded", False)
+    monkeypatch.setattr(runtime.importlib.util, "find_spec", lambda name: object())
+    runtime.preload_cuda_libraries(FakeOrt)
+    runtime.preload_cuda_libraries(FakeOrt)
+    assert calls == [1] and capsys.readouterr().out == ""
