@@ -289,10 +289,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     from polypvision.paths import models_dir
 
     seg = load_segmenter(args)  # a one-line error saying what to install when there is no runtime
-    name, version = runtime.runtime_package() or ("onnxruntime", seg._ort.__version__)
+    ort = runtime.import_onnxruntime()
+    name, version = runtime.runtime_package() or ("onnxruntime", ort.__version__)
     info = {"polypvision": __version__,
             "runtime": {"package": name, "version": version,
-                        "providers_available": list(seg._ort.get_available_providers())},
+                        "providers_available": list(ort.get_available_providers())},
             "provider": str(seg.report), "models_dir": str(models_dir()), "path": str(seg.path),
             "contract": seg.contract.to_dict()}
     if runtime.conflict():
