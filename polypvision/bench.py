@@ -53,8 +53,9 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    import onnxruntime as ort
+    from polypvision.model.runtime import import_onnxruntime
 
+    ort = import_onnxruntime()
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "onnxruntime": ort.__version__, "polypvision": __version__,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

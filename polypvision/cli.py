@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("devices", help="list capture devices")
     d.set_defaults(func=cmd_devices)
 
-    i = sub.add_parser("info", help="show a model's contract and the provider that would run it")
+    i = sub.add_parser("info", help="show the onnxruntime package, the provider that really runs, and a model's contract")
     _add_model_args(i)
     i.set_defaults(func=cmd_info)
 
@@ -266,7 +266,13 @@ def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from polypvision.gui.app import run_app
     except ImportError as exc:
-        raise UserError(f"the desktop app needs PySide6 ({exc}); pip install 'pyside6-essentials<6.12'") from None
+        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6"):
+            raise UserError("the desktop app is not installed (no PySide6); pip install 'polypvision[app]'") from None
+        if exc.name is None:  # PySide6 is there but a system library it loads is not
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "ImportError"
+            raise UserError(f"the desktop app cannot load Qt ({first[:160]}); install the system libraries "
+                            "Qt needs (scripts/setup.sh lists them for Debian/Ubuntu)") from None
+        raise
     return run_app(source=getattr(args, "source", None), model=getattr(args, "model", None),
                    provider=getattr(args, "provider", "auto"))
 
@@ -286,8 +292,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    seg = load_segmenter(args)
-    print(json.dumps({"path": str(seg.path), "provider": str(seg.report), "contract": seg.contract.to_dict()}, indent=2))
+    from polypvision.model import runtime
+    from polypvision.paths import models_dir
+
+    seg = load_segmenter(args)  # a one-line error saying what to install when there is no runtime
+    ort = runtime.import_onnxruntime()
+    name, version = runtime.runtime_package() or ("onnxruntime", ort.__version__)
+    info = {"polypvision": __version__,
+            "runtime": {"package": name, "version": version,
+                        "providers_available": list(ort.get_available_providers())},
+            "provider": str(seg.report), "models_dir": str(models_dir()), "path": str(seg.path),
+            "contract": seg.contract.to_dict()}
+    if runtime.conflict():
+        info["runtime"]["warning"] = runtime.conflict()
+    print(json.dumps(info, indent=2))
     return 0
 
 
@@ -321,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("polypvision: interrupted; no output was written", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if exc.name != "onnxruntime":  # training and export import it directly
+            raise
+        from polypvision.model.runtime import INSTALL_HINT
+
+        print(f"polypvision: error: no ONNX runtime is installed; {INSTALL_HINT}", file=sys.stderr)
+        return 2
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         err = OutputError(f"{exc.strerror or exc}{where}; check the path and free disk space")

@@ -12,8 +12,10 @@ Frames of one video sequence are near-duplicates, so a random per-image split pu
 same polyp on both sides and inflates every metric. With sequence information whole
 sequences go to train, validation or test; without it the split is per image and is
 flagged ``"leaky": true`` so every report can say so. The split is written once to a
-JSON file in the repository (``splits/<dataset>.json``) and reused by every later
-command, so training, export and evaluation always agree on the test set.
+JSON file and reused by every later command, so training, export and evaluation always
+agree on the test set: ``splits/<dataset>.json`` in a source checkout, the user's data
+folder for an installed package (:func:`polypvision.paths.new_splits_dir`). Shipped split
+files are read, never written.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from polypvision import paths
 from polypvision.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MASK_THRESHOLD = 127
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
-SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
+SPLITS_DIR = paths.shipped_splits_dir()  # read-only; new splits go to paths.new_splits_dir()
 DEFAULT_SPLIT_FILE = SPLITS_DIR / "two-centre.json"
 MULTI_SCHEMA = "polypvision-split/2"
 
@@ -428,11 +431,13 @@ def default_split_path(dataset: Dataset, per_image: bool = False) -> Path:
     """Where a dataset's split lives when no ``--split-file`` is given.
 
     The shipped multi-dataset split (``splits/two-centre.json``) when it has a part for this
-    dataset, else ``splits/<dataset>.json`` (made on first use).
+    dataset, else a shipped ``<dataset>.json``, else ``<dataset>.json`` where new splits go
+    (made on first use; see :func:`polypvision.paths.new_splits_dir`).
     """
     if not per_image and _part_names(DEFAULT_SPLIT_FILE) and dataset.name in _part_names(DEFAULT_SPLIT_FILE):
         return DEFAULT_SPLIT_FILE
-    return SPLITS_DIR / (f"{dataset.name}-per-image-LEAKY.json" if per_image else f"{dataset.name}.json")
+    name = f"{dataset.name}-per-image-LEAKY.json" if per_image else f"{dataset.name}.json"
+    return SPLITS_DIR / name if (SPLITS_DIR / name).is_file() else paths.new_splits_dir() / name
 
 
 def _read_doc(path: Path) -> dict:
@@ -457,6 +462,9 @@ def save_split(split: Split, path: str | Path, multi: bool = False) -> Path:
     """Write ``split``; with ``multi`` (or into an existing multi-dataset file) as that file's part
     for its dataset, keeping the other parts. Written atomically."""
     path = Path(path)
+    if paths.inside_package(path):
+        raise SplitError(f"{path} is inside the installed polypvision package, whose split files are read-only; "
+                         "pass --split-file with a path outside it")
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict = split.to_dict()
     if multi or _part_names(path) or (path.is_file() and _read_doc(path).get("schema") == MULTI_SCHEMA):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The speed table on a machine with an NVIDIA GPU (onnxruntime's CUDA provider).
-# Needs: an NVIDIA driver, and the CUDA 13 + cuDNN 9 user-space libraries that onnxruntime-gpu
-# loads, e.g. from PyPI:  .venv/bin/pip install "onnxruntime-gpu[cuda,cudnn]"
+# Needs: an NVIDIA driver, and the gpu extra (onnxruntime-gpu with the CUDA 13 + cuDNN 9 wheels):
+#   POLYPVISION_EXTRAS=dev,train,app,gpu bash scripts/setup.sh
 # Check first that the CUDA provider really runs (this prints "CUDA (...)" or says why not):
 #   .venv/bin/polypvision info --provider cuda
 set -euo pipefail

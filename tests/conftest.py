@@ -17,6 +17,22 @@ SHARED_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SHARED_DATA = SHARED_ROOT / "CVC-ClinicDB"
 
 
+def pytest_report_header(config):
+    import polypvision
+
+    return f"polypvision {polypvision.__version__} from {Path(polypvision.__file__).parent}"
+
+
+def pytest_configure(config):
+    """POLYPVISION_EXPECT_INSTALLED=1 (CI's installed-wheel run): refuse to test a source checkout."""
+    if os.environ.get("POLYPVISION_EXPECT_INSTALLED") == "1":
+        from polypvision import paths
+
+        if paths.checkout_root() is not None:
+            raise pytest.UsageError(f"polypvision was imported from the checkout {paths.PACKAGE_DIR}, "
+                                    "not from the installed wheel")
+
+
 @pytest.fixture(scope="session")
 def toy_model(tmp_path_factory) -> Path:
     return build_toy_model(tmp_path_factory.mktemp("models") / "toy.onnx", size=64)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -157,7 +156,7 @@ def test_split_check_refuses_leaks_and_strangers(tmp_path):
 
 
 def test_committed_clinicdb_split_is_leak_free(clinicdb):
-    split_file = Path(pdata.__file__).resolve().parents[1] / "splits" / "cvc-clinicdb.json"
+    split_file = pdata.SPLITS_DIR / "cvc-clinicdb.json"
     if not split_file.is_file():
         pytest.skip("splits/cvc-clinicdb.json not made yet")
     ds = pdata.discover(clinicdb)

@@ -38,7 +38,8 @@ def test_manifest_default_and_errors(tmp_path):
 
 
 def _fake_timings(monkeypatch, delay):
-    """Replace the session with one whose runs sleep ``delay(name, call_number)`` seconds; returns the call counts."""
+    """Replace the session with one whose runs take ``delay(name, call_number)`` seconds on a fake
+    clock (deterministic on a loaded machine, where real sleeps overshoot); returns the call counts."""
     import time
     from types import SimpleNamespace
 
@@ -46,6 +47,8 @@ def _fake_timings(monkeypatch, delay):
 
     real = session.Segmenter
     calls: dict[str, int] = {}
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
 
     class FakeSegmenter:
         def __init__(self, path, provider, **kw):
@@ -54,7 +57,7 @@ def _fake_timings(monkeypatch, delay):
 
         def predict_small(self, frames):
             calls[self.path.name] = calls.get(self.path.name, 0) + 1
-            time.sleep(delay(self.path.name, calls[self.path.name]))
+            clock[0] += delay(self.path.name, calls[self.path.name])
             return [SimpleNamespace()]
 
     monkeypatch.setattr(session, "Segmenter", FakeSegmenter)

@@ -49,6 +49,7 @@ def test_shipped_model_loads_and_runs(path):
     assert c.metrics["threshold"] == pytest.approx(c.output.threshold)
 
 
+@pytest.mark.repo  # reads README.md, models/README.md or benchmarks/ of the checkout
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_model_card_summary_matches_the_contract(path):
     m = Segmenter(path, provider="cpu").contract.metrics["mean"]
@@ -80,6 +81,7 @@ def _realtime_on_this_cpu(stem: str) -> bool:
     return all(r["extra"]["dropped"] == 0 for r in live)
 
 
+@pytest.mark.repo  # reads README.md, models/README.md or benchmarks/ of the checkout
 def test_manifest_defaults_have_the_best_validation_dice():
     """The defaults follow the stated rule: the best validation Dice among the models that keep real
     time (the test split chooses nothing).

@@ -1,7 +1,9 @@
 """Where the shipped models live, and which one to use by default.
 
-``models/manifest.json`` names the default per execution provider: the real-time model on a
-CPU, the most accurate one when CUDA really runs. ``POLYPVISION_MODELS`` points elsewhere.
+``manifest.json`` in the models folder names the default per execution provider: the real-time
+model on a CPU, the most accurate one when CUDA really runs. The folder is the installed
+package's data, or ``models/`` of a source checkout; ``POLYPVISION_MODELS`` points elsewhere
+(see :mod:`polypvision.paths`).
 """
 
 from __future__ import annotations
@@ -10,27 +12,26 @@ import json
 import os
 from pathlib import Path
 
+from polypvision import paths
 from polypvision.errors import ContractError
 
 MANIFEST = "manifest.json"
 
 
 def models_dir() -> Path:
-    env = os.environ.get("POLYPVISION_MODELS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "models"
+    return paths.models_dir()
 
 
 def read_manifest(folder: Path | None = None) -> dict:
     folder = folder or models_dir()
     path = folder / MANIFEST
     if not path.is_file():
-        raise ContractError(f"no shipped models found ({path} is missing); pass --model PATH to an .onnx file")
+        raise ContractError(f"no shipped models found ({path} is missing); pass --model PATH to an .onnx file "
+                            f"or set {paths.MODELS_ENV} to a folder with a {MANIFEST}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ContractError(f"cannot read {path}: {exc}; restore it from the repository") from None
+        raise ContractError(f"cannot read {path}: {exc}; reinstall polypvision or restore it from the repository") from None
 
 
 def default_model(provider: str = "cpu", folder: Path | None = None) -> Path:
@@ -43,7 +44,7 @@ def default_model(provider: str = "cpu", folder: Path | None = None) -> Path:
         raise ContractError(f"{folder / MANIFEST} names no '{key}' model; pass --model PATH")
     path = folder / name
     if not path.is_file():
-        raise ContractError(f"shipped model {path} is missing; pass --model PATH or restore models/")
+        raise ContractError(f"shipped model {path} is missing; pass --model PATH, or reinstall polypvision")
     return path
 
 

