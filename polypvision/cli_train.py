@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-TRAIN_EXTRA_HINT = "polypvision {cmd} needs the train extra: pip install -e '.[train]'"
+TRAIN_EXTRA_HINT = "polypvision {cmd} needs the train extra: pip install 'polypvision[train,cpu]' (or [train,gpu])"
 
 
 def _train(args: argparse.Namespace) -> int:
