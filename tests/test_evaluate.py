@@ -85,7 +85,7 @@ def test_train_without_tensorflow_says_which_extra(monkeypatch, capsys):
     from polypvision import cli_train
 
     assert cli_train.main(["train", "--data", "x", "--out", "y"]) == 2
-    assert "pip install -e '.[train]'" in capsys.readouterr().err
+    assert "pip install 'polypvision[train,cpu]'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ several datasets, the literature's table
