@@ -132,7 +132,7 @@ def bench_encode(frames, info, preset: str = "veryfast") -> Row:
         w = VideoWriter(Path(d) / "enc.mp4", info.width, info.height, info.fps, preset=preset)
         t0 = time.perf_counter()
         for f in frames:
-            w.write(f.image)
+            w.write_image(f.image)
         w.commit()
         fps, ms = _rate(len(frames), time.perf_counter() - t0)
     return Row("encode", f"{w.backend} {preset}, {info.width}x{info.height}", fps, ms, {"preset": preset})

@@ -20,7 +20,11 @@ from polypvision.sources.base import FrameSource
 def open_blocking(spec: str, source: FrameSource | None = None, **kwargs) -> FrameSource:
     """Build (unless given) and open a source; raises SourceError with a one-line message."""
     if source is None:
-        fps = kwargs.pop("fps", None) or (30.0 if source_kind(spec) == "synthetic" else 25.0)
+        # A capture device's rate, size and format are each asked for only when chosen (None keeps
+        # the device's default); the simulated card plays at 30 fps like a typical one.
+        fps = kwargs.pop("fps", None)
+        if fps is None and source_kind(spec) == "synthetic":
+            fps = 30.0
         source = make_source(spec, fps=fps, **kwargs)
     source.open()
     return source
@@ -30,7 +34,7 @@ def load_blocking(path: Path | None, provider: str):
     """The chosen model (or the shipped default) as a Segmenter.
 
     In a window, insisting on CUDA would mean no video at all, so a failed 'cuda' falls back
-    to 'auto' (the CPU) and the provider line says loudly why.
+    to the CPU and the provider line says loudly why, naming the user's explicit choice.
     """
     from polypvision.cli import resolve_model
     from polypvision.model.session import Segmenter
@@ -41,7 +45,7 @@ def load_blocking(path: Path | None, provider: str):
     except UserError:
         if provider != "cuda":
             raise
-        return Segmenter(p, "auto")
+        return Segmenter(p, "auto", requested="cuda")
 
 
 class Loader:

@@ -1,8 +1,9 @@
 """The main window: layout and wiring only.
 
 Work happens elsewhere: sources open and models load on worker threads (``run_async``), the
-pipeline runs in :class:`~polypvision.gui.player.Player`, and a display timer pulls the newest
-annotated frame, so a slow model or a stalled device never freezes the window.
+pipeline runs in :class:`~polypvision.gui.player.Player`, each picture it hands over is shown
+as it arrives (``frame_ready``) and a timer refreshes the figures, so a slow model or a
+stalled device never freezes the window or slows the video down.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from polypvision.gui.bridge import Bridge, describe_error
 from polypvision.gui.display import Display
 from polypvision.gui.export_dialog import ExportDialog
 from polypvision.gui.loader import Loader, load_blocking, open_blocking
-from polypvision.gui.player import OverlaySettings, Player, apply_overlay
+from polypvision.gui.player import OverlaySettings, Player
 from polypvision.gui.record_bar import RecordBar
 from polypvision.gui.settings import AppSettings
 from polypvision.gui.side_panel import SidePanel
@@ -39,7 +40,7 @@ from polypvision.sources.base import FrameSource
 
 log = logging.getLogger(__name__)
 
-DISPLAY_HZ = 60
+TICK_HZ = 20  # figures, position and banner; pictures are shown as they arrive, not on this timer
 
 
 class MainWindow(QMainWindow):
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.overlay_settings: OverlaySettings = self.settings.overlay()
         self.bridge = Bridge(self)
         self.bridge.error.connect(self.show_error)
+        self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.ended.connect(self._on_end)
         self.bridge.progress.connect(lambda pr: self.statusBar().showMessage(
             f"Scanning the clip for detections: {pr.done}/{pr.total or '?'} frames", 2000))
@@ -66,7 +68,7 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
-        self.timer.start(1000 // DISPLAY_HZ)
+        self.timer.start(1000 // TICK_HZ)
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self.display = Display(self.view, self.transport, self.record_bar, self.statusBar().showMessage)
         self.display.alert_enabled = self.overlay_panel.alert_box.isChecked()
         self.actions_ = build_actions(self)
+        self.actions_.sync.setChecked(self.settings.get_bool("view/sync", False))
         self.chooser = SourceChooser(self, self.settings, self.open_source)
         geo = self.settings.geometry()
         if geo is None or not self.restoreGeometry(geo):
@@ -124,8 +127,10 @@ class MainWindow(QMainWindow):
         a.hud.triggered.connect(self._set_hud)
         a.alert.triggered.connect(self.overlay_panel.alert_box.setChecked)
         a.fullscreen.triggered.connect(self.toggle_fullscreen)
+        a.sync.triggered.connect(self.set_synchronous)
         a.record.triggered.connect(self.toggle_record)
         self.view.dropped.connect(self.open_source)
+        self.view.resized.connect(self._update_area)
         t.play_pause.connect(self.toggle_play)
         t.step.connect(self.step)
         t.seek.connect(self.seek)
@@ -181,11 +186,13 @@ class MainWindow(QMainWindow):
         spec, source = self._pending
         self._pending = None
         self._stop_player()
-        processor = FrameProcessor(self.segmenter)
-        apply_overlay(processor, self.overlay_settings)
+        processor = FrameProcessor(self.segmenter, settings=self.overlay_settings.stream_settings(self.segmenter))
         self.player = Player(spec, source, processor, loop=self.transport.loop_box.isChecked(),
+                             mode="sync" if self.actions_.sync.isChecked() else "pass-through",
+                             on_frame=self.bridge.frame_ready.emit,
                              on_error=lambda exc: self.bridge.error.emit(describe_error(exc)),
                              on_end=self.bridge.ended.emit)
+        self._update_area()
         info = source.info
         self.transport.set_source(info.frame_count, info.seekable, info.fps, self.player.track)
         self.actions_.export.setEnabled(not info.live)
@@ -228,9 +235,7 @@ class MainWindow(QMainWindow):
         if self._pending is not None:
             self._start_pending()
         elif self.player is not None:
-            processor = FrameProcessor(seg)
-            apply_overlay(processor, self.overlay_settings)
-            self.player.swap_processor(processor)
+            self.player.swap_processor(FrameProcessor(seg, settings=self.overlay_settings.stream_settings(seg)))
             self.player.refresh()
 
     def _provider_chosen(self, provider: str) -> None:
@@ -291,7 +296,7 @@ class MainWindow(QMainWindow):
         self.overlay_settings = s
         self.settings.save_overlay(s)
         if self.player is not None:
-            apply_overlay(self.player.processor, s)
+            self.player.apply(s.stream_settings(self.player.processor.segmenter, self.player.processor.settings))
             self.player.refresh()
 
     def _set_alert(self, on: bool) -> None:
@@ -345,12 +350,28 @@ class MainWindow(QMainWindow):
         dlg.open()
         return dlg
 
-    # -- the display timer -------------------------------------------------------------------------
+    # -- display ------------------------------------------------------------------------------------
+    def _show_frame(self) -> None:
+        if self.player is not None:
+            self.display.show_newest(self.player)
+
+    def _update_area(self) -> None:
+        """Pictures are drawn at the size they are shown at, not at the source's."""
+        if self.player is not None:
+            self.player.runner.display_area = self.view.area()
+
+    def set_synchronous(self, on: bool) -> None:
+        """Each frame with its own mask (review), or the video passed through (live use)."""
+        self.settings.set("view/sync", on)
+        if self.player is not None:
+            self.player.runner.mode = "sync" if on else "pass-through"
+
     def _tick(self) -> None:
         p = self.player
         if p is not None and self.display.tick(p):
-            self.actions_.sync(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
-                               alert=self.display.alert_enabled, loop=p.runner.loop, fullscreen=self.isFullScreen())
+            self.actions_.sync_checks(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
+                                      alert=self.display.alert_enabled, loop=p.runner.loop,
+                                      fullscreen=self.isFullScreen(), sync=p.runner.mode == "sync")
 
     # -- misc ---------------------------------------------------------------------------------
     def show_error(self, message: str) -> None:

@@ -17,7 +17,8 @@ def test_open_file_plays_with_stats(make_window, frames_clip, qtbot):
     p = win.player
     assert p.info.seekable and p.info.frame_count == 60
     assert win.transport.slider.isVisibleTo(win) and win.transport.slider.maximum() == 59
-    qtbot.waitUntil(lambda: len(win.view.hud_lines) == 3 and "capture" in win.view.hud_lines[0], timeout=5000)
+    qtbot.waitUntil(lambda: len(win.view.hud_lines) == 3 and "video" in win.view.hud_lines[0], timeout=5000)
+    assert "overlay" in win.view.hud_lines[0] and "overlay age p95" in win.view.hud_lines[1]
     assert "CPU" in win.view.hud_lines[2]
     assert "clip.mp4" in win.side.source_label.text()
     assert str(frames_clip) in win.settings.recent
@@ -31,7 +32,7 @@ def test_open_frame_folder(make_window, tmp_path, qtbot):
         cv2.imwrite(str(folder / f"{i + 1}.png"), clip.frame(i))
     win = make_window(folder)
     assert win.player.info.frame_count == 12 and win.player.seekable
-    assert win.view.frame().shape == (120, 160, 3)
+    assert win.player.runner.latest_shown().frame.image.shape == (120, 160, 3)
 
 
 def test_synthetic_source(make_window):
