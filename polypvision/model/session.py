@@ -75,20 +75,34 @@ def _graph_dims(value_info) -> list[int | str | None]:
     return list(value_info.shape)
 
 
+def live_options(cores: int | None = None) -> dict[str, object]:
+    """Session options for the live view: the video must never wait for the model.
+
+    The video path (grabbing, drawing at display size, painting) needs a core of its own on a
+    small machine, and onnxruntime's worker threads busy-wait between operators by default,
+    which takes that core from the video while the model runs. So the live view leaves one
+    core to the video (on machines with four cores or fewer) and never spins.
+    """
+    cores = cores or os.cpu_count() or 2
+    return {"threads": max(1, cores - 1) if cores <= 4 else None, "spinning": False}
+
+
 class Segmenter:
     """An ONNX segmentation model with its contract, ready to run on BGR frames."""
 
     def __init__(self, path: str | os.PathLike[str], provider: str = "auto", threads: int | None = None,
-                 max_batch: int = 8, *, requested: str | None = None) -> None:
+                 max_batch: int = 8, *, requested: str | None = None, spinning: bool = True) -> None:
         """``requested``: what the user chose, when it differs from ``provider`` (the app falls
-        back from an explicit ``cuda`` to ``auto``); the provider line then names the choice."""
+        back from an explicit ``cuda`` to ``auto``); the provider line then names the choice.
+        ``threads`` / ``spinning``: onnxruntime's intra-op threads and whether they busy-wait
+        between operators (see :func:`live_options` for the live view's choice)."""
         if provider not in PROVIDERS:
             raise UserError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
         self.path = Path(path)
         self._check_file()
         ort = _ort()
         self.max_batch = max(1, int(max_batch))  # a hint for each stream's preprocessing buffers
-        self.session, self.report = self._create(ort, provider, threads, requested or provider)
+        self.session, self.report = self._create(ort, provider, threads, spinning, requested or provider)
         self.contract = self._read_contract()
         self._check_graph()
         self._input_name = self.contract.input.name
@@ -115,17 +129,19 @@ class Segmenter:
         if p.stat().st_size == 0:
             raise ContractError(f"model file is empty: {p}; re-export or re-download it")
 
-    def _options(self, ort, threads: int | None):
+    def _options(self, ort, threads: int | None, spinning: bool):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
         if threads:
             so.intra_op_num_threads = int(threads)
+        if not spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
 
-    def _create(self, ort, provider: str, threads: int | None, requested: str):
-        so = self._options(ort, threads)
+    def _create(self, ort, provider: str, threads: int | None, spinning: bool, requested: str):
+        so = self._options(ort, threads, spinning)
         if provider in ("auto", "cuda"):
             why_not = _cuda_unavailable_reason(ort)
             if why_not is None:

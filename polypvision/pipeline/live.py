@@ -20,6 +20,7 @@ frame the mask came from, to display) are measured there, where the picture real
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,10 @@ STOP_TIMEOUT_S = 1.5
 MODES = ("pass-through", "sync")
 STALL_FRAMES = 5  # a live source silent for this many frame intervals has lost its signal ...
 STALL_MIN_S = 0.25  # ... and never less than this (a jittery network stream is not a loss)
+# How long a Python thread may keep the GIL while another waits (the interpreter's default is
+# 5 ms): a frame ready for the display must not wait that long behind the model's Python-level
+# postprocessing, or the video delay is made of GIL waits.
+GIL_SWITCH_S = 0.001
 
 
 def stall_after_s(fps: float) -> float:
@@ -124,6 +129,8 @@ class LiveRunner:
 
     # -- control (any thread) -------------------------------------------------------------------
     def start(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
+
         def exit_reader() -> None:
             # A file's decoder must not be released while the reader is inside read()/seek()
             # (OpenCV aborts the process): a reader that outlived stop() closes it on its way out.
@@ -340,7 +347,9 @@ class LiveRunner:
                 sink.write(result)
             if self.on_result is not None:
                 self.on_result(result)
-            if self.synchronous:
+            if self.mode == "sync" or (self._paused and frame.index == self.position):
+                # Paused, only the frame the reader stopped at is shown: an older result still
+                # in flight (the end of a clip) must not flash back onto the screen.
                 self._publish(frame, result)
 
     def _publish(self, frame: Frame, overlay: FrameResult | None) -> None:

@@ -60,7 +60,8 @@ class RecordingSink:
         self.merged = 0  # frames that arrived faster than the recording's rate
 
     def _slot(self, t: float) -> int:
-        return round((t - (self._t0 or t) - self._squeezed) * self.fps)
+        t0 = self._t0 if self._t0 is not None else t
+        return round((t - t0 - self._squeezed) * self.fps)
 
     def write(self, item: LiveFrame) -> None:
         t = item.frame.t_capture
