@@ -9,7 +9,6 @@ stalled device never freezes the window or slows the video down.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -23,8 +22,8 @@ from PySide6.QtWidgets import (
 from polypvision.gui.actions import build_actions
 from polypvision.gui.bridge import Bridge, describe_error
 from polypvision.gui.display import Display
-from polypvision.gui.export_dialog import ExportDialog
 from polypvision.gui.loader import Loader, load_blocking, open_blocking
+from polypvision.gui.outputs import OutputCommands
 from polypvision.gui.player import OverlaySettings, Player
 from polypvision.gui.record_bar import RecordBar
 from polypvision.gui.settings import AppSettings
@@ -32,7 +31,6 @@ from polypvision.gui.side_panel import SidePanel
 from polypvision.gui.source_dialogs import SourceChooser, granted_text, push_recent
 from polypvision.gui.transport import TransportBar
 from polypvision.gui.video_view import VideoView
-from polypvision.pipeline.annotate import Cancelled
 from polypvision.pipeline.processor import FrameProcessor
 from polypvision.pipeline.stats import format_stats
 from polypvision.sources import source_kind
@@ -43,7 +41,7 @@ log = logging.getLogger(__name__)
 TICK_HZ = 20  # figures, position and banner; pictures are shown as they arrive, not on this timer
 
 
-class MainWindow(QMainWindow):
+class MainWindow(OutputCommands, QMainWindow):
     def __init__(self, settings: AppSettings | None = None, provider: str = "auto") -> None:
         super().__init__()
         self.setWindowTitle("PolypVision")
@@ -264,24 +262,6 @@ class MainWindow(QMainWindow):
                 p.runner.pause()
                 p.runner.seek(nxt)
 
-    def scan_clip(self) -> None:
-        p = self.player
-        if p is None:
-            self.show_error("open a video file or a folder of frames first")
-            return
-        started = self._attempt(lambda: p.toggle_scan(self.bridge.progress.emit,
-                                                      lambda err: self.bridge.done.emit(self._scan_done, err)), "")
-        if started is not None:
-            self.statusBar().showMessage("Scanning the clip for detections\u2026" if started else "Scan stopped", 3000)
-
-    def _scan_done(self, err: BaseException | None) -> None:
-        p = self.player
-        if err is None and p is not None and p.track is not None:
-            n = sum(b - a for a, b in p.track.runs())
-            self.statusBar().showMessage(f"Scan complete: a polyp in {n} of {len(p.track)} frames (N jumps to the next)", 10000)
-        elif err is not None and not isinstance(err, Cancelled):
-            self.show_error(f"scan failed: {describe_error(err)}")
-
     def _set_loop(self, on: bool) -> None:
         self.settings.set("playback/loop", on)
         if self.player is not None:
@@ -307,48 +287,6 @@ class MainWindow(QMainWindow):
         self.view.show_hud = on
         self.settings.set("view/hud", on)
         self.view.update()
-
-    def _out_path(self, suffix: str) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
-        return self.settings.output_dir() / f"polypvision-{stamp}{suffix}"
-
-    def _attempt(self, fn, done: str = "{}"):
-        """Run a user command; a full disk or a bad folder is a status-bar message, not a crash."""
-        try:
-            value = fn()
-        except Exception as exc:
-            self.show_error(describe_error(exc))
-            return None
-        self.statusBar().showMessage(done.format(value), 8000)
-        return value
-
-    def toggle_record(self) -> None:
-        p = self.player
-        if p is None:
-            self.show_error("nothing to record yet; open a source first")
-        elif p.recording:
-            self._attempt(p.stop_recording, "Recording saved: {}")
-        else:
-            self._attempt(lambda: p.start_recording(self._out_path(".mp4")), "Recording to {}")
-
-    def snapshot(self) -> Path | None:
-        if self.player is None:
-            self.show_error("nothing to snapshot yet; open a source first")
-            return None
-        return self._attempt(lambda: self.player.snapshot(self._out_path(".png")), "Snapshot saved: {}")
-
-    def export_clip(self) -> ExportDialog | None:
-        p = self.player
-        if p is None or p.info.live:
-            self.show_error("export needs a video file or a folder of frames; live sources can be recorded (R)")
-            return None
-        spec = str(p.source.path) if p.spec == "demo" else p.spec
-        stem = Path(spec).stem if source_kind(spec) in ("file", "frames") else "clip"
-        dlg = ExportDialog(spec, p.processor, self.settings.output_dir() / f"{stem}-annotated.mp4", p.info.fps, self)
-        dlg.finished.connect(lambda _: dlg.result_text and self.statusBar().showMessage(dlg.result_text, 10000))
-        self._export = dlg
-        dlg.open()
-        return dlg
 
     # -- display ------------------------------------------------------------------------------------
     def _show_frame(self) -> None:

@@ -32,13 +32,14 @@ class LiveFrame:
     ``overlay`` is the newest finished model result when the frame was shown (in pass-through
     usually of an earlier frame; in synchronous mode of this frame); ``settings`` the settings
     it was drawn with; ``image`` the picture at display size. The recorder and snapshots draw
-    the same frame, overlay and settings again at full size.
+    the same frame, overlay and settings again at full size (the recorder's copy carries no
+    display picture, so the display's pool is never held up by a recording queue).
     """
 
     frame: Frame
     overlay: FrameResult | None
     settings: StreamSettings
-    image: np.ndarray
+    image: np.ndarray | None  # None in the recorder's copy
     t_published: float
 
 

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from polypvision.pipeline.compose import Compositor, LiveFrame, fit_size
@@ -364,8 +365,8 @@ class LiveRunner:
         if self.display.put(item) and self.on_frame is not None:
             self.on_frame()  # only when the display had caught up: notifications never pile up
         rec = self.recorder
-        if rec is not None:
-            rec.submit(item)
+        if rec is not None:  # it draws at full size: the display's picture goes back to the pool
+            rec.submit(replace(item, image=None))
 
 
 class HeadlessDisplay:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ class LiveSource(FrameSource):
         self.reconnects = 0
         self.grabbed = 0
         self.error: BaseException | None = None
+        # How the grabber waits between reconnect attempts: True ends it. Tests inject a clock-free
+        # fake to check the backoff without sleeping through it.
+        self.wait_backoff: Callable[[float], bool] = self._stop.wait
 
     # subclasses -----------------------------------------------------------------------------
     def _make_capture(self) -> cv2.VideoCapture:
@@ -134,7 +138,7 @@ class LiveSource(FrameSource):
             if cap is not None:
                 cap.release()
                 self._cap = None
-            if self._stop.wait(backoff):
+            if self.wait_backoff(backoff):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             self._status = "reconnecting"

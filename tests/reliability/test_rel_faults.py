@@ -313,21 +313,35 @@ def test_recorder_commits_every_submitted_frame(tmp_path, seg):
 
 
 def test_unplugged_for_good_retries_with_backoff_and_stops_cleanly(seg):
-    """A device that never comes back: the grabber keeps retrying, but with growing pauses
-    (not a busy loop), the runner stays up without an error, and stop() still ends every thread."""
-    src = LiveSyntheticSource(fps=100, width=96, height=72, outage=(20, 10**9))
+    """A device that never comes back: the grabber keeps retrying, with pauses that double up to
+    a ceiling (not a busy loop; the pauses are recorded, not slept through), the runner stays up
+    without an error, and stop() still ends every thread."""
+    from polypvision.sources.live import BACKOFF_MAX_S, BACKOFF_START_S
+
+    src = LiveSyntheticSource(fps=1000, width=96, height=72, outage=(20, 10**9))
+    waits: list[float] = []
+    enough = threading.Event()
+
+    def record(seconds: float) -> bool:
+        waits.append(seconds)
+        if len(waits) >= 8:
+            enough.set()
+            return src._stop.wait(60)  # parked until stop(), as a long backoff would be
+        return False
+
+    src.wait_backoff = record
     src.open()
     errors: list = []
     runner = LiveRunner(src, FrameProcessor(seg), on_error=errors.append)
     runner.start()
     try:
-        assert _wait(lambda: runner.stats().status in ("signal lost", "reconnecting"), 10)
-        time.sleep(1.5)
-        # backoff 0.25, 0.5, 1, 2 ... s: about three reopen attempts here; a busy loop makes hundreds
-        assert src.reconnects <= 5
+        assert enough.wait(20)
+        assert runner.stats().status in ("signal lost", "reconnecting")
         assert runner.running and runner.error is None and errors == []
     finally:
         runner.stop()
+    want = [min(BACKOFF_START_S * 2 ** i, BACKOFF_MAX_S) for i in range(8)]
+    assert waits == want and src.reconnects == 7
     assert _wait(lambda: not [t for t in threading.enumerate() if t.name.startswith("pv-grab") and t.is_alive()], 5)
     assert not runner.running
 
