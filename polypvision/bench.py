@@ -181,7 +181,7 @@ class _Limited:
         return f
 
 
-PASS_THROUGH = ((1920, 1080, 60.0, (960, 540)), (640, 480, 30.0, (640, 480)))  # source WxH@fps, display
+PASS_THROUGH = ((1920, 1080, 60.0, (1280, 720)), (640, 480, 30.0, (640, 480)))  # source WxH@fps, display
 WARMUP_S = 1.5
 
 

@@ -97,10 +97,31 @@ def test_pass_through_shows_every_frame_while_the_model_is_busy(seg):
     assert runner.error is None
 
 
+class _WaitsForTheModel(SyntheticSource):
+    """Every tenth frame waits until the model has caught up with the frames handed out, so the
+    video and the model interleave whatever the machine's speed (no timing in the test)."""
+
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        self.done = -1
+        self.cond = threading.Condition()
+
+    def finished(self, result) -> None:
+        with self.cond:
+            self.done = max(self.done, result.index)
+            self.cond.notify_all()
+
+    def read(self):
+        if self._i and self._i % 10 == 0:
+            with self.cond:
+                self.cond.wait_for(lambda: self.done >= self._i - 1, timeout=10)
+        return super().read()
+
+
 def test_pass_through_draws_the_newest_finished_overlay(seg):
-    src = SyntheticSource(frames=120, width=64, height=48)
+    src = _WaitsForTheModel(frames=120, width=64, height=48)
     src.open()
-    runner = LiveRunner(src, FrameProcessor(seg), paced=False)
+    runner = LiveRunner(src, FrameProcessor(seg), paced=False, on_result=src.finished)
     shown = _collecting(runner)
     runner.start()
     try:
@@ -249,3 +270,29 @@ def test_a_pause_while_reviewing_a_file_is_squeezed_out(tmp_path, seg):
     t = _timeline(sink.publish())
     assert len(t) == 50 and max(np.diff(t)) == pytest.approx(0.04, abs=0.005)
     assert t[-1] == pytest.approx(Fraction(49, 25), abs=0.01)
+
+
+def test_the_display_picture_is_drawn_at_its_own_size_with_the_same_outline(seg):
+    """The overlay on a display-size picture is the model's mask scaled to that size (not a
+    full-size drawing shrunk), and a picture is reused only once nobody holds it."""
+    from polypvision.model.processing import mask_to_size
+    from polypvision.overlay import OverlayStyle
+    from polypvision.pipeline.compose import Compositor, fit_size
+    from polypvision.pipeline.processor import StreamSettings
+    from polypvision.sources.synthetic import SyntheticClip
+
+    img = SyntheticClip(320, 240).frame(3)
+    result = FrameProcessor(seg).process([Frame(0, img, 0.0, 0.0)], render=False)[0]
+    assert result.detection.present
+    solid = StreamSettings(style=OverlayStyle(contour=False, opacity=1.0, color=(255, 0, 0)))
+    c = Compositor()
+    size = fit_size(320, 240, (203, 400))
+    assert size == (203, 152)
+    shown = c.compose(img, result, solid, size)
+    want = mask_to_size(result.mask_small, *size) > 0
+    assert shown.shape == (152, 203, 3) and np.array_equal(np.all(shown == (255, 0, 0), axis=2), want)
+    held = id(shown)
+    again = c.compose(img, result, solid, size)
+    assert id(again) != held  # the first picture is still on screen: never drawn over
+    del shown
+    assert id(c.compose(img, None, solid, size)) == held  # released: reused, nothing allocated

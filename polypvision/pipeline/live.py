@@ -19,7 +19,9 @@ frame the mask came from, to display) are measured there, where the picture real
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -44,6 +46,9 @@ STALL_MIN_S = 0.25  # ... and never less than this (a jittery network stream is 
 # 5 ms): a frame ready for the display must not wait that long behind the model's Python-level
 # postprocessing, or the video delay is made of GIL waits.
 GIL_SWITCH_S = 0.001
+# The inference worker runs at a lower scheduling priority than the video's threads (grabber,
+# reader, window): on a busy machine the model yields the CPU to the video, never the reverse.
+INFER_NICE = 5
 
 
 def stall_after_s(fps: float) -> float:
@@ -326,6 +331,9 @@ class LiveRunner:
             self._publish(frame, self._overlay)
 
     def _infer_loop(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's own nice value
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + INFER_NICE)
         generation = 0
         while not self._stop.is_set():
             item = self.slot.take(0.25)
