@@ -201,10 +201,10 @@ def _measure_live(runner, seconds: float) -> dict[str, Any]:
         time.sleep(WARMUP_S)  # model warm-up and the first pictures are not judged
         runner.overlay_age, runner.video_delay = LatencyWindow(1_000_000), LatencyWindow(1_000_000)
         before = (runner.video_rate.total, runner.overlay_rate.total, runner.capture_rate.total,
-                  runner.display.dropped + runner.source.dropped, runner.slot.dropped)
+                  runner.video_dropped, runner.slot.dropped)
         time.sleep(seconds)
         after = (runner.video_rate.total, runner.overlay_rate.total, runner.capture_rate.total,
-                 runner.display.dropped + runner.source.dropped, runner.slot.dropped)
+                 runner.video_dropped, runner.slot.dropped)
         age, delay = runner.overlay_age.percentiles(), runner.video_delay.percentiles()
     finally:
         runner.stop()

@@ -132,10 +132,12 @@ class LiveRunner:
         self._last_frame_t: float | None = None
         self._compositor, self._compose_lock = Compositor(), threading.Lock()
         self._workers: list[Worker] = []
+        self._dropped_before = 0  # the source's drops before this runner took it (a slow model load)
 
     # -- control (any thread) -------------------------------------------------------------------
     def start(self) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
+        self._dropped_before = self.source.dropped
 
         def exit_reader() -> None:
             # A file's decoder must not be released while the reader is inside read()/seek()
@@ -238,6 +240,12 @@ class LiveRunner:
         return self._shown
 
     # -- figures ---------------------------------------------------------------------------------
+    @property
+    def video_dropped(self) -> int:
+        """Video frames never shown since this runner started: overtaken at the source or on the
+        way to the display (the model's skipped frames are not video frames lost)."""
+        return self.display.dropped + self.source.dropped - self._dropped_before
+
     def status(self, now: float | None = None) -> str:
         """One word for the HUD; a silent live source reads 'signal lost' at once."""
         if self._paused:
@@ -258,7 +266,7 @@ class LiveRunner:
         return StatsSnapshot(video_fps=self.video_rate.rate(now), overlay_fps=self.overlay_rate.rate(now),
                              capture_fps=self.capture_rate.rate(now), overlay_age_p50_ms=a50, overlay_age_p95_ms=a95,
                              video_delay_p50_ms=d50, video_delay_p95_ms=d95,
-                             dropped=self.display.dropped + self.source.dropped, skipped=self.slot.dropped,
+                             dropped=self.video_dropped, skipped=self.slot.dropped,
                              frames=self.overlay_rate.total, provider=self.processor.segmenter.report.name,
                              status=self.status(now), mode=self.mode)
 
