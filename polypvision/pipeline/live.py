@@ -42,9 +42,9 @@ STOP_TIMEOUT_S = 1.5
 MODES = ("pass-through", "sync")
 STALL_FRAMES = 5  # a live source silent for this many frame intervals has lost its signal ...
 STALL_MIN_S = 0.25  # ... and never less than this (a jittery network stream is not a loss)
-# How long a Python thread may keep the GIL while another waits (the interpreter's default is
-# 5 ms): a frame ready for the display must not wait that long behind the model's Python-level
-# postprocessing, or the video delay is made of GIL waits.
+# How long a Python thread may keep the GIL while another waits. The interpreter's default is a
+# sizeable share of a 60 fps frame interval: a frame ready for the display must not wait that
+# long behind the model's Python-level postprocessing, or the video delay is made of GIL waits.
 GIL_SWITCH_S = 0.001
 # The inference worker runs at a lower scheduling priority than the video's threads (grabber,
 # reader, window): on a busy machine the model yields the CPU to the video, never the reverse.
