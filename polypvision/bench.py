@@ -5,8 +5,11 @@ All numbers come from one run on one machine, so ratios between them are meaning
   postprocess + smoothing + overlay only, encode only;
 - the whole offline pipeline (``annotate``) as FPS and as efficiency = pipeline FPS divided by
   the slowest single stage measured on the same frames;
-- live mode: the clip paced at 25 and 30 FPS through the live runner; latency from capture to
-  overlay ready (p50 / p95 / max) and frames dropped;
+- live, synchronous view: the clip paced at 25 and 30 FPS, each frame shown with its own mask;
+  latency from capture to display (p50 / p95 / max) and frames the model skipped;
+- live, pass-through view: a simulated capture card at 1920x1080@60 and 640x480@30, every
+  frame shown with the newest overlay; video rate, overlay rate, overlay age (capture of the
+  mask's frame to display) p50 / p95, video delay (capture to display) p95, video drops;
 - optionally (``--keras``) Keras ``predict`` and a ``tf.function`` against onnxruntime on the
   same weights (needs the train extra).
 Times use ``time.perf_counter()``; each timed loop runs after a warm-up call.
@@ -133,7 +136,7 @@ def bench_encode(frames, info, preset: str = "veryfast") -> Row:
         w = VideoWriter(Path(d) / "enc.mp4", info.width, info.height, info.fps, preset=preset)
         t0 = time.perf_counter()
         for f in frames:
-            w.write(f.image)
+            w.write_image(f.image)
         w.commit()
         fps, ms = _rate(len(frames), time.perf_counter() - t0)
     return Row("encode", f"{w.backend} {preset}, {info.width}x{info.height}", fps, ms, {"preset": preset})
@@ -179,28 +182,74 @@ class _Limited:
         return f
 
 
+PASS_THROUGH = ((1920, 1080, 60.0, (1280, 720)), (640, 480, 30.0, (640, 480)))  # source WxH@fps, display
+WARMUP_S = 1.5
+
+
+def _measure_live(runner, seconds: float) -> dict[str, Any]:
+    """Run ``runner`` with a display taking every picture as it comes; figures after a warm-up.
+
+    Rates are counts over the measured seconds; overlay age and video delay are every value
+    measured in that time (percentiles of all of them, not of a sliding window).
+    """
+    from polypvision.pipeline.live import HeadlessDisplay
+    from polypvision.pipeline.stats import LatencyWindow
+
+    display = HeadlessDisplay(runner)
+    runner.start()
+    display.start()
+    try:
+        time.sleep(WARMUP_S)  # model warm-up and the first pictures are not judged
+        runner.overlay_age, runner.video_delay = LatencyWindow(1_000_000), LatencyWindow(1_000_000)
+        before = (runner.video_rate.total, runner.overlay_rate.total, runner.capture_rate.total,
+                  runner.video_dropped, runner.slot.dropped)
+        time.sleep(seconds)
+        after = (runner.video_rate.total, runner.overlay_rate.total, runner.capture_rate.total,
+                 runner.video_dropped, runner.slot.dropped)
+        age, delay = runner.overlay_age.percentiles(), runner.video_delay.percentiles()
+    finally:
+        runner.stop()
+        display.worker.join()
+    if runner.error is not None:
+        raise runner.error
+    video, overlay, captured, dropped, skipped = (b - a for a, b in zip(before, after))
+    return {"video_fps": video / seconds, "overlay_fps": overlay / seconds, "source_fps": captured / seconds,
+            "overlay_age_p50_ms": age[0], "overlay_age_p95_ms": age[1], "overlay_age_max_ms": age[2],
+            "video_delay_p50_ms": delay[0], "video_delay_p95_ms": delay[1], "video_dropped": dropped,
+            "model_skipped": skipped, "overlays": overlay}
+
+
 def bench_live(spec: str, seg, fps: float, seconds: float) -> Row:
+    """The synchronous view (each frame with its own mask) on the clip paced at ``fps``."""
     from polypvision.pipeline.live import LiveRunner
     from polypvision.pipeline.processor import FrameProcessor
     from polypvision.sources import make_source
 
     src = make_source(spec)
     info = src.open()
-    runner = LiveRunner(src, FrameProcessor(seg), paced=True, speed=fps / info.fps, loop=True)
-    runner.start()
-    time.sleep(1.0)  # warm-up, then measure a fresh window
-    runner.latency = type(runner.latency)(size=100_000)
-    dropped0, frames0 = runner.slot.dropped, runner.infer_rate.total
-    time.sleep(seconds)
-    s = runner.stats()
-    frames = runner.infer_rate.total - frames0
-    dropped = runner.slot.dropped - dropped0
-    runner.stop()
-    if runner.error is not None:
-        raise runner.error
-    return Row("live", f"{seg.contract.name}, source paced at {fps:g} fps", frames / seconds, s.latency_p50_ms,
-               {"paced_fps": fps, "latency_p50_ms": s.latency_p50_ms, "latency_p95_ms": s.latency_p95_ms,
-                "latency_max_ms": s.latency_max_ms, "frames": frames, "dropped": dropped})
+    runner = LiveRunner(src, FrameProcessor(seg), paced=True, speed=fps / info.fps, loop=True, mode="sync")
+    m = _measure_live(runner, seconds)
+    return Row("live", f"{seg.contract.name}, synchronous view, source paced at {fps:g} fps", m["overlay_fps"],
+               m["overlay_age_p50_ms"],
+               {"paced_fps": fps, "latency_p50_ms": m["overlay_age_p50_ms"], "latency_p95_ms": m["overlay_age_p95_ms"],
+                "latency_max_ms": m["overlay_age_max_ms"], "frames": m["overlays"], "dropped": m["model_skipped"]})
+
+
+def bench_passthrough(seg, width: int, height: int, fps: float, display: tuple[int, int], seconds: float) -> Row:
+    """The pass-through view on a simulated capture card: video rate and delay, overlay rate and age."""
+    from polypvision.pipeline.live import LiveRunner
+    from polypvision.pipeline.processor import FrameProcessor
+    from polypvision.sources.synthetic import LiveSyntheticSource
+
+    src = LiveSyntheticSource(fps=fps, width=width, height=height, prerender=12)
+    src.open()
+    runner = LiveRunner(src, FrameProcessor(seg), mode="pass-through")
+    runner.display_area = display
+    m = _measure_live(runner, seconds)
+    detail = (f"{seg.contract.name}, pass-through, capture card {width}x{height}@{fps:g} (simulated), "
+              f"drawn at {display[0]}x{display[1]}")
+    return Row("live pass-through", detail, m["video_fps"], m["video_delay_p95_ms"],
+               {"source": f"{width}x{height}@{fps:g}", **{k: v for k, v in m.items() if k != "overlays"}})
 
 
 def _markdown(result: dict) -> str:
@@ -215,8 +264,47 @@ def _markdown(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _io_rows(spec: str, frames, info, n: int) -> list[Row]:
+    """Decode (a second pass over the input, timed on its own) and encode at both presets."""
+    from polypvision.sources import make_source
+
+    src = make_source(spec)
+    src.open()
+    t0 = time.perf_counter()
+    k = 0
+    while k < n and src.read() is not None:
+        k += 1
+    fps, ms = _rate(k, time.perf_counter() - t0)
+    src.close()
+    return [Row("decode", f"{info.description} {info.width}x{info.height}", fps, ms),
+            bench_encode(frames, info), bench_encode(frames, info, "ultrafast")]
+
+
+def _offline_rows(args, model: Path, frames, info, n: int, decode_fps: float,
+                  encode_fps: dict[str, float]) -> list[Row]:
+    """One model's stages and its annotate pipeline at both encoder presets (and Keras if asked)."""
+    rows, ctx = bench_stages(frames, info, model, args.provider, (1, 4))
+    seg = ctx["segmenter"]
+    best_b = max(ctx["model_fps"], key=ctx["model_fps"].get)
+    # A slow model gets fewer pipeline frames (about PIPELINE_BUDGET_S each), so the whole
+    # bench stays within minutes whatever is shipped; the row records its frame count.
+    n_pipe = max(20, min(n, int(ctx["model_fps"][best_b] * PIPELINE_BUDGET_S)))
+    for preset in ("veryfast", "ultrafast"):
+        pipe = bench_pipeline(args.source, seg, n_pipe, best_b, info, preset)
+        slowest = min(decode_fps, ctx["pre_fps"], ctx["model_fps"][best_b], ctx["post_fps"], encode_fps[preset])
+        pipe.extra["efficiency"] = pipe.fps / slowest if slowest else 0.0
+        pipe.extra["slowest_stage_fps"] = slowest
+        rows.append(pipe)
+    if args.keras:
+        from polypvision.training.bench_keras import keras_rows
+
+        rows += [Row(**r) for r in keras_rows(seg, frames)]
+    return rows
+
+
 def run_bench(args) -> int:
     from polypvision.model.registry import shipped_models
+    from polypvision.model.session import Segmenter, live_options
 
     models = list(args.models or [])
     if not models:
@@ -228,41 +316,17 @@ def run_bench(args) -> int:
     t_start = time.perf_counter()
     frames, info, _ = _load_frames(args.source, n)
     rows: list[Row] = []
-    # decode: a second pass over the same input, timed on its own
-    from polypvision.sources import make_source
-
-    src = make_source(args.source)
-    src.open()
-    t0 = time.perf_counter()
-    k = 0
-    while k < n and src.read() is not None:
-        k += 1
-    fps, ms = _rate(k, time.perf_counter() - t0)
-    src.close()
-    rows.append(Row("decode", f"{info.description} {info.width}x{info.height}", fps, ms))
-    rows.append(bench_encode(frames, info))
-    rows.append(bench_encode(frames, info, "ultrafast"))
-    decode_fps, encode_fps = rows[0].fps, {"veryfast": rows[1].fps, "ultrafast": rows[2].fps}
+    if not args.live_only:
+        rows += _io_rows(args.source, frames, info, n)
     for mp in models:
-        stage_rows, ctx = bench_stages(frames, info, Path(mp), args.provider, (1, 4))
-        rows += stage_rows
-        seg = ctx["segmenter"]
-        best_b = max(ctx["model_fps"], key=ctx["model_fps"].get)
-        # A slow model gets fewer pipeline frames (about PIPELINE_BUDGET_S each), so the whole
-        # bench stays within minutes whatever is shipped; the row records its frame count.
-        n_pipe = max(20, min(n, int(ctx["model_fps"][best_b] * PIPELINE_BUDGET_S)))
-        for preset in ("veryfast", "ultrafast"):
-            pipe = bench_pipeline(args.source, seg, n_pipe, best_b, info, preset)
-            slowest = min(decode_fps, ctx["pre_fps"], ctx["model_fps"][best_b], ctx["post_fps"], encode_fps[preset])
-            pipe.extra["efficiency"] = pipe.fps / slowest if slowest else 0.0
-            pipe.extra["slowest_stage_fps"] = slowest
-            rows.append(pipe)
+        if not args.live_only:
+            rows += _offline_rows(args, Path(mp), frames, info, n, rows[0].fps, {"veryfast": rows[1].fps,
+                                                                                  "ultrafast": rows[2].fps})
+        live_seg = Segmenter(Path(mp), args.provider, **live_options())  # as the desktop app runs it
         for live_fps in (25.0, 30.0):
-            rows.append(bench_live(args.source, seg, live_fps, args.live_seconds))
-        if args.keras:
-            from polypvision.training.bench_keras import keras_rows
-
-            rows += [Row(**r) for r in keras_rows(seg, frames)]
+            rows.append(bench_live(args.source, live_seg, live_fps, args.live_seconds))
+        for w, h, fps, display in PASS_THROUGH:
+            rows.append(bench_passthrough(live_seg, w, h, fps, display, args.live_seconds))
     result = {"machine": _machine(), "input": f"{info.description} ({info.width}x{info.height} @ {info.fps:g} fps)",
               "command": "polypvision " + " ".join(sys.argv[1:]),
               "frames": n, "seconds": round(time.perf_counter() - t_start, 1),

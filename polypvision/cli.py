@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
     b.add_argument("--frames", type=int, default=150, help="frames per measurement (default: 150)")
     b.add_argument("--live-seconds", type=float, default=8.0, help="seconds per live-mode measurement")
+    b.add_argument("--live-only", action="store_true",
+                   help="only the live rows (synchronous and pass-through views), not the stages or annotate")
     b.add_argument("--keras", action="store_true", help="also time Keras predict / tf.function (needs the train extra)")
     b.add_argument("--json", type=Path, help="also write the results as JSON")
     b.add_argument("--markdown", type=Path, help="also write the table as Markdown")

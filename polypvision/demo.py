@@ -30,7 +30,7 @@ def write_synthetic_clip(path: Path, frames: int, width: int, height: int, fps: 
     writer = VideoWriter(Path(path), width, height, fps, crf=18)
     try:
         for i in range(frames):
-            writer.write(clip.frame(i))
+            writer.write_image(clip.frame(i))
     except BaseException:
         writer.abort()
         raise

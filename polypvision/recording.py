@@ -1,9 +1,10 @@
 """Sinks: the annotated video, the per-frame detection log, and per-frame mask PNGs.
 
-Every sink writes to a temporary name beside its destination and renames only when the
-whole export succeeded (``commit``); ``abort`` removes the temporary output. So a failure,
-a cancel or Ctrl-C leaves nothing under the final name, and an existing file there is not
-touched until the new one is complete.
+Each implements the engine's one sink interface (:class:`polypvision.pipeline.engine.Sink`):
+``write`` a FrameResult, then ``prepare`` + ``publish``, or ``abort``. Every sink writes to a
+temporary name beside its destination and renames only when the whole export succeeded;
+``abort`` removes the temporary output. So a failure, a cancel or Ctrl-C leaves nothing under
+the final name, and an existing file there is not touched until the new one is complete.
 """
 
 from __future__ import annotations
@@ -70,8 +71,13 @@ class VideoWriter:
     """H.264 MP4 through PyAV (libx264, yuv420p); OpenCV mp4v when PyAV is missing.
 
     Odd frame sizes are padded by one pixel (yuv420p needs even sizes); frames whose size
-    differs from the first frame's (a resolution change mid-stream) are resized to it.
+    differs from the first frame's (a resolution change mid-stream) are resized to it. Frames
+    are stamped one frame apart unless ``write_image`` is given a time slot (``pts``, in frames
+    at ``fps``): the recorder stamps capture times, so a gap stays a gap when played back.
     """
+
+    name = "video"
+    needs_image = True
 
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 20,
                  preset: str = "veryfast") -> None:
@@ -80,6 +86,8 @@ class VideoWriter:
         self.fps = fps
         self.frames = 0
         self.resized = 0
+        self.next_pts = 0
+        self._pts = 0
         # write() runs on the writer thread, abort() on whoever stops the export: never both at
         # once (PyAV crashes the process when a container is closed under an encode).
         self._lock = threading.RLock()
@@ -121,11 +129,18 @@ class VideoWriter:
         self._stream = stream
         self._av = av
 
-    def write(self, bgr: np.ndarray) -> None:
+    def write(self, result: FrameResult) -> None:
+        """The sink interface: the result's annotated frame, next in line."""
+        self.write_image(result.annotated)
+
+    def write_image(self, bgr: np.ndarray, pts: int | None = None) -> None:
+        """Encode one BGR frame at time slot ``pts`` (default: the next one; never earlier)."""
         with self._lock:
             if self._closed:
                 raise OutputError(f"cannot write {self.path}: the export was already stopped")
+            self._pts = self.next_pts if pts is None else max(int(pts), self.next_pts)
             self._write(bgr)
+            self.next_pts = self._pts + 1
 
     def _write(self, bgr: np.ndarray) -> None:
         if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
@@ -140,7 +155,7 @@ class VideoWriter:
                 # fifth of letting swscale convert bgr24 inside the encoder.
                 cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
                 frame = self._av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
-                frame.pts = self.frames
+                frame.pts = self._pts
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
             else:
@@ -161,9 +176,9 @@ class VideoWriter:
     def commit(self) -> Path:
         """Flush, close and move the file into place."""
         self.prepare()
-        return self.publish()
+        return Path(self.publish())
 
-    def prepare(self) -> None:
+    def prepare(self, summary: dict[str, Any] | None = None) -> None:
         """Flush and close the encoder; the file stays under its temporary name.
 
         Exports prepare every sink first and publish (rename) only when all are complete, so
@@ -179,13 +194,13 @@ class VideoWriter:
                 self._discard()
                 raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
 
-    def publish(self) -> Path:
+    def publish(self) -> str:
         try:
             os.replace(self._tmp, self.path)
         except OSError as exc:
             self._discard()
             raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
-        return self.path
+        return str(self.path)
 
     def _discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -214,6 +229,9 @@ class VideoWriter:
 class DetectionLog:
     """One JSON line per frame, plus a JSON sidecar with the model, its contract and settings."""
 
+    name = "log"
+    needs_image = False
+
     def __init__(self, path: Path, sidecar: dict[str, Any]) -> None:
         self.path = Path(path)
         self.sidecar_path = self.path.with_name(self.path.stem + ".meta.json")
@@ -222,11 +240,11 @@ class DetectionLog:
         self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit/abort
         self.lines = 0
 
-    def write(self, result: FrameResult, processing_ms: float) -> None:
+    def write(self, result: FrameResult) -> None:
         d = result.detection
         rec = {"frame": result.index, "t": round(result.frame.pts_s, 4), "polyp": d.present,
                "area": round(d.area_fraction, 5), "boxes": [list(b) for b in d.boxes],
-               "peak": round(d.peak_probability, 4), "latency_ms": round(processing_ms, 2)}
+               "peak": round(d.peak_probability, 4), "latency_ms": round(result.processing_ms, 2)}
         if result.frame.name is not None:
             rec["name"] = result.frame.name
         try:
@@ -250,13 +268,14 @@ class DetectionLog:
             self.abort()
             raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
 
-    def publish(self) -> None:
+    def publish(self) -> str:
         try:
             os.replace(self._tmp, self.path)
             os.replace(self._tmp_side, self.sidecar_path)
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
+        return str(self.path)
 
     def abort(self) -> None:
         with contextlib.suppress(OSError):
@@ -284,6 +303,9 @@ def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
 class MaskWriter:
     """One binary PNG per frame (0/255), named by frame index or by the input file's stem."""
 
+    name = "masks"
+    needs_image = False
+
     def __init__(self, folder: Path, protect: tuple[Path | None, ...] = ()) -> None:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
@@ -302,11 +324,12 @@ class MaskWriter:
             raise OutputError(f"cannot write mask PNGs into {self._tmp.parent}; is the disk full?")
         self.count += 1
 
-    def prepare(self) -> None:
+    def prepare(self, summary: dict[str, Any] | None = None) -> None:
         """Every mask is already written under the temporary folder."""
 
-    def publish(self) -> None:
+    def publish(self) -> str:
         self.commit()
+        return str(self.folder)
 
     def commit(self) -> None:
         old = None

@@ -63,6 +63,14 @@ class Smoother:
         self._ema = None
         self._mask = None
 
+    def retuned(self, config: SmoothingConfig, threshold: float, min_area: float = 0.0,
+                min_peak: float = 0.0) -> Smoother:
+        """A smoother with new parameters that keeps this one's history, so moving a slider
+        changes the outline from the next frame on instead of restarting the average."""
+        new = Smoother(config, threshold, min_area, min_peak)
+        new._ema, new._mask, new._hi, new._lo = self._ema, self._mask, self._hi, self._lo
+        return new
+
     def _buffers(self, shape: tuple[int, int]) -> None:
         self._ema = np.zeros(shape, np.float32)
         self._mask = np.zeros(shape, np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,15 +51,23 @@ class Detection:
 
 @dataclass
 class FrameResult:
-    """A frame after the model, smoothing and overlay; carries its frame index."""
+    """A frame after the model and smoothing (and, when drawn, the overlay); carries its index.
+
+    ``mask_small`` is the smoothed mask at the model's size (0/1): the pass-through view and
+    the recorder scale it to whatever size they draw at. ``contours`` are the outlines of
+    ``mask``. ``annotated`` stays None until someone needs the frame drawn at full size (an
+    export's video, the synchronous view): the live view draws on newer frames instead.
+    """
 
     frame: Frame
     mask: np.ndarray  # uint8 0/255 at the frame's size
     detection: Detection
-    annotated: np.ndarray  # BGR uint8, the frame with overlay burned in
+    annotated: np.ndarray | None = None  # BGR uint8, the frame with overlay burned in
     t_started: float = 0.0  # when its batch entered the model
     t_inferred: float = 0.0
     t_done: float = 0.0
+    mask_small: np.ndarray | None = None  # uint8 0/1 at the model's input size
+    contours: Sequence[np.ndarray] = ()
 
     @property
     def index(self) -> int:

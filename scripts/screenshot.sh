@@ -38,7 +38,7 @@ w = VideoWriter(out, 640, 480, 25.0, crf=18)
 for f in files[:300]:
     img = cv2.imread(str(f))
     if img is not None:
-        w.write(cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR))
+        w.write_image(cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR))
 w.commit()
 print(f"clip: {out} ({min(len(files), 300)} frames)")
 PY

@@ -4,8 +4,9 @@
     python scripts/soak.py --model models/x.onnx --frames 50000 --record /tmp/soak.mp4
 
 A fast synthetic "capture card" (about 50 frames rendered once, then cycled) feeds the same
-grabber thread, one-slot hand-off and two runner threads (pv-reader, pv-infer) the desktop app
-uses, optionally with the recorder as a sink. Every half second the script samples resident
+grabber thread, one-slot hand-off and two runner workers (pv-reader, pv-infer) the desktop app
+uses, with a headless display taking every picture as the window would, optionally with the
+recorder. Every half second the script samples resident
 memory (VmRSS from /proc/self/status), the thread count and the depth of every hand-off. It
 prints the figures and exits 1 if memory grew by ``--max-growth-mb`` (50) or more after the
 warm-up, a hand-off held more than its bound, a thread leaked, or the runner reported an error.
@@ -31,7 +32,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from polypvision.model.session import Segmenter  # noqa: E402
-from polypvision.pipeline.live import LiveRunner  # noqa: E402
+from polypvision.pipeline.live import HeadlessDisplay, LiveRunner  # noqa: E402
 from polypvision.pipeline.processor import FrameProcessor  # noqa: E402
 from polypvision.sources.live import LiveSource  # noqa: E402
 from polypvision.sources.synthetic import SyntheticClip  # noqa: E402
@@ -112,26 +113,30 @@ def toy_model(folder: Path) -> Path:
     return build_toy_model(folder / "toy.onnx", size=64)
 
 
+RATES = ("capture_rate", "overlay_rate", "video_rate")
+WINDOWS = ("overlay_age", "video_delay")
+
+
 def _depths(runner: LiveRunner, source: CycleSource, recorder: Any) -> dict[str, int]:
-    d = {"slot": int(runner.slot._item is not None), "source_slot": int(source._latest is not None),
-         "capture_rate_window": len(runner.capture_rate._t), "infer_rate_window": len(runner.infer_rate._t)}
-    lat = getattr(runner.latency, "_v", None) or getattr(runner.latency, "_values", None)
-    if lat is not None:
-        d["latency_window"] = len(lat)
+    d = {"slot": int(runner.slot._item is not None), "display_slot": int(runner.display._item is not None),
+         "source_slot": int(source._latest is not None)}
+    for name in RATES:
+        d[f"{name}_window"] = len(getattr(runner, name)._t)
+    for name in WINDOWS:
+        d[f"{name}_window"] = len(getattr(runner, name))
     if recorder is not None:
-        d["recorder_queue"] = recorder.queue.qsize()
+        d["recorder_queue"] = recorder.pending
     return d
 
 
 def _bounds(runner: LiveRunner, recorder: Any, max_rate: float) -> dict[str, int]:
-    b = {"slot": 1, "source_slot": 1}
-    for name in ("capture_rate", "infer_rate"):  # time windows: at most window_s x rate entries
+    b = {"slot": 1, "display_slot": 1, "source_slot": 1}
+    for name in RATES:  # time windows: at most window_s x rate entries
         b[f"{name}_window"] = int(2 * getattr(runner, name).window_s * max_rate) + 10
-    lat = getattr(runner.latency, "_v", None) or getattr(runner.latency, "_values", None)
-    if lat is not None and getattr(lat, "maxlen", None):
-        b["latency_window"] = lat.maxlen
+    for name in WINDOWS:
+        b[f"{name}_window"] = getattr(runner, name)._v.maxlen
     if recorder is not None:
-        b["recorder_queue"] = recorder.queue.maxsize
+        b["recorder_queue"] = recorder.writer.queue.maxsize
     return b
 
 
@@ -149,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.record:
             from polypvision.pipeline.recorder import Recorder
 
-            recorder = Recorder(Path(args.record), w, h, args.fps or 30.0)
+            recorder = Recorder(Path(args.record), w, h, args.fps or 30.0, live=True)
         done = threading.Event()
         count = [0]
 
@@ -159,14 +164,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 done.set()
 
         runner = LiveRunner(source, processor, on_result=on_result, on_error=lambda e: done.set())
-        if recorder is not None:
-            runner.sinks.append(recorder.submit)
+        runner.recorder = recorder
+        display = HeadlessDisplay(runner)
         warm = max(200, args.frames // 20)
         samples: list[dict[str, Any]] = []
         peak: dict[str, int] = {}
         rss_start = None
         t0 = time.perf_counter()
         runner.start()
+        display.start()
         last_print = t0
         while not done.wait(0.5):
             s = {"t": round(time.perf_counter() - t0, 1), "frames": count[0], "rss_mb": round(rss_bytes() / MB, 1),
@@ -189,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         threads_running = threading.active_count()
         stats = runner.stats()
         runner.stop()
+        display.worker.join()
         rec_path = None
         if recorder is not None:
             rec_path = str(recorder.stop())
@@ -201,8 +208,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "frames": count[0], "seconds": round(elapsed, 1), "fps": round(count[0] / elapsed, 1) if elapsed else 0.0,
             "size": f"{w}x{h}", "source_fps": args.fps, "model": str(model if args.model else "toy (64x64)"),
             "provider": str(seg.report), "captured": source.grabbed,
-            "dropped": {"runner_slot": runner.slot.dropped, "source_slot": source.dropped,
-                        "recorder": recorder.dropped if recorder is not None else None},
+            "dropped": {"model_slot": runner.slot.dropped, "display_slot": runner.display.dropped,
+                        "source_slot": source.dropped, "recorder": recorder.dropped if recorder is not None else None},
             "rss_mb": {"launch": round(rss_launch / MB, 1), "start": round(rss_start / MB, 1),
                        "end": round(rss_end / MB, 1), "growth": round((rss_end - rss_start) / MB, 1),
                        "growth_since_launch": round((rss_end - rss_launch) / MB, 1),
@@ -211,8 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "threads": {"before": threads_before, "running": threads_running, "after_stop": threads_after,
                         "peak": peak.get("threads", threads_running)},
             "depth_peak": {k: v for k, v in peak.items() if k != "threads"}, "depth_end": final_depths,
-            "depth_bounds": _bounds(runner, recorder, max(args.fps, source.grabbed / max(elapsed, 1e-3))), "latency_ms": {"p50": round(stats.latency_p50_ms, 2),
-                                                                     "p95": round(stats.latency_p95_ms, 2)},
+            "depth_bounds": _bounds(runner, recorder, max(args.fps, source.grabbed / max(elapsed, 1e-3))), "overlay_age_ms": {"p50": round(stats.overlay_age_p50_ms, 2),
+                                                                         "p95": round(stats.overlay_age_p95_ms, 2)},
             "error": repr(runner.error) if runner.error else None, "recording": rec_path, "samples": len(samples),
         }
     problems = []

@@ -136,10 +136,10 @@ def test_contract_missing_model(tmp_path, clip_small):
 class _FailingVideo(VideoWriter):
     """Simulates the disk filling up after a few frames."""
 
-    def write(self, bgr):
+    def write(self, result):
         if self.frames >= 5:
             raise OSError(28, "No space left on device")
-        super().write(bgr)
+        super().write(result)
 
 
 def test_write_failure_keeps_existing_output_and_removes_temp(tmp_path, clip_640, toy_model):

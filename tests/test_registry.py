@@ -37,18 +37,24 @@ def test_manifest_default_and_errors(tmp_path):
         pick_realtime("cpu", folder=tmp_path / "empty")
 
 
+class _FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def _fake_timings(monkeypatch, delay):
-    """Replace the session with one whose runs take ``delay(name, call_number)`` seconds on a fake
-    clock (deterministic on a loaded machine, where real sleeps overshoot); returns the call counts."""
-    import time
+    """Replace the session with one whose runs take ``delay(name, call_number)`` seconds of a fake
+    clock (no sleeping); returns (the call counts, the clock to hand to pick_realtime)."""
     from types import SimpleNamespace
 
     import polypvision.model.session as session
 
     real = session.Segmenter
     calls: dict[str, int] = {}
-    clock = [0.0]
-    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    clock = _FakeClock()
 
     class FakeSegmenter:
         def __init__(self, path, provider, **kw):
@@ -57,11 +63,11 @@ def _fake_timings(monkeypatch, delay):
 
         def predict_small(self, frames):
             calls[self.path.name] = calls.get(self.path.name, 0) + 1
-            clock[0] += delay(self.path.name, calls[self.path.name])
+            clock.t += delay(self.path.name, calls[self.path.name])
             return [SimpleNamespace()]
 
     monkeypatch.setattr(session, "Segmenter", FakeSegmenter)
-    return calls
+    return calls, clock
 
 
 def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tmp_path, monkeypatch):
@@ -70,8 +76,8 @@ def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tm
     _model(tmp_path, "fast.onnx", 0.5)
     _model(tmp_path, "huge.onnx", 0.4)
     delay = {"accurate_slow.onnx": 0.03, "fast.onnx": 0.002, "huge.onnx": 0.05}
-    calls = _fake_timings(monkeypatch, lambda name, n: delay[name])
-    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path)  # nothing meets 0.6 ms
+    calls, clock = _fake_timings(monkeypatch, lambda name, n: delay[name])
+    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path, clock=clock)  # nothing meets 0.6 ms
     assert path.name == "fast.onnx" and "fastest" in reason
     assert calls == {"accurate_slow.onnx": 4, "fast.onnx": 4, "huge.onnx": 2}  # warm-up + one judged call
 
@@ -92,8 +98,8 @@ def test_pick_realtime_does_not_judge_a_session_by_its_first_run(tmp_path, monke
             return 0.03
         return 0.15 if name == "mnv2.onnx" and n == 1 else 0.002  # mnv2's cold first run
 
-    _fake_timings(monkeypatch, delay)
-    path, reason = pick_realtime("cpu", target_fps=60.0, folder=tmp_path)  # budget 10 ms
+    _, clock = _fake_timings(monkeypatch, delay)
+    path, reason = pick_realtime("cpu", target_fps=60.0, folder=tmp_path, clock=clock)  # budget 10 ms
     assert path.name == "mnv2.onnx" and "most accurate" in reason
 
 
@@ -103,6 +109,6 @@ def test_when_nothing_fits_the_most_accurate_of_equally_fast_models_is_used(tmp_
     _model(tmp_path, "accurate.onnx", 0.9)
     _model(tmp_path, "fast.onnx", 0.5)
     delay = {"accurate.onnx": accurate_s, "fast.onnx": 0.010}
-    _fake_timings(monkeypatch, lambda name, n: delay[name])
-    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path)  # nothing meets 0.6 ms
+    _, clock = _fake_timings(monkeypatch, lambda name, n: delay[name])
+    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path, clock=clock)  # nothing meets 0.6 ms
     assert path.name == want and "most accurate of the fastest" in reason

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 
 import cv2
@@ -95,7 +96,9 @@ def test_live_source_newest_wins_and_counts_drops():
     src = LiveSyntheticSource(fps=200, width=64, height=48)
     src.open()
     try:
-        time.sleep(0.3)  # consumer absent: frames pile up in the one slot and are dropped
+        wake = threading.Event()
+        while src.grabbed < 12:  # consumer absent: frames pile up in the one slot and are dropped
+            wake.wait(0.01)
         f = src.read(timeout_s=2)
         assert f is not None
         assert src.dropped > 5

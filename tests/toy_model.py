@@ -28,10 +28,11 @@ def contract_doc(size: int = 64, layout: str = "NHWC", **overrides) -> dict:
 
 def build_toy_model(path: Path, size: int = 64, *, contract: dict | None | str = "default",
                     graph_size: int | None = None, nan: bool = False, gain: float = 12.0,
-                    bias: float = -2.0, layout: str = "NHWC") -> Path:
+                    bias: float = -2.0, layout: str = "NHWC", batch: int | str = "N") -> Path:
+    """``batch``: the graph's batch dimension, symbolic ("N") or fixed (an int)."""
     gs = graph_size or size
     c_axis = 3 if layout == "NHWC" else 1
-    shape = ["N", gs, gs, 3] if layout == "NHWC" else ["N", 3, gs, gs]
+    shape = [batch, gs, gs, 3] if layout == "NHWC" else [batch, 3, gs, gs]
     inits = [
         numpy_helper.from_array(np.array([0], np.int64), "s0"),
         numpy_helper.from_array(np.array([1], np.int64), "s1"),
@@ -54,7 +55,7 @@ def build_toy_model(path: Path, size: int = 64, *, contract: dict | None | str =
         nodes.append(helper.make_node("Mul", ["p", "nanv"], ["pn"]))
         last = "pn"
     nodes.append(helper.make_node("Identity", [last], ["mask"]))
-    out_shape = ["N", gs, gs, 1] if layout == "NHWC" else ["N", 1, gs, gs]
+    out_shape = [batch, gs, gs, 1] if layout == "NHWC" else [batch, 1, gs, gs]
     graph = helper.make_graph(
         nodes, "toy",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],

@@ -19,6 +19,7 @@ R: start / stop recording
 S: snapshot (PNG of the annotated frame)
 O: overlay on / off
 H: stats on the video on / off
+Y: synchronous overlay on / off (each frame shown with its own mask, for review)
 F or Esc: fullscreen on / off
 Ctrl+O: open a video, Ctrl+Shift+O: a folder of frames
 Ctrl+D: capture device, Ctrl+U: stream URL, Ctrl+E: export"""
@@ -45,11 +46,12 @@ class Actions:
     hud: QAction
     alert: QAction
     fullscreen: QAction
+    sync: QAction
     record: QAction
     shortcuts: QAction
     about: QAction
 
-    def sync(self, **checked: bool) -> None:
+    def sync_checks(self, **checked: bool) -> None:
         """Menu check marks follow the state, however it was changed (button, key, settings)."""
         for name, on in checked.items():
             act = getattr(self, name)
@@ -96,6 +98,7 @@ def build_actions(win: QMainWindow) -> Actions:
     hud = _act(win, v, "Stats on video", "H", checkable=True)
     alert = _act(win, v, "Alert when a polyp appears", checkable=True)
     fullscreen = _act(win, v, "Fullscreen", "F", checkable=True, extra=("F11",))
+    sync = _act(win, v, "Synchronous overlay (review frame by frame)", "Y", checkable=True)
     r = mb.addMenu("&Record")
     record = _act(win, r, "Record", "R", checkable=True)
     h = mb.addMenu("&Help")
@@ -104,7 +107,8 @@ def build_actions(win: QMainWindow) -> Actions:
     shortcuts.triggered.connect(lambda: QMessageBox.information(win, "Keyboard shortcuts", SHORTCUTS))
     about.triggered.connect(lambda: QMessageBox.about(win, "About PolypVision", _about_text()))
     return Actions(open_file, open_folder, open_device, open_stream, recent, export, output_dir, snapshot, quit_, play,
-                   back, forward, next_detection, scan, loop, overlay, hud, alert, fullscreen, record, shortcuts, about)
+                   back, forward, next_detection, scan, loop, overlay, hud, alert, fullscreen, sync, record, shortcuts,
+                   about)
 
 
 def _about_text() -> str:

@@ -21,6 +21,7 @@ class Bridge(QObject):
     """Signals that worker threads emit; connected slots run in the GUI thread."""
 
     error = Signal(str)  # a one-line message for the status bar
+    frame_ready = Signal()  # the live view has a picture waiting (at most one pending)
     ended = Signal()
     done = Signal(object, object)  # (callback, value): finish a background job in the GUI thread
     failed = Signal(object, object)  # (callback, exception)

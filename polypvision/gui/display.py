@@ -1,8 +1,10 @@
-"""The display side of the pipeline: one timer tick pulls the newest result and refreshes the view.
+"""The display side of the live view: pictures as they arrive, figures on a timer.
 
-Display is decoupled from capture and inference: the tick never waits for a frame, it shows
-whatever :meth:`LiveRunner.latest` holds (display FPS counts the new ones), so a slow model
-lowers the overlay's frame rate but never freezes the window.
+Every picture the pipeline hands over is shown the moment it arrives (the runner's
+``on_frame`` becomes a queued Qt signal, at most one pending), so the video keeps the
+source's rate and the overlay's slower rate never holds it back. A slower timer refreshes the
+stats, the position, the live-signal banner and the recording indicator, and logs the
+figures (``polypvision -v gui``) at least every ``LOG_EVERY_S``.
 """
 
 from __future__ import annotations
@@ -23,19 +25,19 @@ from polypvision.pipeline.stats import format_stats
 log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 0.25
-LOG_EVERY_S = 10.0  # the figures on screen also go to the log (``polypvision -v gui``)
-LOST = ("signal lost", "reconnecting")
+LOG_EVERY_S = 5.0  # scripts expect a stats line at least every 10 s
+LOST = ("signal lost", "reconnecting", "failed")
 
 
 class Display:
-    """Owns what the timer refreshes: frame, HUD, alert, live-signal banner, position, REC."""
+    """Owns what is refreshed: frame, HUD, alert, live-signal banner, position, REC."""
 
     def __init__(self, view: VideoView, transport: TransportBar, record_bar: RecordBar,
                  message: Callable[[str, int], None]) -> None:
         self.view, self.transport, self.record_bar, self.message = view, transport, record_bar, message
         self.alert = AppearanceAlert()
         self.alert_enabled = False
-        self._shown = None
+        self._alerted = None  # the overlay the alert last looked at
         self._last_stats = 0.0
         self._last_log = time.perf_counter()
         self._live_state = "ok"
@@ -43,22 +45,29 @@ class Display:
 
     def reset(self) -> None:
         """A new player: forget what was shown and the live state."""
-        self._shown = None
+        self._alerted = None
         self._live_state = "ok"
         self._rec_error_shown = False
         self.alert.reset()
 
-    def tick(self, p: Player) -> bool:
-        """One refresh; True when the slower stats/labels were updated this time."""
-        r = p.runner.latest()
+    def show_newest(self, p: Player) -> None:
+        """Put the newest picture on screen (called once per picture the pipeline hands over)."""
+        item = p.runner.take_display()
+        if item is None:
+            return
+        self.view.set_frame(item.image)
         now = time.perf_counter()
-        if r is not None and r is not self._shown:
-            self._shown = r
-            self.view.set_frame(r.annotated)
-            p.display_rate.tick(now)
+        p.runner.shown(item, now)
+        r = item.overlay
+        if r is not None and r is not self._alerted:
+            self._alerted = r
             if self.alert.update(r.detection.present, now) and self.alert_enabled:
                 QApplication.beep()
                 self.view.flash()
+
+    def tick(self, p: Player) -> bool:
+        """One timer refresh; True when the slower stats/labels were updated this time."""
+        now = time.perf_counter()
         if p.info.live:
             self._live_status(p)
         self.transport.show_position(p.runner.position, p.info.frame_count, p.runner.paused, p.info.live)
@@ -67,6 +76,7 @@ class Display:
         self._last_stats = now
         lines = format_stats(p.stats())
         self.view.hud_lines = lines
+        self.view.update()
         if now - self._last_log >= LOG_EVERY_S:
             self._last_log = now
             log.info("%s", " | ".join(lines))
@@ -80,7 +90,7 @@ class Display:
         return True
 
     def _live_status(self, p: Player) -> None:
-        state = p.source.status
+        state = p.runner.status()
         if state == self._live_state or (state in LOST and self._live_state in LOST):
             return
         self._live_state = state

@@ -1,16 +1,15 @@
-"""'Export annotated clip...': the headless annotate, on a worker thread, with progress and cancel.
+"""'Export annotated clip...': the offline schedule on a worker, with progress and cancel.
 
-The export opens its own copy of the source and its own FrameProcessor (its own smoother),
-so it neither disturbs nor is disturbed by what is playing; the ONNX session is shared, which
-onnxruntime allows. Cancel sets an Event; annotate() then aborts every sink, so a cancelled
-or failed export leaves no file behind.
+The export opens its own copy of the source and runs a clone of the playing stream's state
+(same model and settings, its own buffers and smoother), so it neither disturbs nor is
+disturbed by what is playing; the model session is shared, which it is built for. Cancel sets
+an Event; the engine then aborts every sink, so a cancelled or failed export leaves no file.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -28,7 +27,14 @@ from PySide6.QtWidgets import (
 )
 
 from polypvision.gui.bridge import Bridge, describe_error
-from polypvision.pipeline.annotate import AnnotateReport, Cancelled, Progress, Sinks, annotate
+from polypvision.pipeline.engine import (
+    Cancelled,
+    OfflineReport,
+    Progress,
+    Worker,
+    abort_all,
+    run_offline,
+)
 from polypvision.pipeline.processor import FrameProcessor
 from polypvision.recording import DetectionLog, VideoWriter, check_output_path
 from polypvision.sources import make_source
@@ -37,22 +43,27 @@ PROGRESS_EVERY_S = 0.1
 
 
 class ExportJob:
-    """Runs one export on a named thread; reports through the bridge's signals."""
+    """Runs one export on a named worker; reports through the bridge's signals."""
 
     def __init__(self, spec: str, processor: FrameProcessor, out: Path, log_path: Path | None,
                  bridge: Bridge, fps: float = 25.0) -> None:
         self.spec, self.out, self.log_path, self.bridge, self.fps = spec, out, log_path, bridge, fps
-        # A private processor: same model and settings, its own smoothing state.
-        p = processor
-        self.processor = FrameProcessor(p.segmenter, p.smoothing, replace(p.style), p.blackout, p.threshold)
+        self.processor = processor.clone()  # same model and settings, its own buffers and smoothing
         self.cancel = threading.Event()
-        self.report: AnnotateReport | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="pv-export", daemon=True)
+        self.report: OfflineReport | None = None
+        self.worker = Worker("pv-export", self._run, on_exit=self.bridge.ended.emit)
         self._last = 0.0
 
+    @property
+    def error(self) -> BaseException | None:
+        return self.worker.error
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self.worker.thread
+
     def start(self) -> None:
-        self.thread.start()
+        self.worker.start()
 
     def _progress(self, p: Progress) -> None:
         now = time.perf_counter()
@@ -61,25 +72,22 @@ class ExportJob:
             self.bridge.progress.emit(p)
 
     def _run(self) -> None:
-        source = None
-        sinks = Sinks()
+        source = make_source(self.spec, fps=self.fps)
+        sinks: list = []
         try:
-            source = make_source(self.spec, fps=self.fps)
             info = source.open()
-            sinks.video = VideoWriter(self.out, info.width, info.height, info.fps)
+            sinks.append(VideoWriter(self.out, info.width, info.height, info.fps))
             if self.log_path is not None:
-                sinks.log = DetectionLog(self.log_path, {"input": self.spec, "provider": str(self.processor.segmenter.report),
-                                                         "model": str(self.processor.segmenter.path)})
-            self.report = annotate(source, self.processor, sinks, batch=4, cancel=self.cancel,
-                                   progress=self._progress)
-        except BaseException as exc:  # shown in the dialog; annotate() already removed temp files
-            for s in sinks.all():
-                s.abort()
-            self.error = exc
+                seg = self.processor.segmenter
+                sinks.append(DetectionLog(self.log_path, {"input": self.spec, "provider": str(seg.report),
+                                                          "model": str(seg.path)}))
+            self.report = run_offline(source, self.processor, sinks, batch=4, cancel=self.cancel,
+                                      progress=self._progress)
+        except BaseException:  # the worker keeps it for the dialog; no temporary file stays
+            abort_all(sinks)
+            raise
         finally:
-            if source is not None:
-                source.close()
-            self.bridge.ended.emit()
+            source.close()
 
 
 class ExportDialog(QDialog):

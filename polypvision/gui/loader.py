@@ -17,11 +17,22 @@ from polypvision.sources import make_source, source_kind
 from polypvision.sources.base import FrameSource
 
 
+def build_source(spec: str, **kwargs) -> FrameSource:
+    """The (unopened) source for a user's choice.
+
+    A capture device's rate, size and format are each asked for only when chosen: None keeps
+    the device's own default, whatever else was chosen. The simulated card plays at 30 fps,
+    like a typical one.
+    """
+    fps = kwargs.pop("fps", None)
+    if fps is None and source_kind(spec) == "synthetic":
+        fps = 30.0
+    return make_source(spec, fps=fps, **kwargs)
+
+
 def open_blocking(spec: str, source: FrameSource | None = None, **kwargs) -> FrameSource:
     """Build (unless given) and open a source; raises SourceError with a one-line message."""
-    if source is None:
-        fps = kwargs.pop("fps", None) or (30.0 if source_kind(spec) == "synthetic" else 25.0)
-        source = make_source(spec, fps=fps, **kwargs)
+    source = source if source is not None else build_source(spec, **kwargs)
     source.open()
     return source
 
@@ -30,18 +41,18 @@ def load_blocking(path: Path | None, provider: str):
     """The chosen model (or the shipped default) as a Segmenter.
 
     In a window, insisting on CUDA would mean no video at all, so a failed 'cuda' falls back
-    to 'auto' (the CPU) and the provider line says loudly why.
+    to the CPU and the provider line says loudly why, naming the user's explicit choice.
     """
     from polypvision.cli import resolve_model
-    from polypvision.model.session import Segmenter
+    from polypvision.model.session import Segmenter, live_options
 
     p = resolve_model(Path(path) if path is not None else None, provider, realtime=True)
     try:
-        return Segmenter(p, provider)
+        return Segmenter(p, provider, **live_options())
     except UserError:
         if provider != "cuda":
             raise
-        return Segmenter(p, "auto")
+        return Segmenter(p, "auto", requested="cuda", **live_options())
 
 
 class Loader:

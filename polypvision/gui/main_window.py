@@ -1,14 +1,14 @@
 """The main window: layout and wiring only.
 
 Work happens elsewhere: sources open and models load on worker threads (``run_async``), the
-pipeline runs in :class:`~polypvision.gui.player.Player`, and a display timer pulls the newest
-annotated frame, so a slow model or a stalled device never freezes the window.
+pipeline runs in :class:`~polypvision.gui.player.Player`, each picture it hands over is shown
+as it arrives (``frame_ready``) and a timer refreshes the figures, so a slow model or a
+stalled device never freezes the window or slows the video down.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -22,16 +22,15 @@ from PySide6.QtWidgets import (
 from polypvision.gui.actions import build_actions
 from polypvision.gui.bridge import Bridge, describe_error
 from polypvision.gui.display import Display
-from polypvision.gui.export_dialog import ExportDialog
 from polypvision.gui.loader import Loader, load_blocking, open_blocking
-from polypvision.gui.player import OverlaySettings, Player, apply_overlay
+from polypvision.gui.outputs import OutputCommands
+from polypvision.gui.player import OverlaySettings, Player
 from polypvision.gui.record_bar import RecordBar
 from polypvision.gui.settings import AppSettings
 from polypvision.gui.side_panel import SidePanel
 from polypvision.gui.source_dialogs import SourceChooser, granted_text, push_recent
 from polypvision.gui.transport import TransportBar
 from polypvision.gui.video_view import VideoView
-from polypvision.pipeline.annotate import Cancelled
 from polypvision.pipeline.processor import FrameProcessor
 from polypvision.pipeline.stats import format_stats
 from polypvision.sources import source_kind
@@ -39,10 +38,10 @@ from polypvision.sources.base import FrameSource
 
 log = logging.getLogger(__name__)
 
-DISPLAY_HZ = 60
+TICK_HZ = 20  # figures, position and banner; pictures are shown as they arrive, not on this timer
 
 
-class MainWindow(QMainWindow):
+class MainWindow(OutputCommands, QMainWindow):
     def __init__(self, settings: AppSettings | None = None, provider: str = "auto") -> None:
         super().__init__()
         self.setWindowTitle("PolypVision")
@@ -57,6 +56,7 @@ class MainWindow(QMainWindow):
         self.overlay_settings: OverlaySettings = self.settings.overlay()
         self.bridge = Bridge(self)
         self.bridge.error.connect(self.show_error)
+        self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.ended.connect(self._on_end)
         self.bridge.progress.connect(lambda pr: self.statusBar().showMessage(
             f"Scanning the clip for detections: {pr.done}/{pr.total or '?'} frames", 2000))
@@ -66,7 +66,7 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
-        self.timer.start(1000 // DISPLAY_HZ)
+        self.timer.start(1000 // TICK_HZ)
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.display = Display(self.view, self.transport, self.record_bar, self.statusBar().showMessage)
         self.display.alert_enabled = self.overlay_panel.alert_box.isChecked()
         self.actions_ = build_actions(self)
+        self.actions_.sync.setChecked(self.settings.get_bool("view/sync", False))
         self.chooser = SourceChooser(self, self.settings, self.open_source)
         geo = self.settings.geometry()
         if geo is None or not self.restoreGeometry(geo):
@@ -124,8 +125,10 @@ class MainWindow(QMainWindow):
         a.hud.triggered.connect(self._set_hud)
         a.alert.triggered.connect(self.overlay_panel.alert_box.setChecked)
         a.fullscreen.triggered.connect(self.toggle_fullscreen)
+        a.sync.triggered.connect(self.set_synchronous)
         a.record.triggered.connect(self.toggle_record)
         self.view.dropped.connect(self.open_source)
+        self.view.resized.connect(self._update_area)
         t.play_pause.connect(self.toggle_play)
         t.step.connect(self.step)
         t.seek.connect(self.seek)
@@ -181,11 +184,13 @@ class MainWindow(QMainWindow):
         spec, source = self._pending
         self._pending = None
         self._stop_player()
-        processor = FrameProcessor(self.segmenter)
-        apply_overlay(processor, self.overlay_settings)
+        processor = FrameProcessor(self.segmenter, settings=self.overlay_settings.stream_settings(self.segmenter))
         self.player = Player(spec, source, processor, loop=self.transport.loop_box.isChecked(),
+                             mode="sync" if self.actions_.sync.isChecked() else "pass-through",
+                             on_frame=self.bridge.frame_ready.emit,
                              on_error=lambda exc: self.bridge.error.emit(describe_error(exc)),
                              on_end=self.bridge.ended.emit)
+        self._update_area()
         info = source.info
         self.transport.set_source(info.frame_count, info.seekable, info.fps, self.player.track)
         self.actions_.export.setEnabled(not info.live)
@@ -228,9 +233,7 @@ class MainWindow(QMainWindow):
         if self._pending is not None:
             self._start_pending()
         elif self.player is not None:
-            processor = FrameProcessor(seg)
-            apply_overlay(processor, self.overlay_settings)
-            self.player.swap_processor(processor)
+            self.player.swap_processor(FrameProcessor(seg, settings=self.overlay_settings.stream_settings(seg)))
             self.player.refresh()
 
     def _provider_chosen(self, provider: str) -> None:
@@ -259,24 +262,6 @@ class MainWindow(QMainWindow):
                 p.runner.pause()
                 p.runner.seek(nxt)
 
-    def scan_clip(self) -> None:
-        p = self.player
-        if p is None:
-            self.show_error("open a video file or a folder of frames first")
-            return
-        started = self._attempt(lambda: p.toggle_scan(self.bridge.progress.emit,
-                                                      lambda err: self.bridge.done.emit(self._scan_done, err)), "")
-        if started is not None:
-            self.statusBar().showMessage("Scanning the clip for detections\u2026" if started else "Scan stopped", 3000)
-
-    def _scan_done(self, err: BaseException | None) -> None:
-        p = self.player
-        if err is None and p is not None and p.track is not None:
-            n = sum(b - a for a, b in p.track.runs())
-            self.statusBar().showMessage(f"Scan complete: a polyp in {n} of {len(p.track)} frames (N jumps to the next)", 10000)
-        elif err is not None and not isinstance(err, Cancelled):
-            self.show_error(f"scan failed: {describe_error(err)}")
-
     def _set_loop(self, on: bool) -> None:
         self.settings.set("playback/loop", on)
         if self.player is not None:
@@ -291,7 +276,7 @@ class MainWindow(QMainWindow):
         self.overlay_settings = s
         self.settings.save_overlay(s)
         if self.player is not None:
-            apply_overlay(self.player.processor, s)
+            self.player.apply(s.stream_settings(self.player.processor.segmenter, self.player.processor.settings))
             self.player.refresh()
 
     def _set_alert(self, on: bool) -> None:
@@ -303,54 +288,28 @@ class MainWindow(QMainWindow):
         self.settings.set("view/hud", on)
         self.view.update()
 
-    def _out_path(self, suffix: str) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
-        return self.settings.output_dir() / f"polypvision-{stamp}{suffix}"
+    # -- display ------------------------------------------------------------------------------------
+    def _show_frame(self) -> None:
+        if self.player is not None:
+            self.display.show_newest(self.player)
 
-    def _attempt(self, fn, done: str = "{}"):
-        """Run a user command; a full disk or a bad folder is a status-bar message, not a crash."""
-        try:
-            value = fn()
-        except Exception as exc:
-            self.show_error(describe_error(exc))
-            return None
-        self.statusBar().showMessage(done.format(value), 8000)
-        return value
+    def _update_area(self) -> None:
+        """Pictures are drawn at the size they are shown at, not at the source's."""
+        if self.player is not None:
+            self.player.runner.display_area = self.view.area()
 
-    def toggle_record(self) -> None:
-        p = self.player
-        if p is None:
-            self.show_error("nothing to record yet; open a source first")
-        elif p.recording:
-            self._attempt(p.stop_recording, "Recording saved: {}")
-        else:
-            self._attempt(lambda: p.start_recording(self._out_path(".mp4")), "Recording to {}")
+    def set_synchronous(self, on: bool) -> None:
+        """Each frame with its own mask (review), or the video passed through (live use)."""
+        self.settings.set("view/sync", on)
+        if self.player is not None:
+            self.player.runner.mode = "sync" if on else "pass-through"
 
-    def snapshot(self) -> Path | None:
-        if self.player is None:
-            self.show_error("nothing to snapshot yet; open a source first")
-            return None
-        return self._attempt(lambda: self.player.snapshot(self._out_path(".png")), "Snapshot saved: {}")
-
-    def export_clip(self) -> ExportDialog | None:
-        p = self.player
-        if p is None or p.info.live:
-            self.show_error("export needs a video file or a folder of frames; live sources can be recorded (R)")
-            return None
-        spec = str(p.source.path) if p.spec == "demo" else p.spec
-        stem = Path(spec).stem if source_kind(spec) in ("file", "frames") else "clip"
-        dlg = ExportDialog(spec, p.processor, self.settings.output_dir() / f"{stem}-annotated.mp4", p.info.fps, self)
-        dlg.finished.connect(lambda _: dlg.result_text and self.statusBar().showMessage(dlg.result_text, 10000))
-        self._export = dlg
-        dlg.open()
-        return dlg
-
-    # -- the display timer -------------------------------------------------------------------------
     def _tick(self) -> None:
         p = self.player
         if p is not None and self.display.tick(p):
-            self.actions_.sync(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
-                               alert=self.display.alert_enabled, loop=p.runner.loop, fullscreen=self.isFullScreen())
+            self.actions_.sync_checks(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
+                                      alert=self.display.alert_enabled, loop=p.runner.loop,
+                                      fullscreen=self.isFullScreen(), sync=p.runner.mode == "sync")
 
     # -- misc ---------------------------------------------------------------------------------
     def show_error(self, message: str) -> None:

@@ -13,140 +13,84 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from polypvision.errors import OutputError
+from polypvision.model.session import Segmenter
 from polypvision.overlay import OverlayStyle
+from polypvision.pipeline.compose import Compositor
 from polypvision.pipeline.live import LiveRunner
-from polypvision.pipeline.processor import FrameProcessor
+from polypvision.pipeline.processor import FrameProcessor, StreamSettings
 from polypvision.pipeline.recorder import Recorder
-from polypvision.pipeline.stats import RateMeter, StatsSnapshot
+from polypvision.pipeline.stats import StatsSnapshot
+from polypvision.pipeline.track import CLEAR, POLYP, UNKNOWN, DetectionTrack
 from polypvision.recording import check_output_path
 from polypvision.smoothing import HYSTERESIS_GAP, SmoothingConfig
 from polypvision.sources.base import FrameSource
-from polypvision.types import FrameResult
+
+__all__ = ["CLEAR", "POLYP", "UNKNOWN", "DetectionTrack", "OverlaySettings", "Player"]
 
 log = logging.getLogger(__name__)
 
-UNKNOWN, CLEAR, POLYP = 0, 1, 2
-
-
-class DetectionTrack:
-    """Per-frame verdicts of a seekable clip, for the timeline under the seek bar.
-
-    Written by the inference thread (one byte per frame: a store is atomic enough, and a
-    stale read only delays a mark by one repaint), read by the GUI thread.
-    """
-
-    def __init__(self, frame_count: int) -> None:
-        self.state = np.zeros(max(frame_count, 0), np.uint8)
-        self.version = 0
-
-    def __len__(self) -> int:
-        return len(self.state)
-
-    def mark(self, result: FrameResult) -> None:
-        i = result.index
-        if 0 <= i < len(self.state):
-            self.state[i] = POLYP if result.detection.present else CLEAR
-            self.version += 1
-
-    def runs(self, value: int = POLYP) -> list[tuple[int, int]]:
-        """[start, end) runs of frames with ``value``, for painting."""
-        hit = np.concatenate(([False], self.state == value, [False]))
-        edges = np.flatnonzero(np.diff(hit.astype(np.int8)))
-        return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-    def next_polyp(self, after: int) -> int | None:
-        idx = np.flatnonzero(self.state[after + 1:] == POLYP)
-        return int(after + 1 + idx[0]) if idx.size else None
+_CORE_STYLE = OverlayStyle()
+DEFAULT_STRENGTH = 0.5  # the smoothing slider's position that means "the core's defaults"
 
 
 @dataclass(frozen=True)
 class OverlaySettings:
-    """What the overlay panel edits; turned into the processor's style and smoothing."""
+    """What the overlay panel edits (and the settings file keeps); its defaults are the core's."""
 
-    enabled: bool = True
-    fill: bool = True
-    contour: bool = True
-    box: bool = False
-    color: tuple[int, int, int] = (0, 255, 0)  # BGR, like OverlayStyle
-    opacity: float = 0.35
+    enabled: bool = _CORE_STYLE.enabled
+    fill: bool = _CORE_STYLE.fill
+    contour: bool = _CORE_STYLE.contour
+    box: bool = _CORE_STYLE.box
+    color: tuple[int, int, int] = _CORE_STYLE.color  # BGR, like OverlayStyle
+    opacity: float = _CORE_STYLE.opacity
     threshold: float | None = None  # None: the model's own
-    smoothing: float = 0.5  # 0 = off exactly; 0.5 = the core's defaults; 1 = strongest
+    smoothing: float = DEFAULT_STRENGTH  # 0 = off exactly; 0.5 = the core's defaults; 1 = strongest
 
-    def style(self, base: OverlayStyle) -> OverlayStyle:
+    def style(self, base: OverlayStyle = _CORE_STYLE) -> OverlayStyle:
         return replace(base, enabled=self.enabled, fill=self.fill, contour=self.contour, box=self.box,
                        color=self.color, opacity=self.opacity)
 
     def smoothing_config(self, threshold: float, min_area: float = 0.0, min_peak: float = 0.0) -> SmoothingConfig:
         """One strength knob for the core's parameters: 0 = off exactly, 0.5 = the core's defaults
-        (with the model's own gate ``min_area`` / ``min_peak``), 1 = twice as strong."""
+        themselves (the model's threshold and gate ``min_area`` / ``min_peak``), 1 = twice as strong."""
         s = min(max(self.smoothing, 0.0), 1.0)
+        if s == DEFAULT_STRENGTH:
+            return SmoothingConfig()
         base = SmoothingConfig()
         k = 2.0 * s
         return SmoothingConfig(alpha=1.0 - (1.0 - base.alpha) * k, on=threshold,
                                off=max(threshold - HYSTERESIS_GAP * k, 0.0), min_area=min(min_area * k, 0.5),
                                min_peak=threshold + (min_peak - threshold) * min(k, 1.0) if min_peak > threshold else 0.0)
 
-
-def apply_overlay(processor: FrameProcessor, settings: OverlaySettings) -> None:
-    """Push the panel's settings into a (possibly running) processor."""
-    t = settings.threshold if settings.threshold is not None else processor.segmenter.contract.output.threshold
-    processor.style = settings.style(processor.style)
-    out = processor.segmenter.contract.output
-    cfg = settings.smoothing_config(t, out.min_area, out.min_peak)
-    if t != processor.threshold or cfg != processor.smoothing:
-        processor.set_threshold(t)
-        processor.set_smoothing(cfg)
-
-
-class RealTimeFeed:
-    """Feeds a Recorder so the file keeps the wall-clock timeline of what was on screen.
-
-    The recorder writes at the source's frame rate, but results arrive at the model's rate:
-    with a model at 15 fps on a 25 fps clip, a 10 s recording would otherwise play back in
-    6 s. Each result is repeated for the frame slots that passed since the last one (the
-    screen also kept showing it). A long gap (a pause) is not filled beyond MAX_REPEAT frames,
-    so the recorder's bounded queue never overflows.
-    """
-
-    MAX_REPEAT = 12
-
-    def __init__(self, recorder: Recorder, fps: float) -> None:
-        self.recorder, self.fps = recorder, fps
-        self.t0: float | None = None
-        self.slots = 0  # frame slots written so far
-
-    def __call__(self, result: FrameResult) -> None:
-        t = result.frame.t_capture
-        if self.t0 is None:
-            self.t0 = t
-        due = int((t - self.t0) * self.fps) + 1  # slots that should exist after this frame
-        n = min(max(due - self.slots, 1), self.MAX_REPEAT)
-        for _ in range(n):
-            self.recorder.submit(result)
-        self.slots = max(due, self.slots + n)
+    def stream_settings(self, segmenter: Segmenter, base: StreamSettings | None = None) -> StreamSettings:
+        """The one value a stream runs with: this panel's choices for ``segmenter``'s model."""
+        base = base if base is not None else StreamSettings()
+        out = segmenter.contract.output
+        t = self.threshold if self.threshold is not None else out.threshold
+        return replace(base, threshold=self.threshold, style=self.style(base.style),
+                       smoothing=self.smoothing_config(t, out.min_area, out.min_peak))
 
 
 class Player:
     """Runs one opened source through the model until stopped."""
 
     def __init__(self, spec: str, source: FrameSource, processor: FrameProcessor, *, loop: bool = False,
+                 mode: str = "pass-through", on_frame: Callable[[], None] | None = None,
                  on_error: Callable[[BaseException], None] | None = None,
                  on_end: Callable[[], None] | None = None) -> None:
         if source.info is None:
             raise ValueError("open the source first")
         self.spec, self.source, self.info = spec, source, source.info
-        self.runner = LiveRunner(source, processor, on_error=on_error, on_end=on_end, loop=loop)
+        self.runner = LiveRunner(source, processor, on_frame=on_frame, on_error=on_error, on_end=on_end,
+                                 loop=loop, mode=mode)
         n = self.info.frame_count or 0
         self.track = DetectionTrack(n) if self.info.seekable and n > 0 else None
         if self.track is not None:
-            self.runner.sinks.append(self.track.mark)
+            self.runner.result_sinks.append(self.track)
         self.recorder: Recorder | None = None
-        self._feed: RealTimeFeed | None = None
         self.scan = None  # a ClipScan filling the timeline, while one runs
-        self.display_rate = RateMeter()
         self._rec_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -171,7 +115,11 @@ class Player:
 
     def swap_processor(self, processor: FrameProcessor) -> None:
         """A new model takes over at the next frame; no thread restarts."""
-        self.runner.processor = processor
+        self.runner.swap_processor(processor)
+
+    def apply(self, settings: StreamSettings) -> None:
+        """New settings from the next frame on: one assignment, read once per frame."""
+        self.runner.processor.settings = settings
 
     # -- playback -----------------------------------------------------------------------------
     @property
@@ -193,7 +141,7 @@ class Player:
             self.runner.step(0)
 
     def stats(self) -> StatsSnapshot:
-        return self.runner.stats(self.display_rate.rate())
+        return self.runner.stats()
 
     def toggle_scan(self, on_progress: Callable, on_done: Callable) -> bool:
         """Start a whole-clip scan for the timeline (True), or stop the running one (False)."""
@@ -218,9 +166,8 @@ class Player:
             if self.recorder is not None:
                 return self.recorder.path
             fps = self.info.fps if self.info.fps and self.info.fps > 0 else 25.0
-            self.recorder = Recorder(path, self.info.width, self.info.height, fps)
-            self._feed = RealTimeFeed(self.recorder, fps)
-            self.runner.sinks.append(self._feed)
+            self.recorder = Recorder(path, self.info.width, self.info.height, fps, live=self.info.live)
+            self.runner.recorder = self.recorder
             return self.recorder.path
 
     def stop_recording(self) -> Path | None:
@@ -229,19 +176,19 @@ class Player:
             rec, self.recorder = self.recorder, None
             if rec is None:
                 return None
-            if self._feed in self.runner.sinks:
-                self.runner.sinks.remove(self._feed)
-            self._feed = None
-            if rec.frames == 0 and rec.queue.empty():
+            self.runner.recorder = None
+            if rec.frames == 0 and rec.pending == 0:
                 rec.abort()
                 raise OutputError("the recording has no frames (nothing was played); nothing was saved")
             return rec.stop()
 
     def snapshot(self, path: Path) -> Path:
-        result = self.runner.latest()
-        if result is None:
+        """The picture on screen at full size: its frame with the overlay it was shown with."""
+        item = self.runner.latest_shown()
+        if item is None:
             raise OutputError("no frame to save yet; wait for the video to appear")
         path = check_output_path(Path(path))
-        if not cv2.imwrite(str(path), result.annotated):
+        image = Compositor().compose(item.frame.image, item.overlay, item.settings)
+        if not cv2.imwrite(str(path), image):
             raise OutputError(f"cannot write {path}; check the folder and free disk space")
         return path

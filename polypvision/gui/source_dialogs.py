@@ -41,10 +41,8 @@ class DeviceRequest:
     fourcc: str | None = None
 
     def kwargs(self) -> dict:
-        kw: dict = {"width": self.width, "height": self.height, "fourcc": self.fourcc}
-        if self.fps:
-            kw["fps"] = self.fps
-        return kw
+        """Each choice on its own; None keeps the device's default for that one."""
+        return {"width": self.width, "height": self.height, "fps": self.fps, "fourcc": self.fourcc}
 
 
 def device_name(dev: str) -> str:

@@ -1,8 +1,9 @@
-"""The video area: paints the newest annotated frame, letterboxed, plus a small stats HUD.
+"""The video area: paints the newest picture, letterboxed, plus a small stats HUD.
 
-The BGR array is wrapped as a QImage (Format_BGR888) without converting or copying it; the
-array is kept referenced for as long as the QImage lives, and QPainter scales it straight into
-the widget. Nothing here blocks: the display timer hands in whatever frame is newest.
+The pipeline draws each picture at the size this widget shows it (``area()``, in device
+pixels), so painting is a 1:1 copy, not a scale of a 1080p frame in the GUI thread. The BGR
+array is wrapped as a QImage (Format_BGR888) without converting or copying it and kept
+referenced for as long as the QImage lives. Nothing here blocks.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class VideoView(QWidget):
 
     clicked = Signal()
     dropped = Signal(str)  # a file, folder or URL dropped onto the video
+    resized = Signal()  # the area pictures should be drawn for has changed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +76,18 @@ class VideoView(QWidget):
 
     def frame(self) -> np.ndarray | None:
         return self._array
+
+    def area(self) -> tuple[int, int]:
+        """The pixels a picture may fill (device pixels, inside the frame margin)."""
+        r, dpr = self._frame_area(), self.devicePixelRatioF()
+        return max(int(r.width() * dpr), 1), max(int(r.height() * dpr), 1)
+
+    def _frame_area(self) -> QRect:
+        return self.rect().adjusted(4, 4, -4, -4)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.resized.emit()
 
     def set_banner(self, text: str) -> None:
         if text != self.banner:
@@ -135,8 +149,10 @@ class VideoView(QWidget):
                        self.placeholder)
             p.end()
             return
-        target = fit_rect(img.width(), img.height(), self.rect().adjusted(4, 4, -4, -4))
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        dpr = self.devicePixelRatioF()
+        target = fit_rect(round(img.width() / dpr), round(img.height() / dpr), self._frame_area())
+        if target.width() * dpr != img.width():  # only while the size changes: 1:1 otherwise
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         p.drawImage(target, img)
         if self._flash:
             p.setPen(QPen(self.flash_color, 8))

@@ -118,6 +118,27 @@ def to_probabilities(raw: np.ndarray, kind: str) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None)
 
 
+def mask_to_size(mask01: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A binary mask at model size (0/1 or bool) -> a new uint8 0/255 mask at ``width`` x ``height``.
+
+    The one postprocessing step every consumer shares (exports, the live view at display
+    size, the recorder, ``evaluate``): scale to 0/255, resize bilinearly, cut at half, so an
+    edge lands where the model-size mask put it whatever the target size.
+    """
+    m255 = np.multiply(mask01, 255, dtype=np.uint8, casting="unsafe")
+    if m255.shape[0] == height and m255.shape[1] == width:
+        return m255
+    out = cv2.resize(m255, (width, height), interpolation=cv2.INTER_LINEAR)
+    cv2.threshold(out, 127, 255, cv2.THRESH_BINARY, dst=out)
+    return out
+
+
+def postprocess(prob_small: np.ndarray, threshold: float, width: int, height: int) -> np.ndarray:
+    """Probabilities at model size -> the app's uint8 0/255 mask at frame size (no smoothing):
+    a pixel is on at ``threshold`` or above, as the smoother's ``on`` level."""
+    return mask_to_size((prob_small >= threshold).astype(np.uint8), width, height)
+
+
 def resize_to(prob: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear resize of a probability or mask map back to the frame's size."""
     if prob.shape[1] == width and prob.shape[0] == height:

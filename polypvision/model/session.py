@@ -4,6 +4,11 @@ Provider choice: ``auto`` tries CUDA and falls back to the CPU; ``cuda`` insists
 ``cpu`` never tries it. onnxruntime-gpu lists the CUDA provider as *available* on machines
 with no GPU, then prints a long error and silently runs on the CPU, so the provider that
 really runs is read back from the session and reported in one line, with the reason.
+
+A :class:`Segmenter` is immutable once loaded and safe to share between threads: the live
+view, an export and a clip scan run one session at once. Everything that belongs to one
+stream (preprocessing buffers, smoother, overlay settings) lives in that stream's
+:class:`~polypvision.pipeline.processor.FrameProcessor`, never here.
 """
 
 from __future__ import annotations
@@ -26,6 +31,19 @@ log = logging.getLogger(__name__)
 PROVIDERS = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default (warnings and worse)
+_ort_severity = ORT_DEFAULT_SEVERITY
+
+
+def set_ort_log_severity(level: int) -> None:
+    """Set onnxruntime's process-wide log level, remembered so a model load can restore it.
+
+    onnxruntime has no getter for this level; every change made by PolypVision goes through
+    here, so the quiet CUDA probe during a load puts back exactly what was set before.
+    """
+    global _ort_severity
+    _ort_severity = int(level)
+    _ort().set_default_logger_severity(_ort_severity)
 
 
 @dataclass(frozen=True)
@@ -58,25 +76,49 @@ def _graph_dims(value_info) -> list[int | str | None]:
     return list(value_info.shape)
 
 
+def live_options(cores: int | None = None) -> dict[str, object]:
+    """Session options for the live view: the video must never wait for the model.
+
+    The video path (grabbing, drawing at display size, painting) needs a core of its own on a
+    small machine, and onnxruntime's worker threads busy-wait between operators by default,
+    which takes that core from the video while the model runs. So the live view leaves one
+    core to the video (on machines with four cores or fewer) and never spins.
+    """
+    cores = cores or os.cpu_count() or 2
+    return {"threads": max(1, cores - 1) if cores <= 4 else None, "spinning": False}
+
+
 class Segmenter:
     """An ONNX segmentation model with its contract, ready to run on BGR frames."""
 
     def __init__(self, path: str | os.PathLike[str], provider: str = "auto", threads: int | None = None,
-                 max_batch: int = 8) -> None:
+                 max_batch: int = 8, *, requested: str | None = None, spinning: bool = True) -> None:
+        """``requested``: what the user chose, when it differs from ``provider`` (the app falls
+        back from an explicit ``cuda`` to ``auto``); the provider line then names the choice.
+        ``threads`` / ``spinning``: onnxruntime's intra-op threads and whether they busy-wait
+        between operators (see :func:`live_options` for the live view's choice)."""
         if provider not in PROVIDERS:
             raise UserError(f"unknown provider {provider!r}; use one of {', '.join(PROVIDERS)}")
         self.path = Path(path)
         self._check_file()
         ort = _ort()
-        self._ort = ort
-        self.session, self.report = self._create(ort, provider, threads)
+        self.max_batch = max(1, int(max_batch))  # a hint for each stream's preprocessing buffers
+        self.session, self.report = self._create(ort, provider, threads, spinning, requested or provider)
         self.contract = self._read_contract()
         self._check_graph()
         self._input_name = self.contract.input.name
-        self._pre = Preprocessor(self.contract.input, max_batch)
-        self._fixed_batch = self._batch_dim()
+        self.fixed_batch = self._batch_dim()
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4  # failures are raised as one line, not logged too
+        self._frozen = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # Shared by the live view, exports and scans on several threads: nothing may change
+        # after loading, so per-stream state cannot creep back in here.
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"Segmenter is immutable once loaded (tried to set {name!r}); "
+                                 "per-stream state belongs in a FrameProcessor")
+        super().__setattr__(name, value)
 
     # -- loading ----------------------------------------------------------------------------
     def _check_file(self) -> None:
@@ -88,17 +130,19 @@ class Segmenter:
         if p.stat().st_size == 0:
             raise ContractError(f"model file is empty: {p}; re-export or re-download it")
 
-    def _options(self, ort, threads: int | None):
+    def _options(self, ort, threads: int | None, spinning: bool):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
         if threads:
             so.intra_op_num_threads = int(threads)
+        if not spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
 
-    def _create(self, ort, provider: str, threads: int | None):
-        so = self._options(ort, threads)
+    def _create(self, ort, provider: str, threads: int | None, spinning: bool, requested: str):
+        so = self._options(ort, threads, spinning)
         if provider in ("auto", "cuda"):
             why_not = _cuda_unavailable_reason(ort)
             if why_not is None:
@@ -113,12 +157,14 @@ class Segmenter:
             if provider == "cuda":
                 raise UserError(f"CUDA was requested but cannot run: {why_not}; use --provider cpu or auto")
             sess = self._try_session(ort, so, [_CPU], quiet=False)
-            return sess, ProviderReport("CPU", f"CUDA requested by 'auto' but not usable: {why_not}")
+            who = "by 'auto'" if requested == "auto" else f"explicitly ('{requested}')"
+            return sess, ProviderReport("CPU", f"CUDA requested {who} but not usable: {why_not}")
         return self._try_session(ort, so, [_CPU], quiet=False), ProviderReport("CPU", "CPU requested")
 
     def _try_session(self, ort, so, providers: list[str], quiet: bool):
         if quiet:
-            # The CUDA provider's failure is expected on CPU machines; keep the console clean.
+            # The CUDA provider's failure is expected on CPU machines; keep the console clean,
+            # then put back whatever level was set before (set_ort_log_severity), not a constant.
             ort.set_default_logger_severity(4)
         try:
             return ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
@@ -129,7 +175,7 @@ class Segmenter:
             raise ContractError(f"model file is not a loadable ONNX model: {self.path} ({first[:160]})") from None
         finally:
             if quiet:
-                ort.set_default_logger_severity(2)
+                ort.set_default_logger_severity(_ort_severity)
 
     def _read_contract(self) -> ModelContract:
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -174,10 +220,22 @@ class Segmenter:
     def provider(self) -> str:
         return self.report.name
 
+    @property
+    def _pre(self) -> Preprocessor:
+        """Fresh buffers on every access (kept for ``training.bench_keras``, which calls it once)."""
+        return Preprocessor(self.contract.input, self.max_batch)
+
     def run_batch(self, x: np.ndarray) -> np.ndarray:
-        """Raw model call on a preprocessed batch; returns probabilities (N, h, w) at model size."""
-        if self._fixed_batch is not None and x.shape[0] != self._fixed_batch:
-            raw = np.concatenate([self._run(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
+        """Raw model call on a preprocessed batch; returns probabilities (N, h, w) at model size.
+
+        A graph with a fixed batch size gets exactly that many frames per call: a batch is cut
+        into chunks and the last one padded by repeating its final frame (the padded outputs
+        are discarded), so live viewing (one frame) and exports (any batch) both run it.
+        """
+        fb = self.fixed_batch
+        if fb is not None and x.shape[0] != fb:
+            raw = np.concatenate([self._run(_padded(x[i:i + fb], fb))[:len(x[i:i + fb])]
+                                  for i in range(0, x.shape[0], fb)], axis=0)
         else:
             raw = self._run(x)
         probs = to_probabilities(raw, self.contract.output.kind)
@@ -196,11 +254,23 @@ class Segmenter:
             raise ContractError(f"model {self.path.name} failed to run on an input of shape {tuple(x.shape)} "
                                 f"({first[:200]}); check that its graph matches its contract") from None
 
-    def predict_small(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR frames -> probabilities (N, h, w) at the model's input size (no resize back)."""
-        return self.run_batch(self._pre(frames))
+    def predict_small(self, frames: Sequence[np.ndarray], pre: Preprocessor | None = None) -> np.ndarray:
+        """BGR frames -> probabilities (N, h, w) at the model's input size (no resize back).
+
+        ``pre``: the caller's own reusable buffers (a stream's); without it the input is built
+        in fresh memory, which is what makes this safe to call from any thread.
+        """
+        pre = pre if pre is not None else Preprocessor(self.contract.input, max(1, len(frames)))
+        return self.run_batch(pre(frames))
 
     def predict(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """BGR frames of any size -> float32 probability maps at each frame's own size."""
         probs = self.predict_small(frames)
         return [resize_to(p, f.shape[1], f.shape[0]) for p, f in zip(probs, frames)]
+
+
+def _padded(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` with its last item repeated up to ``n`` items (a fixed-batch graph's input)."""
+    if x.shape[0] >= n:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], n - x.shape[0], axis=0)], axis=0)

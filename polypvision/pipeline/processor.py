@@ -1,54 +1,90 @@
-"""The per-frame stages after the source: infer -> postprocess -> smooth -> overlay.
+"""One stream's stages after the source: infer -> smooth -> mask -> describe -> draw.
 
-One :class:`FrameProcessor` per stream. It owns the segmenter call, the smoother state and
-the reusable buffers; the offline exporter, the live runner, the GUI and the bench all call
-the same two methods, so they measure and show the same thing.
+A :class:`FrameProcessor` is one stream's state: its preprocessing buffers, its smoother and
+its settings. The model session (:class:`Segmenter`) is immutable and shared; processors are
+never shared. The live view, an export and a clip scan each run their own (``clone()``), which
+keeps one stream's pixels out of another stream's masks.
+
+Settings are one immutable :class:`StreamSettings` value. Whoever changes them (the GUI thread)
+assigns a new value to ``processor.settings`` in one assignment; the processing thread reads
+that attribute once per frame (once per batch offline), so a frame never sees half of a change
+and the smoother is retuned at most once per change.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 
 from polypvision.fov import Blackout
+from polypvision.model.processing import Preprocessor, mask_to_size
 from polypvision.model.session import Segmenter
 from polypvision.overlay import OverlayStyle, describe, draw, draw_hud, find_contours
 from polypvision.smoothing import Smoother, SmoothingConfig
 from polypvision.types import Frame, FrameResult
 
 
+@dataclass(frozen=True)
+class StreamSettings:
+    """Everything a user can change about one stream's output, as one value.
+
+    The defaults are the core's: the model's own threshold and gate, the tuned smoothing, the
+    default overlay style. The desktop app starts from exactly this value.
+    """
+
+    threshold: float | None = None  # None: the model's own
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    style: OverlayStyle = field(default_factory=OverlayStyle)
+    blackout: Blackout | None = None
+
+    def threshold_for(self, segmenter: Segmenter) -> float:
+        return self.threshold if self.threshold is not None else segmenter.contract.output.threshold
+
+
 class FrameProcessor:
+    """Per-stream state and stages; call from one thread at a time (clone() for another stream)."""
+
     def __init__(self, segmenter: Segmenter, smoothing: SmoothingConfig | None = None,
                  style: OverlayStyle | None = None, blackout: Blackout | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, *, settings: StreamSettings | None = None) -> None:
         self.segmenter = segmenter
-        self.style = style or OverlayStyle()
-        self.blackout = blackout
-        self.threshold = threshold if threshold is not None else segmenter.contract.output.threshold
-        self.smoothing = smoothing or SmoothingConfig()
-        self.smoother = self._smoother()
-        spec = segmenter.contract.input
-        self._mask255 = np.zeros((spec.height, spec.width), np.uint8)
-        # Extra HUD lines (e.g. live FPS/latency), refreshed by whoever drives the pipeline.
-        self.hud_lines: list[str] = []
+        if settings is None:
+            settings = StreamSettings(threshold, smoothing or SmoothingConfig(), style or OverlayStyle(), blackout)
+        self.settings = settings
+        self._pre = Preprocessor(segmenter.contract.input, segmenter.max_batch)
+        self._tuned_for: tuple[float, SmoothingConfig] | None = None
+        self.smoother = self._tune(settings)
 
-    # -- settings that the GUI changes while running -------------------------------------------
-    def set_threshold(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.smoothing = replace(self.smoothing, on=None, off=None)
-        self.smoother = self._smoother()
+    def clone(self, **changes: object) -> FrameProcessor:
+        """Same model and settings (with ``changes``), fresh buffers and smoothing history."""
+        return FrameProcessor(self.segmenter, settings=replace(self.settings, **changes))
 
-    def set_smoothing(self, config: SmoothingConfig) -> None:
-        self.smoothing = config
-        self.smoother = self._smoother()
+    # -- the current settings, read once ------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        return self.settings.threshold_for(self.segmenter)
 
-    def _smoother(self) -> Smoother:
-        out = self.segmenter.contract.output
-        return Smoother(self.smoothing, self.threshold, min_area=out.min_area, min_peak=out.min_peak)
+    @property
+    def smoothing(self) -> SmoothingConfig:
+        return self.settings.smoothing
+
+    @property
+    def style(self) -> OverlayStyle:
+        return self.settings.style
+
+    def _tune(self, s: StreamSettings) -> Smoother:
+        """The smoother for ``s``: rebuilt only when its threshold or smoothing changed."""
+        key = (s.threshold_for(self.segmenter), s.smoothing)
+        if key != self._tuned_for:
+            out = self.segmenter.contract.output
+            old = getattr(self, "smoother", None)
+            self.smoother = (old.retuned(key[1], key[0], out.min_area, out.min_peak) if old is not None
+                             else Smoother(key[1], key[0], min_area=out.min_area, min_peak=out.min_peak))
+            self._tuned_for = key
+        return self.smoother
 
     def reset(self) -> None:
         """Forget temporal state (seek, source change)."""
@@ -56,34 +92,56 @@ class FrameProcessor:
 
     # -- the stages ------------------------------------------------------------------------------
     def infer(self, frames: Sequence[Frame]) -> np.ndarray:
-        """Model probabilities at model size, (N, h, w)."""
-        return self.segmenter.predict_small([f.image for f in frames])
+        """Model probabilities at model size, (N, h, w), through this stream's own buffers."""
+        return self.segmenter.predict_small([f.image for f in frames], self._pre)
+
+    def analyse(self, frame: Frame, prob_small: np.ndarray, settings: StreamSettings | None = None,
+                t_inferred: float = 0.0, t_started: float = 0.0) -> FrameResult:
+        """Smooth, scale the mask to the frame and describe it (nothing drawn yet)."""
+        s = settings if settings is not None else self.settings
+        _, mask01 = self._tune(s).update(prob_small)
+        mask_small = mask01.copy()  # the smoother reuses its buffer; the result outlives the call
+        h, w = frame.image.shape[:2]
+        mask = mask_to_size(mask_small, w, h)
+        contours = find_contours(mask)
+        return FrameResult(frame=frame, mask=mask, detection=describe(mask, prob_small, contours),
+                           t_started=t_started, t_inferred=t_inferred, t_done=time.perf_counter(),
+                           mask_small=mask_small, contours=contours)
+
+    def render(self, result: FrameResult, settings: StreamSettings | None = None) -> np.ndarray:
+        """The result's own frame at full size with its overlay (and HUD) drawn."""
+        s = settings if settings is not None else self.settings
+        canvas = result.frame.image.copy()
+        if s.blackout is not None:
+            s.blackout(canvas)
+        draw(canvas, result.mask, result.contours, s.style)
+        if s.style.hud:
+            d, f = result.detection, result.frame
+            state = f"POLYP {d.area_fraction:.1%}" if d.present else "no polyp"
+            draw_hud(canvas, [f"frame {f.index}  t {f.pts_s:.2f} s", f"{state}  peak {d.peak_probability:.2f}",
+                              f"{self.segmenter.contract.name} on {self.segmenter.report.name}"])
+        return canvas
 
     def finish(self, frame: Frame, prob_small: np.ndarray, t_inferred: float = 0.0,
                t_started: float = 0.0) -> FrameResult:
-        """Smooth, resize the mask to the frame, describe it and draw the overlay."""
-        _, mask_small = self.smoother.update(prob_small)
-        if self._mask255.shape != mask_small.shape:
-            self._mask255 = np.zeros(mask_small.shape, np.uint8)
-        np.multiply(mask_small, 255, out=self._mask255)
-        h, w = frame.image.shape[:2]
-        mask = cv2.resize(self._mask255, (w, h), interpolation=cv2.INTER_LINEAR)
-        cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY, dst=mask)
-        contours = find_contours(mask)
-        detection = describe(mask, prob_small, contours)
-        canvas = frame.image.copy()
-        if self.blackout is not None:
-            self.blackout(canvas)
-        draw(canvas, mask, contours, self.style)
-        if self.style.hud:
-            state = f"POLYP {detection.area_fraction:.1%}" if detection.present else "no polyp"
-            draw_hud(canvas, [f"frame {frame.index}  t {frame.pts_s:.2f} s", f"{state}  peak {detection.peak_probability:.2f}",
-                              f"{self.segmenter.contract.name} on {self.segmenter.report.name}", *self.hud_lines])
-        return FrameResult(frame=frame, mask=mask, detection=detection, annotated=canvas,
-                           t_started=t_started, t_inferred=t_inferred, t_done=time.perf_counter())
+        """analyse() and render() under one reading of the settings."""
+        s = self.settings
+        result = self.analyse(frame, prob_small, s, t_inferred, t_started)
+        result.annotated = self.render(result, s)
+        result.t_done = time.perf_counter()
+        return result
 
-    def process(self, frames: Sequence[Frame]) -> list[FrameResult]:
+    def process(self, frames: Sequence[Frame], render: bool = True) -> list[FrameResult]:
+        """Infer a batch and finish every frame; ``render=False`` leaves ``annotated`` None."""
+        s = self.settings  # once per batch: no frame of it sees half of a change
         t0 = time.perf_counter()
         probs = self.infer(frames)
         t = time.perf_counter()
-        return [self.finish(f, p, t, t0) for f, p in zip(frames, probs)]
+        out = []
+        for f, p in zip(frames, probs):
+            r = self.analyse(f, p, s, t, t0)
+            if render:
+                r.annotated = self.render(r, s)
+                r.t_done = time.perf_counter()
+            out.append(r)
+        return out

@@ -1,26 +1,45 @@
-"""Rates and latencies over a sliding window, and the snapshot the UI and bench print."""
+"""Rates and latencies over a sliding window, and the snapshot the HUD, the log and the bench print.
+
+Honest figures: a rate is the number of events in the last ``window_s`` seconds divided by
+that window (or by the time since the meter was reset, never less than ``MIN_SPAN_S``), so
+it falls to zero when events stop instead of freezing at its last value, and a burst of two
+frames a microsecond apart after a reconnect cannot read as thousands of frames a second.
+Every meter takes an injectable clock so tests need no sleeping.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+Clock = Callable[[], float]
+MIN_SPAN_S = 0.5
+
 
 class RateMeter:
-    """Events per second over the last ``window_s`` seconds (perf_counter clock)."""
+    """Events per second over the last ``window_s`` seconds (``clock``'s seconds)."""
 
-    def __init__(self, window_s: float = 2.0) -> None:
+    def __init__(self, window_s: float = 2.0, clock: Clock = time.perf_counter) -> None:
         self.window_s = window_s
+        self.clock = clock
         self._t: deque[float] = deque()
         self._lock = threading.Lock()
+        self._since = clock()
         self.total = 0
 
+    def reset(self) -> None:
+        """Start measuring afresh (a new model, a new source)."""
+        with self._lock:
+            self._t.clear()
+            self._since = self.clock()
+
     def tick(self, t: float | None = None) -> None:
-        t = time.perf_counter() if t is None else t
+        t = self.clock() if t is None else t
         with self._lock:
             self._t.append(t)
             self.total += 1
@@ -28,14 +47,12 @@ class RateMeter:
                 self._t.popleft()
 
     def rate(self, now: float | None = None) -> float:
-        now = time.perf_counter() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             while self._t and now - self._t[0] > self.window_s:
                 self._t.popleft()
-            if len(self._t) < 2:
-                return 0.0
-            span = self._t[-1] - self._t[0]
-            return (len(self._t) - 1) / span if span > 0 else 0.0
+            span = max(min(self.window_s, now - self._since), MIN_SPAN_S)
+            return len(self._t) / span
 
 
 class LatencyWindow:
@@ -49,6 +66,13 @@ class LatencyWindow:
         with self._lock:
             self._v.append(ms)
 
+    def reset(self) -> None:
+        with self._lock:
+            self._v.clear()
+
+    def __len__(self) -> int:
+        return len(self._v)
+
     def percentiles(self) -> tuple[float, float, float]:
         with self._lock:
             if not self._v:
@@ -59,22 +83,37 @@ class LatencyWindow:
 
 @dataclass(frozen=True)
 class StatsSnapshot:
+    """What the live view measured. Video: the pictures shown (each source frame in
+    pass-through); overlay: the model's finished results. ``overlay age``: from the capture of
+    the frame a mask came from to the display of the picture it is drawn on; ``video delay``:
+    from a frame's capture to its display. ``dropped``: video frames never shown (should be
+    none); ``skipped``: frames the model never saw because a newer one arrived (by design)."""
+
+    video_fps: float
+    overlay_fps: float
     capture_fps: float
-    infer_fps: float
-    display_fps: float
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_max_ms: float
+    overlay_age_p50_ms: float
+    overlay_age_p95_ms: float
+    video_delay_p50_ms: float
+    video_delay_p95_ms: float
     dropped: int
+    skipped: int
     frames: int
     provider: str
     status: str
+    mode: str = "pass-through"
 
 
 def format_stats(s: StatsSnapshot) -> list[str]:
-    """The HUD / status-bar lines; one pure function so GUI and CLI say the same thing."""
+    """The HUD / status-bar / log lines; one pure function so GUI, log and CLI say the same thing.
+
+    Scripts read the joined line for ``video X fps``, ``overlay Y fps``, ``overlay age p95 Z ms``
+    and ``dropped N``: keep those words and their single spaces.
+    """
+    mode = " | synchronous" if s.mode == "sync" else ""
     return [
-        f"capture {s.capture_fps:5.1f} fps | model {s.infer_fps:5.1f} fps | display {s.display_fps:5.1f} fps",
-        f"latency p50 {s.latency_p50_ms:4.0f} ms  p95 {s.latency_p95_ms:4.0f} ms | dropped {s.dropped}",
-        f"{s.provider} | {s.status}",
+        f"video {s.video_fps:.1f} fps | overlay {s.overlay_fps:.1f} fps | dropped {s.dropped}",
+        f"overlay age p95 {s.overlay_age_p95_ms:.0f} ms (p50 {s.overlay_age_p50_ms:.0f}) | "
+        f"video delay p95 {s.video_delay_p95_ms:.0f} ms",
+        f"{s.provider} | {s.status}{mode}",
     ]

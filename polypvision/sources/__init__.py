@@ -41,9 +41,17 @@ def source_kind(spec: str) -> str:
     return "file"
 
 
-def make_source(spec: str, *, fps: float = 25.0, width: int | None = None, height: int | None = None,
+DEFAULT_FPS = 25.0
+
+
+def make_source(spec: str, *, fps: float | None = None, width: int | None = None, height: int | None = None,
                 fourcc: str | None = None) -> FrameSource:
-    """Build (but do not open) the source for ``spec``. Raises SourceError for nonsense."""
+    """Build (but do not open) the source for ``spec``. Raises SourceError for nonsense.
+
+    ``fps`` is the playback rate of a folder of frames or a synthetic clip (default 25) and,
+    for a capture device, the rate to ask it for; every capture setting left None keeps the
+    device's own default, each independently of the others.
+    """
     kind = source_kind(spec)
     if kind == "demo":
         from polypvision.demo import demo_clip_path
@@ -51,14 +59,14 @@ def make_source(spec: str, *, fps: float = 25.0, width: int | None = None, heigh
         return VideoFileSource(demo_clip_path())
     if kind == "synthetic":
         live = spec.endswith(":live")
-        return LiveSyntheticSource(fps=fps) if live else SyntheticSource(fps=fps)
+        return LiveSyntheticSource(fps=fps or DEFAULT_FPS) if live else SyntheticSource(fps=fps or DEFAULT_FPS)
     if kind == "stream":
         return StreamSource(spec)
     if kind == "device":
         dev = spec.split(":", 1)[1] if spec.startswith("device:") else spec
-        return CaptureSource(dev, width=width, height=height, fps=fps if width else None, fourcc=fourcc)
+        return CaptureSource(dev, width=width, height=height, fps=fps, fourcc=fourcc)
     if kind == "frames":
-        return FrameFolderSource(spec, fps=fps)
+        return FrameFolderSource(spec, fps=fps or DEFAULT_FPS)
     if not spec:
         raise SourceError("no input given; pass a video file, a folder of frames, a device or a URL")
     return VideoFileSource(spec)

@@ -4,13 +4,16 @@ A named grabber thread reads the device as fast as it delivers and keeps only th
 frame in a one-slot hand-off: a consumer that falls behind gets the latest picture, and every
 frame overwritten before it was taken is counted in ``dropped``. When the device stops
 delivering ("signal lost": a cable pulled, a stream cut) the grabber releases it and retries
-with exponential backoff, and frames resume when it comes back.
+with exponential backoff, and frames resume when it comes back. An exception in the grabber
+(a driver bug) ends it with status "failed" and is raised by the next ``read()``, so the
+pipeline reports it instead of waiting forever on a source that still says "ok".
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,10 @@ class LiveSource(FrameSource):
         self._t0 = 0.0
         self.reconnects = 0
         self.grabbed = 0
+        self.error: BaseException | None = None
+        # How the grabber waits between reconnect attempts: True ends it. Tests inject a clock-free
+        # fake to check the backoff without sleeping through it.
+        self.wait_backoff: Callable[[float], bool] = self._stop.wait
 
     # subclasses -----------------------------------------------------------------------------
     def _make_capture(self) -> cv2.VideoCapture:
@@ -97,8 +104,14 @@ class LiveSource(FrameSource):
     def _grab_loop(self) -> None:
         try:
             self._grab_frames()
+        except BaseException as exc:  # handed to the reader: read() raises it
+            log.error("%s: the grabber failed: %s", self._describe(), exc)
+            with self._cond:
+                self.error = exc
+                self._status = "failed"
+                self._cond.notify_all()
         finally:
-            if self._stop.is_set():
+            if self._stop.is_set() or self.error is not None:
                 cap, self._cap = self._cap, None
                 if cap is not None:
                     cap.release()
@@ -125,7 +138,7 @@ class LiveSource(FrameSource):
             if cap is not None:
                 cap.release()
                 self._cap = None
-            if self._stop.wait(backoff):
+            if self.wait_backoff(backoff):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX_S)
             self._status = "reconnecting"
@@ -143,11 +156,15 @@ class LiveSource(FrameSource):
                 self._status = "signal lost"
 
     def read(self, timeout_s: float | None = None) -> Frame | None:
-        """The newest frame; blocks until one arrives, the timeout passes, or close()."""
+        """The newest frame; blocks until one arrives, the timeout passes, or close().
+
+        Raises SourceError when the grabber died (its exception is the cause)."""
         with self._cond:
-            while self._latest is None and not self._stop.is_set():
+            while self._latest is None and not self._stop.is_set() and self.error is None:
                 if not self._cond.wait(timeout=timeout_s if timeout_s is not None else 0.5) and timeout_s is not None:
                     return None
+            if self.error is not None and self._latest is None:
+                raise SourceError(f"{self._describe()} failed: {self.error}") from self.error
             if self._latest is None or self._stop.is_set():
                 return None
             img, t = self._latest

@@ -43,14 +43,19 @@ def test_record_writes_a_decodable_mp4(make_window, frames_clip, app_settings, q
 
 
 def test_snapshot_is_the_annotated_frame(make_window, frames_clip, qtbot):
+    """Paused, the picture on screen is its frame with its own mask: the snapshot is that frame
+    at full size, drawn exactly as an export draws it."""
     win = make_window(frames_clip)
     win.player.runner.pause()
     win.seek(10)  # a settled frame: nothing is in flight after the seek has been shown
-    qtbot.waitUntil(lambda: getattr(win.player.runner.latest(), "index", -1) == 10, timeout=5000)
+    runner = win.player.runner
+    qtbot.waitUntil(lambda: getattr(runner.latest_shown(), "overlay", None) is not None
+                    and runner.latest_shown().frame.index == 10 and runner.latest_shown().overlay.index == 10,
+                    timeout=5000)
     path = win.snapshot()
     img = cv2.imread(str(path))
     assert img is not None and img.shape == (240, 320, 3)
-    assert (img == win.player.runner.latest().annotated).all()
+    assert (img == win.player.processor.render(runner.latest_shown().overlay)).all()
 
 
 def test_export_runs_and_cancel_leaves_no_file(make_window, frames_clip, tmp_path, qtbot):
@@ -159,38 +164,13 @@ def test_cuda_fallback_is_a_visible_warning(make_window, qtbot):
     assert provider_text("auto", ProviderReport("CUDA", "ok"))[1] is False
 
 
-def test_recording_keeps_real_time_when_the_model_is_slower():
-    """Results at 10 fps into a 25 fps recording: each is repeated, the duration is kept."""
-    import numpy as np
-
-    from polypvision.gui.player import RealTimeFeed
-    from polypvision.types import Detection, Frame, FrameResult
-
-    class FakeRecorder:
-        def __init__(self):
-            self.n = 0
-
-        def submit(self, result):
-            self.n += 1
-
-    rec = FakeRecorder()
-    feed = RealTimeFeed(rec, 25.0)
-    img = np.zeros((4, 4, 3), np.uint8)
-    det = Detection(False, 0.0, (), 0.0)
-    for i in range(20):  # 2 s of results at 10 fps
-        feed(FrameResult(Frame(i, img, 100.0 + i / 10, 0.0), img[..., 0], det, img))
-    assert 47 <= rec.n <= 49  # about 2 s at 25 fps
-    feed(FrameResult(Frame(99, img, 200.0, 0.0), img[..., 0], det, img))  # after a long pause
-    assert rec.n <= 49 + RealTimeFeed.MAX_REPEAT
-
-
 def test_worker_errors_reach_the_status_bar(make_window, frames_clip, qtbot):
     win = make_window(frames_clip)
 
     def broken(frames):
         raise RuntimeError("inference exploded")
 
-    win.player.processor.process = broken
+    win.player.processor.infer = broken
     qtbot.waitUntil(lambda: "inference exploded" in win.statusBar().currentMessage(), timeout=5000)
     assert win.isVisible()
     win.open_source(str(frames_clip))  # and the app recovers with a fresh pipeline
@@ -203,10 +183,10 @@ def test_a_failing_recording_is_reported(make_window, frames_clip, qtbot):
     win.toggle_record()
     rec = win.player.recorder
 
-    def full_disk(img):
+    def full_disk(img, pts=None):
         raise OSError(28, "No space left on device")
 
-    rec.writer.write = full_disk
+    rec.sink.video.write_image = full_disk
     qtbot.waitUntil(lambda: "recording failed" in win.statusBar().currentMessage(), timeout=5000)
     win.toggle_record()
     assert "nothing was saved" in win.statusBar().currentMessage()

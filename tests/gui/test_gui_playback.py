@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
+from polypvision.pipeline.compose import Compositor
 from polypvision.sources.synthetic import read_stamp
 
 
 def shown_index(win) -> int:
-    """The frame index stamped into the picture the view is showing right now."""
-    return read_stamp(win.view.frame())
+    """The frame index stamped into the frame whose picture the view is showing right now."""
+    item = win.player.runner.latest_shown()
+    return read_stamp(item.frame.image) if item is not None else -1
 
 
 def pause_at(qtbot, win, index: int) -> None:
@@ -90,30 +92,39 @@ def test_overlay_controls_change_the_drawn_frame(make_window, frames_clip, qtbot
     pause_at(qtbot, win, 20)
     panel = win.overlay_panel
 
-    def latest():
-        return win.player.runner.latest()
+    def shown():
+        return win.player.runner.latest_shown()
 
-    on = latest()
-    assert on.detection.present and not np.array_equal(on.annotated, on.frame.image)
+    def raw(item):  # the picture without any overlay, at the size it is shown
+        h, w = item.image.shape[:2]
+        return Compositor().compose(item.frame.image, None, item.settings, (w, h))
+
+    on = shown()
+    assert on.overlay.detection.present and not np.array_equal(win.view.frame(), raw(on))
 
     panel.enabled_box.setChecked(False)  # overlay off: the raw frame, re-read while paused
-    qtbot.waitUntil(lambda: latest() is not on and np.array_equal(latest().annotated, latest().frame.image),
-                    timeout=5000)
+    qtbot.waitUntil(lambda: shown() is not on and np.array_equal(win.view.frame(), raw(shown())), timeout=5000)
 
     panel.enabled_box.setChecked(True)
     panel.contour_box.setChecked(False)
     panel.opacity.setValue(100)
     panel.set_color((255, 0, 0))  # BGR blue, fully opaque inside the mask
+
     def blue_inside():
-        r = latest()
-        inside = r.annotated[r.mask > 0]
+        item = shown()
+        full = Compositor().compose(item.frame.image, item.overlay, item.settings)
+        inside = full[item.overlay.mask > 0] if item.overlay is not None else full[:0]
         return inside.size and np.all(inside == (255, 0, 0))
     qtbot.waitUntil(blue_inside, timeout=5000)
 
-    area = latest().detection.area_fraction
+    def area():  # of the mask on screen (a re-read frame has none until the model is done)
+        o = shown().overlay
+        return o.detection.area_fraction if o is not None else -1.0
+
+    before = area()
     panel.threshold.triggerAction(panel.threshold.SliderAction.SliderToMaximum)  # 0.95
     qtbot.waitUntil(lambda: win.player.processor.threshold == 0.95, timeout=2000)
-    qtbot.waitUntil(lambda: latest().detection.area_fraction < area, timeout=5000)
+    qtbot.waitUntil(lambda: 0 <= area() < before, timeout=5000)
     panel.smoothing.setValue(0)
     assert win.player.processor.smoothing.alpha == 1.0 and win.player.processor.smoothing.min_area == 0
 

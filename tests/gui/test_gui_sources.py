@@ -17,7 +17,8 @@ def test_open_file_plays_with_stats(make_window, frames_clip, qtbot):
     p = win.player
     assert p.info.seekable and p.info.frame_count == 60
     assert win.transport.slider.isVisibleTo(win) and win.transport.slider.maximum() == 59
-    qtbot.waitUntil(lambda: len(win.view.hud_lines) == 3 and "capture" in win.view.hud_lines[0], timeout=5000)
+    qtbot.waitUntil(lambda: len(win.view.hud_lines) == 3 and "video" in win.view.hud_lines[0], timeout=5000)
+    assert "overlay" in win.view.hud_lines[0] and "overlay age p95" in win.view.hud_lines[1]
     assert "CPU" in win.view.hud_lines[2]
     assert "clip.mp4" in win.side.source_label.text()
     assert str(frames_clip) in win.settings.recent
@@ -31,7 +32,7 @@ def test_open_frame_folder(make_window, tmp_path, qtbot):
         cv2.imwrite(str(folder / f"{i + 1}.png"), clip.frame(i))
     win = make_window(folder)
     assert win.player.info.frame_count == 12 and win.player.seekable
-    assert win.view.frame().shape == (120, 160, 3)
+    assert win.player.runner.latest_shown().frame.image.shape == (120, 160, 3)
 
 
 def test_synthetic_source(make_window):
@@ -175,3 +176,37 @@ def test_closing_on_a_stalled_stream_is_quick_and_does_not_crash(make_window, st
     # The grabber is still inside a blocking read; when that read times out it must release
     # the capture itself (releasing it under the read used to kill the process).
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in grabbers), timeout=15000)
+
+
+def test_live_view_passes_the_video_through_and_logs_its_figures(make_window, qtbot, caplog, monkeypatch):
+    """Every picture is shown as it arrives (not on a timer), and ``-v`` gets a line with the
+    words scripts read."""
+    import logging
+    import re
+
+    import polypvision.gui.display as display
+
+    monkeypatch.setattr(display, "LOG_EVERY_S", 0.0)
+    win = make_window()
+    with caplog.at_level(logging.INFO, logger="polypvision.gui.display"):
+        win.open_source("device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120))
+        qtbot.waitUntil(lambda: win.player is not None and win.view.frames_shown > 20, timeout=15000)
+        qtbot.waitUntil(lambda: "overlay age p95" in caplog.text, timeout=5000)
+    line = [r.getMessage() for r in caplog.records if "overlay age p95" in r.getMessage()][-1]
+    assert re.search(r"video [\d.]+ fps", line) and re.search(r"overlay [\d.]+ fps", line)
+    assert re.search(r"overlay age p95 \d+ ms", line) and re.search(r"dropped \d+", line)
+    shown = win.player.runner.latest_shown()
+    assert shown.image.shape[:2] != (120, 160)  # drawn at the size it is shown at, not the source's
+    assert shown.image.shape[1] == win.view.area()[0] or shown.image.shape[0] == win.view.area()[1]
+
+
+def test_synchronous_mode_shows_each_frame_with_its_own_mask(make_window, frames_clip, qtbot):
+    win = make_window(frames_clip)
+    win.actions_.sync.trigger()
+    assert win.player.runner.mode == "sync" and win.settings.get_bool("view/sync", False)
+    shown = win.view.frames_shown
+    qtbot.waitUntil(lambda: win.view.frames_shown > shown + 5, timeout=10000)
+    item = win.player.runner.latest_shown()
+    assert item.overlay is not None and item.overlay.frame is item.frame
+    win.actions_.sync.trigger()
+    assert win.player.runner.mode == "pass-through"

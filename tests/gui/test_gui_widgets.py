@@ -49,6 +49,38 @@ def test_device_dialog_request(qtbot):
     assert req.kwargs()["fps"] == 60.0
 
 
+def test_device_dialog_choices_reach_the_device_independently(qtbot):
+    """A default rate with a size used to force 25 fps; 60 fps with the default size lost the 60."""
+    from polypvision.gui.loader import build_source
+    from polypvision.gui.source_dialogs import DeviceRequest
+
+    rate_only = build_source("0", **DeviceRequest("0", fps=60.0).kwargs())
+    size_only = build_source("0", **DeviceRequest("0", width=1280, height=720).kwargs())
+    assert rate_only.requested["fps"] == 60.0 and rate_only.requested["width"] is None
+    assert size_only.requested["fps"] is None and size_only.requested["width"] == 1280
+    assert build_source(SIMULATED).fps == 30.0
+
+
+def test_the_apps_defaults_are_the_cores(tmp_path):
+    """The app starts from the core's own defaults: style, threshold, smoothing and the model's gate."""
+    from toy_model import build_toy_model, contract_doc
+
+    from polypvision.gui.player import OverlaySettings
+    from polypvision.model.session import Segmenter
+    from polypvision.overlay import OverlayStyle
+    from polypvision.pipeline.processor import FrameProcessor, StreamSettings
+
+    doc = contract_doc(64)
+    doc["output"] = {**doc["output"], "min_area": 0.01, "min_peak": 0.7}
+    seg = Segmenter(build_toy_model(tmp_path / "gated.onnx", 64, contract=doc), "cpu")
+    assert OverlaySettings().style() == OverlayStyle()
+    assert OverlaySettings().stream_settings(seg) == StreamSettings()
+    app = FrameProcessor(seg, settings=OverlaySettings().stream_settings(seg)).smoother
+    core = FrameProcessor(seg).smoother
+    assert (app.config, app.on, app.off, app.min_area, app.min_peak) == \
+        (core.config, core.on, core.off, core.min_area, core.min_peak) == (core.config, 0.5, 0.3, 0.01, 0.7)
+
+
 def test_stream_dialog_rejects_non_urls(qtbot):
     dlg = StreamDialog(["rtsp://cam/1", "/tmp/x.mp4"])
     qtbot.addWidget(dlg)

@@ -31,10 +31,10 @@ def install(fault: str, after: int, out_dir: Path) -> None:
             def encode(self, frame=None):
                 raise enospc()
 
-        def write(self, bgr):
+        def write(self, result):
             if self.frames == after and self.backend == "pyav-h264":
                 self._stream = FullStream(self._stream)
-            orig(self, bgr)
+            orig(self, result)
 
         recording.VideoWriter.write = write
     elif fault == "log-write":
@@ -50,10 +50,10 @@ def install(fault: str, after: int, out_dir: Path) -> None:
             def close(self):
                 self.real.close()
 
-        def write_log(self, result, ms):
+        def write_log(self, result):
             if self.lines == after:
                 self._fh = FullFile(self._fh)
-            orig_log(self, result, ms)
+            orig_log(self, result)
 
         recording.DetectionLog.write = write_log
     elif fault == "mask-write":
@@ -75,10 +75,10 @@ def install(fault: str, after: int, out_dir: Path) -> None:
     elif fault == "rmtree-output":
         orig_w = recording.VideoWriter.write
 
-        def write_rm(self, bgr):
+        def write_rm(self, result):
             if self.frames == after:
                 shutil.rmtree(out_dir)
-            orig_w(self, bgr)
+            orig_w(self, result)
 
         recording.VideoWriter.write = write_rm
     else:

@@ -146,17 +146,17 @@ class _ExplodingSource(SyntheticSource):
 
 
 class _ExplodingLog(DetectionLog):
-    def write(self, result, processing_ms):
+    def write(self, result):
         if self.lines >= 5:
             raise _Boom("log sink exploded")
-        super().write(result, processing_ms)
+        super().write(result)
 
 
 class _ExplodingProcessor(FrameProcessor):
-    def process(self, frames):
+    def infer(self, frames):
         if frames[0].index >= 6:
             raise _Boom("model exploded")
-        return super().process(frames)
+        return super().infer(frames)
 
 
 def _pv_threads() -> list[str]:
@@ -181,21 +181,21 @@ def test_worker_exception_reaches_annotate_caller(tmp_path, seg, where):
 
 
 def test_reader_error_racing_the_end_marker_is_not_lost(tmp_path, seg, monkeypatch):
-    """The reader puts its end marker (in ``finally``) before its error is recorded; the caller
-    must still see the error, not commit a short export as if the input had ended."""
-    import polypvision.pipeline.annotate as ann
+    """The reader's end marker races its error: however the reader thread is descheduled after
+    putting it, the caller must see the error, not commit a short export as if the input had ended."""
+    import polypvision.pipeline.engine as eng
 
     src = _ExplodingSource(6)
     src.open()
-    real_put = ann._put
+    real_put = eng.put
 
     def slow_put(q, item, stop):
         ok = real_put(q, item, stop)
-        if item is ann._END and src.raised and threading.current_thread().name == "pv-reader":
+        if item is eng._END and src.raised and threading.current_thread().name == "pv-reader":
             time.sleep(0.5)  # the reader thread is descheduled right here
         return ok
 
-    monkeypatch.setattr(ann, "_put", slow_put)
+    monkeypatch.setattr(eng, "put", slow_put)
     sinks = Sinks(video=VideoWriter(tmp_path / "o.mp4", 160, 120, 25.0))
     with pytest.raises(_Boom):
         annotate(src, FrameProcessor(seg), sinks, batch=2)
@@ -266,10 +266,21 @@ def test_live_signal_lost_and_back_through_the_runner(seg):
 
 
 class _FullDiskWriter(VideoWriter):
-    def write(self, bgr):
+    def write_image(self, bgr, pts=None):
         if self.frames >= 3:
             raise OSError(28, "No space left on device")
-        super().write(bgr)
+        super().write_image(bgr, pts)
+
+
+def _shown(proc, frame, fps: float = 25.0):
+    """The picture the live view would show for ``frame``, captured at frame index / fps."""
+    from dataclasses import replace
+
+    from polypvision.pipeline.compose import LiveFrame
+
+    frame = replace(frame, t_capture=100.0 + frame.index / fps)
+    result = proc.process([frame], render=False)[0]
+    return LiveFrame(frame, result, proc.settings, frame.image, frame.t_capture)
 
 
 def test_recorder_with_failing_writer_raises_and_leaves_no_file(tmp_path, seg, monkeypatch):
@@ -281,7 +292,7 @@ def test_recorder_with_failing_writer_raises_and_leaves_no_file(tmp_path, seg, m
     proc = FrameProcessor(seg)
     rec = Recorder(tmp_path / "rec.mp4", 96, 72, 25.0)
     for f in src:
-        rec.submit(proc.process([f])[0])
+        rec.submit(_shown(proc, f))
     with pytest.raises(OutputError, match="No space left on device"):
         rec.stop()
     assert list(tmp_path.iterdir()) == []
@@ -294,7 +305,7 @@ def test_recorder_commits_every_submitted_frame(tmp_path, seg):
     proc = FrameProcessor(seg)
     rec = Recorder(tmp_path / "rec.mp4", 160, 120, 25.0)
     for f in src:
-        rec.submit(proc.process([f])[0])
+        rec.submit(_shown(proc, f))
     path = rec.stop()
     from polypvision.sources.synthetic import read_stamp
 
@@ -302,21 +313,35 @@ def test_recorder_commits_every_submitted_frame(tmp_path, seg):
 
 
 def test_unplugged_for_good_retries_with_backoff_and_stops_cleanly(seg):
-    """A device that never comes back: the grabber keeps retrying, but with growing pauses
-    (not a busy loop), the runner stays up without an error, and stop() still ends every thread."""
-    src = LiveSyntheticSource(fps=100, width=96, height=72, outage=(20, 10**9))
+    """A device that never comes back: the grabber keeps retrying, with pauses that double up to
+    a ceiling (not a busy loop; the pauses are recorded, not slept through), the runner stays up
+    without an error, and stop() still ends every thread."""
+    from polypvision.sources.live import BACKOFF_MAX_S, BACKOFF_START_S
+
+    src = LiveSyntheticSource(fps=1000, width=96, height=72, outage=(20, 10**9))
+    waits: list[float] = []
+    enough = threading.Event()
+
+    def record(seconds: float) -> bool:
+        waits.append(seconds)
+        if len(waits) >= 8:
+            enough.set()
+            return src._stop.wait(60)  # parked until stop(), as a long backoff would be
+        return False
+
+    src.wait_backoff = record
     src.open()
     errors: list = []
     runner = LiveRunner(src, FrameProcessor(seg), on_error=errors.append)
     runner.start()
     try:
-        assert _wait(lambda: runner.stats().status in ("signal lost", "reconnecting"), 10)
-        time.sleep(1.5)
-        # backoff 0.25, 0.5, 1, 2 ... s: about three reopen attempts here; a busy loop makes hundreds
-        assert src.reconnects <= 5
+        assert enough.wait(20)
+        assert runner.stats().status in ("signal lost", "reconnecting")
         assert runner.running and runner.error is None and errors == []
     finally:
         runner.stop()
+    want = [min(BACKOFF_START_S * 2 ** i, BACKOFF_MAX_S) for i in range(8)]
+    assert waits == want and src.reconnects == 7
     assert _wait(lambda: not [t for t in threading.enumerate() if t.name.startswith("pv-grab") and t.is_alive()], 5)
     assert not runner.running
 
@@ -360,9 +385,9 @@ def test_live_resolution_change_keeps_running_and_recording(tmp_path, seg):
     rec = Recorder(tmp_path / "rec.mp4", 160, 120, 25.0)
     sizes: set = set()
     errors: list = []
-    runner = LiveRunner(src, FrameProcessor(seg), on_result=lambda r: sizes.add(r.annotated.shape),
+    runner = LiveRunner(src, FrameProcessor(seg), on_result=lambda r: sizes.add(r.frame.image.shape),
                         on_error=errors.append)
-    runner.sinks.append(rec.submit)
+    runner.recorder = rec
     runner.start()
     try:
         assert _wait(lambda: len(sizes) == 3 or bool(errors), 20), sizes
@@ -429,14 +454,14 @@ def test_video_writer_abort_never_closes_the_encoder_under_a_write(tmp_path):
     w = SlowInside(tmp_path / "o.mp4", 64, 48, 25.0)
     frame = np.zeros((48, 64, 3), np.uint8)
     for _ in range(30):  # the encoder is running (writing to a closed one kills the process)
-        w.write(frame)
+        w.write_image(frame)
     w.slow = True
-    t = threading.Thread(target=w.write, args=(frame,), name="pv-test-writer")
+    t = threading.Thread(target=w.write_image, args=(frame,), name="pv-test-writer")
     t.start()
     time.sleep(0.05)
     w.abort()
     t.join(5)
     assert not t.is_alive() and w.frames == 31  # the frame in flight finished before the close
     with pytest.raises(OutputError, match="already stopped"):
-        w.write(frame)
+        w.write_image(frame)
     assert list(tmp_path.iterdir()) == []
