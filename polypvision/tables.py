@@ -125,7 +125,7 @@ def card(ctx: Context, stem: str) -> str:
     per = t.get("val_per_dataset") or {}
     lines.append(f"- Validation score {_f(t.get('val_dice_at_0.5'))} (mean Dice at 0.5 over "
                  + (", ".join(f"{k} {_f(v)}" for k, v in per.items()) or "the validation split") + ").")
-    lines.append(f"- Threshold {c.output.threshold:g} ({t.get('threshold_chosen_on', 'n/a')}); gate: min area "
+    lines.append(f"- Threshold {c.output.threshold:g}, chosen on the {t.get('threshold_chosen_on', 'n/a')}; gate: min area "
                  f"{c.output.min_area:g}, min peak {c.output.min_peak:g}"
                  + (f" (on validation: polyp found {_f(gate.get('val_found'), '.1%')}, polyp-free frames reporting "
                     f"a polyp {_f(gate.get('val_flagged'), '.1%')})" if gate.get("val_found") is not None else "") + ".")
@@ -149,7 +149,10 @@ def card(ctx: Context, stem: str) -> str:
         lines.append(f"- Speed (`benchmarks/cpu.json`): model {_f(sp.get('model_fps'), '.1f')} FPS at batch 1, "
                      f"`annotate` {_f(sp.get('annotate_fps'), '.1f')} FPS at 640x480, "
                      f"{sp.get('live30_dropped', 'n/a')} frames dropped live at 30 FPS.")
-    cmds = t.get("command") or []
+    cmds = list(t.get("command") or [])
+    run_dir = next((c_.split("--out ", 1)[1].split()[0] for c_ in cmds if "--out " in c_), None)
+    if run_dir:  # what export stores comes from the run folder; the gate is chosen by export itself
+        cmds.append(f"polypvision export {run_dir} -o models/{ctx.files[stem]}")
     if cmds:
         lines += ["- Commands:", "", "  ```bash", *(f"  {x}" for x in cmds), "  ```"]
     return "\n".join(lines)
@@ -162,9 +165,47 @@ def _dur(s: Any) -> str:
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min"
 
 
+def targets_table(ctx: Context) -> str:
+    """The issue's targets for the CPU default model, each beside the measured figure and met / not met."""
+    stem = Path(ctx.manifest.get("cpu_default", "")).stem
+    r = ctx.test(stem) or {"sets": []}
+    by = {s["dataset"]: s for s in r["sets"]}
+    sp = ctx.speed(stem)
+    rows = []
+
+    def add(what: str, value: float | None, ok: bool | None, shown: str) -> None:
+        rows.append(f"| {what} | {shown if value is not None else 'n/a'} | "
+                    f"{'n/a' if ok is None else ('met' if ok else '**not met**')} |")
+
+    kv, cvc = by.get("kvasir-seg"), by.get("cvc-clinicdb")
+    if kv:
+        add("Kvasir-SEG test mean Dice >= 0.90 (PraNet 0.898)", kv["sod"]["mdice"],
+            kv["sod"]["mdice"] >= 0.90 and kv["mean"]["dice"] >= 0.90,
+            f"mDice {kv['sod']['mdice']:.3f} / Dice@t {kv['mean']['dice']:.3f}")
+    if cvc:
+        add("CVC-ClinicDB test sequences mean Dice >= 0.85 (leak-free)", cvc["sod"]["mdice"],
+            cvc["sod"]["mdice"] >= 0.85 and cvc["mean"]["dice"] >= 0.85,
+            f"mDice {cvc['sod']['mdice']:.3f} / Dice@t {cvc['mean']['dice']:.3f}")
+    negs = [s for s in r["sets"] if s["kind"] == "negative"]
+    for s in negs:
+        add(f"polyp-free test sequences ({s['dataset']}): polyp reported on <= 5% of frames", s["flagged_app"],
+            s["flagged_app"] <= 0.05, f"{s['flagged_app']:.1%} of {s['images']} frames")
+    polyp = [s for s in r["sets"] if s["kind"] != "negative"]
+    if polyp:
+        found = min(s["found"] for s in polyp)
+        add("polyp found on >= 95% of polyp frames (each test dataset)", found, found >= 0.95, f"lowest {found:.1%}")
+    fps, dropped = sp.get("annotate_fps"), sp.get("live30_dropped")
+    add(">= 30 FPS end to end in annotate at 640x480", fps, None if fps is None else fps >= 30.0,
+        f"{fps:.1f} FPS" if fps else "n/a")
+    add("0 frames dropped live at 30 FPS", dropped, None if dropped is None else dropped == 0, f"{dropped}")
+    return "\n".join([f"Targets for the default model, `{stem}`:", "", "| target | measured | |", "|---|---|---|", *rows])
+
+
 def render(name: str, ctx: Context) -> str:
     if name == "models":
         return models_table(ctx)
+    if name == "targets":
+        return targets_table(ctx)
     if name.startswith("card:"):
         stem = name.split(":", 1)[1]
         if stem not in ctx.models:
