@@ -72,6 +72,12 @@ def swa(args) -> int:
     save_weights_atomic(model, run_dir / name)
     best_before = float(state.get("best_dice", -1.0))
     used = dice > best_before
+    import shlex
+    import sys
+
+    cmd = ("polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:])) if len(sys.argv) > 1 else \
+        f"polypvision train --swa-of {run_dir} --swa-last {k}"
+    state.setdefault("commands", []).append(cmd)
     state["swa"] = {"epochs": [r["epoch"] for r in recs], "weights": kind, "file": name, "val_dice": dice,
                     "detail": validator.last, "best_single_epoch_val_dice": best_before, "used": used}
     if used:
