@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from polypvision.data import discover, load_or_create_split, read_image, read_mask, select
+from polypvision.evaluate import Counts
 from polypvision.model.session import Segmenter
 from polypvision.smoothing import Smoother, SmoothingConfig
 
@@ -38,8 +39,7 @@ JITTER_FRAMES = 12
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return 1.0 if s == 0 else 2.0 * np.logical_and(a, b).sum() / s
+    return Counts.of(a.astype(bool), b.astype(bool)).metrics()["dice"]
 
 
 def change(a: np.ndarray, b: np.ndarray) -> float:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from polypvision import data as pdata
-from polypvision.evaluate import _predict, app_decisions
+from polypvision.evaluate import Counts, _predict, app_decisions
 from polypvision.model.session import Segmenter
 
 TILE = 256
@@ -61,8 +61,7 @@ def main() -> int:
                 if present:
                     scored.append((0.0, i))
             else:
-                inter, tot = float((pred & gt).sum()), float(pred.sum() + gt.sum())
-                scored.append((2 * inter / tot if tot else 1.0, i))
+                scored.append((Counts.of(pred, gt).metrics()["dice"], i))
         for d, i in sorted(scored)[:args.per_dataset]:
             tiles.append(_tile(frames[i], masks[i], dec[i][1] > 127, f"{sd.name} {samples[i].stem} Dice {d:.2f}"))
     if not tiles:

@@ -101,12 +101,11 @@ def preprocess_frames(frames_bgr: list[np.ndarray], size: int, mean, std) -> np.
 
 
 def dice_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    inter = float(np.logical_and(pred, gt).sum())
-    ps, gs = float(pred.sum()), float(gt.sum())
-    union = ps + gs - inter
-    dice = 1.0 if ps + gs == 0 else 2 * inter / (ps + gs)
-    iou = 1.0 if union == 0 else inter / union
-    return dice, iou
+    """Dice and IoU of one binary prediction, as ``polypvision evaluate`` counts them (one definition)."""
+    from polypvision.evaluate import Counts
+
+    m = Counts.of(pred, gt).metrics()
+    return m["dice"], m["iou"]
 
 
 class Validator:
