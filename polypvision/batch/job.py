@@ -174,12 +174,12 @@ def run_job(proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None
     try:
         paths.stem.parent.mkdir(parents=True, exist_ok=True)
         state = check_complete(paths, ctx.fingerprint, ctx.settings.masks)
+        remove_partials(paths)  # an interrupted earlier attempt's hidden leftovers
         if state.complete:
             result.status, sidecar, records = SKIPPED, state.sidecar, state.records
         else:
             if state.reason != "not done yet":
                 log.info("%s: redoing (%s)", proc.label, state.reason)
-            remove_partials(paths)
             outcome = annotate_procedure(proc.source, paths, ctx.model_path, ctx.settings,
                                          _sidecar_extra(proc, ctx), progress)
             result.warnings = outcome.warnings

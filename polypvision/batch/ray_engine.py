@@ -106,7 +106,9 @@ class _Reporter:
 
 def _ray_task(proc: Procedure, ctx: JobContext, model: bytes, job: JobFn, board: Any) -> ProcedureResult:
     """Runs on a Ray worker: the model from the object store, the thread budget, the job."""
-    board.start.remote(proc.id)
+    import ray
+
+    ray.get(board.start.remote(proc.id))  # waited for: a worker killed right after still counts the attempt
     apply_thread_budget(ctx.settings.threads)
     ctx = replace(ctx, model_path=materialize_model(model, ctx.model_sha256))
     return job(proc, ctx, _Reporter(board, proc.id))

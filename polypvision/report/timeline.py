@@ -41,6 +41,16 @@ def _bins(records: Sequence[Mapping[str, Any]], n: int) -> list[tuple[float, boo
     return out
 
 
+def _hit_runs(hits: Sequence[bool]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for i, hit in enumerate(hits):
+        if hit and runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        elif hit:
+            runs.append((i, i))
+    return runs
+
+
 def _tick_step(total_s: float) -> float:
     for step in _TICK_STEPS_S:
         if total_s / step <= 10:
@@ -83,17 +93,17 @@ def timeline_svg(records: Sequence[Mapping[str, Any]], events: Sequence[PolypEve
             pts.append(f"{LEFT + i * step:.1f},{y(area):.1f} {LEFT + (i + 1) * step:.1f},{y(area):.1f}")
         pts.append(f"{LEFT + plot_w:.1f},{TOP + plot_h:.1f}")
         parts.append(f'<polygon points="{" ".join(pts)}" fill="#2e8b57" fill-opacity="0.75" stroke="none"/>')
-        for i, (_, hit) in enumerate(bins):
-            if hit:
-                parts.append(f'<rect x="{LEFT + i * step:.1f}" y="{strip_y}" width="{max(step, 0.8):.1f}" '
-                             f'height="{STRIP_H}" fill="#2e8b57"/>')
+        for first, last in _hit_runs([hit for _, hit in bins]):
+            parts.append(f'<rect x="{LEFT + first * step:.1f}" y="{strip_y}" '
+                         f'width="{max((last - first + 1) * step, 0.8):.1f}" height="{STRIP_H}" fill="#2e8b57"/>')
     parts.append(f'<rect x="{LEFT}" y="{strip_y}" width="{plot_w}" height="{STRIP_H}" fill="none" stroke="#ccc"/>')
     tick = _tick_step(total)
     k = 0
     while k * tick <= total + 1e-9:
         tx = x(t0 + k * tick)
         parts.append(f'<line x1="{tx:.1f}" y1="{strip_y + STRIP_H}" x2="{tx:.1f}" y2="{strip_y + STRIP_H + 4}" stroke="#555"/>')
-        parts.append(f'<text x="{tx:.1f}" y="{strip_y + STRIP_H + 16}" font-size="11" text-anchor="middle" '
+        anchor = "end" if tx > LEFT + plot_w - 20 else "middle"
+        parts.append(f'<text x="{tx:.1f}" y="{strip_y + STRIP_H + 16}" font-size="11" text-anchor="{anchor}" '
                      f'fill="#333">{escape(clock(k * tick))}</text>')
         k += 1
     for frac in (0.0, 0.5, 1.0):
