@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,75 @@ def test_no_worker_left_behind(archive, toy_model, tmp_path):
     procs = discover(archive)[:1]
     run_batch(procs, _ctx(tmp_path / "out", toy_model), LocalEngine(2, 1, poll_s=0.05), show_progress=False)
     assert not multiprocessing.active_children(), "every worker joined before run() returns"
+
+
+def test_thumbnail_frames_are_the_frames_asked_for(archive):
+    from polypvision.report.thumbs import frames_at
+
+    got = frames_at(archive / "a" / "c1.mp4", [0, 5, 11, 16])
+    assert {pos: read_stamp(img) for pos, img in got.items()} == {0: 0, 5: 5, 11: 11, 16: 16}
+
+
+def test_sigterm_mid_run_leaves_no_partial_output_and_an_account(toy_model, tmp_path):
+    """A scheduler's SIGTERM: workers stop, annotate removes its temporary files, the summary says what ran."""
+    import signal
+    import subprocess
+    import sys
+
+    from polypvision.demo import write_synthetic_clip
+
+    (tmp_path / "in").mkdir()
+    for i in range(2):
+        write_synthetic_clip(tmp_path / "in" / f"long{i}.mp4", 400, 320, 240, 25.0, seed=i)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "polypvision", "batch", str(tmp_path / "in"), "-o", str(out),
+                             "--model", str(toy_model), "--workers", "1", "--threads", "1", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not partials(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for a condition (a temporary file exists), not for a duration
+        assert partials(out), "the first procedure started writing"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not partials(out)
+    rows = summary(out)
+    assert len(rows) == 2 and rows["long1.mp4"]["status"] == "not run"
+    assert rows["long1.mp4"]["error"] == "interrupted"
+    assert rows["long0.mp4"]["status"] in ("ok", "not run")
+    if rows["long0.mp4"]["status"] == "not run":  # the usual case: stopped mid-procedure, nothing published
+        assert not (out / "long0.mp4").exists()
+
+
+def test_batch_runs_without_qt_tensorflow_or_ray(tmp_path, toy_model, clip_small):
+    """A cluster worker or a server installs neither the app nor Ray for the local engine."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "one.mp4").write_bytes(clip_small.read_bytes())
+    script = textwrap.dedent(f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow', 'tf2onnx', 'keras', 'ray'):
+                    raise ImportError('blocked: ' + name)
+        sys.meta_path.insert(0, Block())
+        import polypvision.batch.local, polypvision.batch.ray_engine, polypvision.report, polypvision.events
+        from polypvision.cli import main
+        rc = main(['batch', {str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'out')!r}, '--model', {str(toy_model)!r},
+                   '--workers', '1', '--quiet'])
+        assert rc == 0, rc
+        bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow', 'ray')]
+        assert not bad, bad
+        print('ok')
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
+    assert (tmp_path / "out" / "one.report.html").is_file()

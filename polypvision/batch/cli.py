@@ -21,6 +21,10 @@ from polypvision.errors import OutputError, UserError
 log = logging.getLogger("polypvision")
 
 
+class Interrupted(UserError):
+    exit_code = 130
+
+
 def register(sub) -> None:
     from polypvision.cli import _add_overlay_args
 
@@ -176,8 +180,12 @@ def _batch(args: argparse.Namespace) -> int:
     if not args.quiet:
         where = f"{workers} worker(s) x {threads} thread(s)" if engine.name == "local" else "Ray"
         print(f"polypvision: {len(procedures)} procedure(s) from {args.input} -> {out} ({where})", file=sys.stderr)
-    results = run_batch(procedures, ctx, engine, show_progress=not args.quiet, verbose=args.verbose,
-                        title=f"PolypVision batch: {args.input}")
+    try:
+        results = run_batch(procedures, ctx, engine, show_progress=not args.quiet, verbose=args.verbose,
+                            title=f"PolypVision batch: {args.input}")
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; finished procedures are kept, the running ones left nothing under "
+                          f"their names ({out / SUMMARY} says which); run the same command again to resume") from None
     failed = [r for r in results if not r.done]
     print(f"{len(results) - len(failed)} of {len(results)} procedure(s) done "
           f"({sum(r.status == 'skipped' for r in results)} already complete); "
