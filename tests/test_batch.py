@@ -385,3 +385,16 @@ def test_batch_runs_without_qt_tensorflow_or_ray(tmp_path, toy_model, clip_small
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
     assert (tmp_path / "out" / "one.report.html").is_file()
+
+
+def test_workers_that_cannot_start_stop_the_run_with_one_line(archive, toy_model, tmp_path, monkeypatch):
+    import batch_broken_start
+
+    from polypvision.errors import UserError
+
+    monkeypatch.setenv("PV_TEST_BREAK_START", "1")
+    procs = discover(archive)
+    with pytest.raises(UserError, match="__main__"):
+        run_batch(procs, _ctx(tmp_path / "out", toy_model), LocalEngine(1, 1, job=batch_broken_start.job, poll_s=0.05),
+                  show_progress=False)
+    assert {r["status"] for r in summary(tmp_path / "out").values()} == {"not run"}

@@ -24,9 +24,11 @@ from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import DEFAULT_RETRIES, Listener, describe_exit, lost_result
 from polypvision.batch.job import JobFn, apply_thread_budget, run_job
 from polypvision.batch.settings import JobContext
+from polypvision.errors import UserError
 
 PROGRESS_EVERY_S = 0.5
 STOP_TIMEOUT_S = 10.0
+MAX_STARTUP_FAILURES = 3  # workers that died before saying anything, with an error: a broken start
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -69,6 +71,7 @@ class _Slot:
     conn: Connection
     task: Procedure | None = None
     attempt: int = 0
+    heard: bool = False  # it has sent something: it started up
 
 
 class LocalEngine:
@@ -83,6 +86,7 @@ class LocalEngine:
         self.poll_s = poll_s
         self._mp = mp.get_context(start_method)
         self._started = 0
+        self._startup_failures = 0
 
     def _spawn(self, ctx: JobContext) -> _Slot:
         parent, child = self._mp.Pipe()
@@ -128,6 +132,7 @@ class LocalEngine:
         try:
             while s.conn.poll():
                 msg = s.conn.recv()
+                s.heard = True
                 if msg[0] == "progress":
                     listener.progress(msg[1], msg[2], msg[3])
                 elif msg[0] == "result":
@@ -142,6 +147,12 @@ class LocalEngine:
     def _bury(self, s: _Slot, pending: deque, attempts: dict[int, int], listener: Listener) -> None:
         s.process.join(1.0)
         reason = describe_exit(s.process.exitcode)
+        if not s.heard and (s.process.exitcode or 0) > 0:
+            self._startup_failures += 1
+            if self._startup_failures >= MAX_STARTUP_FAILURES:
+                raise UserError(f"the worker processes exit as they start ({reason}); a script that calls "
+                                "polypvision's batch must guard its entry point with "
+                                "'if __name__ == \"__main__\":' (workers are spawned and import it)")
         with contextlib.suppress(OSError):
             s.conn.close()
         if s.task is None:

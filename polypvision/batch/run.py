@@ -118,9 +118,9 @@ def run_batch(procedures: Sequence[Procedure], ctx: JobContext, engine: Engine, 
     book = Book(ctx.output_dir, procedures, title)
     try:
         engine.run(procedures, ctx, _Listener(state, display, book, verbose))
-    except BaseException:
+    except BaseException as exc:
         display.close()
-        book.write(final=True, note="interrupted")
+        book.write(final=True, note="interrupted" if isinstance(exc, KeyboardInterrupt) else "the run stopped")
         raise
     display.close()
     book.write(final=True, note="the engine never returned a result")
