@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--rounds", type=int, default=2, help="sequential/batch pairs, alternating")
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped CPU default")
+    ap.add_argument("--compare", default="",
+                    help="also time these batch sizings each round, WORKERSxTHREADS, comma-separated (e.g. 2x1,1x2)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     w, h = (int(x) for x in args.size.split("x"))
@@ -79,15 +81,25 @@ def main(argv: list[str] | None = None) -> int:
         clips = make_clips(work / "clips", args.clips, args.frames, (w, h), 25.0)
         total = args.clips * args.frames
         seq, bat = [], []
+        sizings = [c for c in args.compare.split(",") if c]
+        extra: dict[str, list[float]] = {c: [] for c in sizings}
         for r in range(args.rounds):
-            order = ("seq", "batch") if r % 2 == 0 else ("batch", "seq")
+            order = ["seq", "batch", *sizings]
+            if r % 2:
+                order.reverse()
             for kind in order:
                 if kind == "seq":
                     seq.append(run_sequential(clips, model, work / f"seq{r}"))
-                else:
+                    took = seq[-1]
+                elif kind == "batch":
                     bat.append(run_batch(work / "clips", model, work / f"batch{r}"))
-                print(f"round {r + 1} {kind}: {total / (seq if kind == 'seq' else bat)[-1]:.1f} frames/s",
-                      file=sys.stderr)
+                    took = bat[-1]
+                else:
+                    wk, th = kind.split("x")
+                    extra[kind].append(run_batch(work / "clips", model, work / f"{kind}-{r}",
+                                                 "--workers", wk, "--threads", th))
+                    took = extra[kind][-1]
+                print(f"round {r + 1} {kind}: {total / took:.1f} frames/s", file=sys.stderr)
         run_batch(work / "clips", model, work / "memory", "--workers", "1")
         rss = worker_memory(work / "memory")
     finally:
@@ -102,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_batch_to_sequential": round(bat_fps / seq_fps, 3),
         "one_worker_rss_mb_after_each_procedure": [round(x, 1) for x in rss],
     }
+    if sizings:
+        result["sizings_fps"] = {k: [round(total / t, 1) for t in v] for k, v in extra.items()}
     print(f"sequential annotate: {seq_fps:.1f} frames/s; batch (local engine, defaults): {bat_fps:.1f} frames/s; "
           f"ratio {bat_fps / seq_fps:.3f}")
     print("one worker's resident memory after each procedure (MB): " + ", ".join(f"{x:.0f}" for x in rss))

@@ -27,6 +27,9 @@ class Interrupted(UserError):
 
 def register(sub) -> None:
     from polypvision.cli import _add_overlay_args
+    from polypvision.events import EventSettings
+
+    ev = EventSettings()
 
     b = sub.add_parser("batch", help="annotate a whole archive of procedures, with a report per procedure",
                        description="Annotate every video and frame folder under INPUT (or listed in a text file), "
@@ -49,16 +52,17 @@ def register(sub) -> None:
                    help="Ray runtime environment as JSON, e.g. '{\"pip\": [\"polypvision[cpu]==0.9.0\"]}'")
     b.add_argument("--masks", action="store_true", help="also write one binary PNG mask per frame (<name>_masks/)")
     b.add_argument("--event-min-s", type=float, default=None,
-                   help="a polyp event lasts at least this long, seconds (default: 1.0)")
+                   help=f"a polyp event lasts at least this long, seconds (default: {ev.min_duration_s:g})")
     b.add_argument("--event-gap-s", type=float, default=None,
-                   help="detections this close, seconds, are one event (default: 0.5)")
+                   help=f"detections this close, seconds, are one event (default: {ev.max_gap_s:g})")
     b.add_argument("--batch", type=int, default=4, help="frames per model call (default: 4)")
     b.add_argument("--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)")
     b.add_argument("--encoder-preset", default="veryfast",
                    choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
     b.add_argument("--model", type=Path, help="ONNX model with a polypvision contract (default: the shipped one)")
     b.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
-                   help="local engine: onnxruntime execution provider (default: auto = CUDA when it really runs)")
+                   help="onnxruntime execution provider (default: auto = CUDA when it really runs); "
+                   "Ray tasks without --gpus-per-task run on the CPU")
     b.add_argument("--quiet", action="store_true", help="no progress line")
     _add_overlay_args(b)
     b.set_defaults(func=cmd_batch)

@@ -36,7 +36,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 class _Sender:
-    """The job's progress callback in a worker: a message to the parent, at most twice a second."""
+    """The job's progress callback in a worker: a message to the parent, at most every PROGRESS_EVERY_S."""
 
     def __init__(self, conn: Connection, pid: int) -> None:
         self.conn, self.pid, self._last = conn, pid, 0.0
