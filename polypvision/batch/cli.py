@@ -175,8 +175,9 @@ def _batch(args: argparse.Namespace) -> int:
     workers, threads = default_sizing(machine_cores(), args.threads, args.workers)
     settings = _annotate_settings(args, threads)
     events = _event_settings(args)
-    procedures = discover(args.input, args.output)
-    out = _output_dir(args.output, args.input)
+    # Absolute paths: a worker (a Ray task on another node) does not share this shell's folder.
+    procedures = discover(args.input.absolute(), args.output.absolute())
+    out = _output_dir(args.output.absolute(), args.input.absolute())
     model = resolve_model(args.model, args.provider)
     _check_model(model, settings)
     engine = make_engine(args, workers, threads)
