@@ -1,8 +1,8 @@
 """The ``polypvision`` command: the only place that parses arguments and sets up logging.
 
 Subcommands: ``gui`` (the default with no arguments), ``annotate``, ``bench``, ``devices``,
-``info``, ``demo``, and, from :mod:`polypvision.cli_train`, ``train``, ``export`` and
-``evaluate``. Every user-facing failure is one line on stderr and exit status 2.
+``info``, ``demo``, from :mod:`polypvision.cli_train`, ``train``, ``export`` and
+``evaluate``, and from :mod:`polypvision.batch.cli`, ``batch`` and ``report``. Every user-facing failure is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_train = None
     if cli_train is not None:
         cli_train.register(sub)
+    from polypvision.batch import cli as batch_cli
+
+    batch_cli.register(sub)
     return parser
 
 
