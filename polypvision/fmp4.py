@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -34,49 +35,68 @@ def _boxes(fh, size: int):
         pos += length
 
 
-def complete_end(path: Path) -> tuple[int, int]:
-    """(bytes up to the end of the last complete fragment, number of complete fragments) of a
-    fragmented MP4; (0, 0) when ``path`` is not one (no header with fragment defaults)."""
+@dataclass
+class Fragments:
+    """What a fragmented MP4 holds up to its last complete fragment."""
+
+    end: int = 0  # bytes up to the end of the last complete fragment
+    count: int = 0  # complete fragments
+    timescale: int = 0  # ticks a second of the video track (its mdhd)
+    last_start: int = 0  # decode time of the last complete fragment's first frame (its tfdt)
+
+
+def _field(blob: bytes, name: bytes) -> bytes | None:
+    """The payload after a (nested) box's type, found by name: enough for mdhd and tfdt,
+    which occur once in the boxes they are read from."""
+    at = blob.find(name)
+    return blob[at + 4:] if at >= 0 else None
+
+
+def _timescale(moov: bytes) -> int:
+    body = _field(moov, b"mdhd")
+    if body is None or len(body) < 24:
+        return 0
+    return struct.unpack(">I", body[20:24] if body[0] == 1 else body[12:16])[0]
+
+
+def _decode_time(moof: bytes) -> int:
+    body = _field(moof, b"tfdt")
+    if body is None or len(body) < 8:
+        return 0
+    return struct.unpack(">Q", body[4:12])[0] if body[0] == 1 else struct.unpack(">I", body[4:8])[0]
+
+
+def scan(path: Path) -> Fragments | None:
+    """The complete fragments of a fragmented MP4, or None when ``path`` is not one (no header
+    announcing fragments)."""
     size = os.path.getsize(path)
-    end, fragments, fragmented, moof = 0, 0, False, False
+    out, fragmented, moof = Fragments(), False, b""
     with open(path, "rb") as fh:
         for kind, start, stop in _boxes(fh, size):
-            if kind == b"moov":
+            if kind in (b"moov", b"moof"):
                 fh.seek(start)
-                fragmented = b"mvex" in fh.read(min(stop - start, 1 << 20))
-                end = stop
-            elif kind == b"moof":
-                moof = True
+                blob = fh.read(min(stop - start, 1 << 20))
+                if kind == b"moov":
+                    fragmented, out.timescale, out.end = b"mvex" in blob, _timescale(blob), stop
+                else:
+                    moof = blob
             elif kind == b"mdat" and moof and fragmented:
-                end, fragments, moof = stop, fragments + 1, False
-            elif kind in (b"mfra", b"sidx", b"styp", b"free") and fragments:
-                end = stop
-    return (end, fragments) if fragmented else (0, 0)
-
-
-def duration_s(path: Path) -> float:
-    """Seconds of video in a (fragmented) MP4, from its packets' timestamps (nothing decoded)."""
-    import av
-
-    last = 0.0
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        for packet in c.demux(stream):
-            if packet.pts is not None and packet.time_base is not None:
-                last = max(last, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-    return last
+                out.end, out.count, out.last_start, moof = stop, out.count + 1, _decode_time(moof), b""
+            elif kind in (b"mfra", b"sidx", b"styp", b"free") and out.count:
+                out.end = stop
+    return out if fragmented else None
 
 
 def salvage(path: Path) -> float | None:
-    """Trim a fragmented MP4 to its last complete fragment; its seconds of video, or None when
-    nothing playable is in it (not a fragmented MP4, or no complete fragment yet)."""
-    end, fragments = complete_end(path)
-    if fragments == 0:
+    """Trim a fragmented MP4 to its last complete fragment; about how many seconds of video it
+    holds, or None when nothing playable is in it (not fragmented, or no complete fragment)."""
+    frags = scan(path)
+    if frags is None or frags.count == 0:
         return None
-    if end < os.path.getsize(path):
-        os.truncate(path, end)
-    try:
-        return duration_s(path)
-    except Exception as exc:  # salvaged bytes that FFmpeg still refuses: keep them, say so
-        log.info("salvaged %s but cannot read its length: %s", path, exc)
+    if frags.end < os.path.getsize(path):
+        os.truncate(path, frags.end)
+    if not frags.timescale:
         return 0.0
+    start = frags.last_start / frags.timescale
+    # The last fragment lasts about as long as the others did (one keyframe interval).
+    return start + (start / (frags.count - 1) if frags.count > 1 else 1.0)

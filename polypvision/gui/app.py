@@ -35,7 +35,27 @@ def create_window(source: str | None = None, model: str | os.PathLike[str] | Non
         win.transport.loop_box.setChecked(True)
         win.transport.loop_box.blockSignals(False)
     win.open_source(spec)
+    win.sweep_outputs()  # a recording a killed session left behind is recovered now
     return win
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def install_stop_signals(win: MainWindow) -> QTimer:
+    """Ctrl+C, SIGTERM (logout, shutdown, a service manager) and SIGHUP (the terminal or ssh
+    session closed) close the window properly: a recording is finished and kept, threads stop.
+
+    Python runs signal handlers only when the interpreter gets control, so a timer ticks inside
+    Qt's event loop; the returned timer must be kept alive (and stopped) by the caller.
+    """
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: win.close())
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: None)
+    ticker.start(200)
+    return ticker
 
 
 def run_app(source: str | None = None, model: str | os.PathLike[str] | None = None,
@@ -47,12 +67,7 @@ def run_app(source: str | None = None, model: str | os.PathLike[str] | None = No
     app.setApplicationDisplayName("PolypVision")
     win = create_window(source, model, provider)
     win.show()
-    # Ctrl+C in the terminal closes the window properly (recording finished, threads stopped);
-    # the idle timer gives Python a chance to run its signal handler inside Qt's event loop.
-    signal.signal(signal.SIGINT, lambda *_: win.close())
-    ticker = QTimer()
-    ticker.timeout.connect(lambda: None)
-    ticker.start(200)
+    ticker = install_stop_signals(win)
     code = app.exec()
     ticker.stop()
     return int(code)

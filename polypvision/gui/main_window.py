@@ -306,6 +306,8 @@ class MainWindow(OutputCommands, QMainWindow):
 
     def _tick(self) -> None:
         p = self.player
+        if p is not None:
+            self.check_recording()
         if p is not None and self.display.tick(p):
             self.actions_.sync_checks(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
                                       alert=self.display.alert_enabled, loop=p.runner.loop,

@@ -283,7 +283,9 @@ def _shown(proc, frame, fps: float = 25.0):
     return LiveFrame(frame, result, proc.settings, frame.image, frame.t_capture)
 
 
-def test_recorder_with_failing_writer_raises_and_leaves_no_file(tmp_path, seg, monkeypatch):
+def test_recorder_with_failing_writer_keeps_what_was_recorded(tmp_path, seg, monkeypatch):
+    """Writes that start failing after 3 frames: stop() says why and where, and the 3 frames
+    already encoded are kept (a procedure cannot be recorded again); no temporary file stays."""
     import polypvision.pipeline.recorder as rec_mod
 
     monkeypatch.setattr(rec_mod, "VideoWriter", _FullDiskWriter)
@@ -293,9 +295,11 @@ def test_recorder_with_failing_writer_raises_and_leaves_no_file(tmp_path, seg, m
     rec = Recorder(tmp_path / "rec.mp4", 96, 72, 25.0)
     for f in src:
         rec.submit(_shown(proc, f))
-    with pytest.raises(OutputError, match="No space left on device"):
+    with pytest.raises(OutputError, match="No space left on device") as err:
         rec.stop()
-    assert list(tmp_path.iterdir()) == []
+    assert err.value.path == tmp_path / "rec.mp4" and "saved in" in str(err.value)
+    assert len(decode_all(tmp_path / "rec.mp4")) == 3
+    assert partials(tmp_path) == []
     assert "pv-recorder" not in _pv_threads()
 
 
