@@ -79,10 +79,11 @@ def test_output_folder_removed_during_export(tmp_path, clip_faststart, toy_model
     assert not folder.exists()  # nothing recreated behind the user's back
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_ctrl_c_mid_export(tmp_path, toy_model, sig):
-    """SIGINT (Ctrl-C), or SIGTERM (a scheduler, ``timeout``), to a running ``annotate`` (250
-    generated 640x480 frames): exit 130, one line, no files, not even the hidden temporary ones."""
+    """SIGINT (Ctrl-C), SIGTERM (a scheduler, ``timeout``) or SIGHUP (the terminal or ssh session
+    closed) to a running ``annotate`` (250 generated 640x480 frames): exit 130, one line, no files,
+    not even the hidden temporary ones."""
     out = tmp_path / "out.mp4"
     p = subprocess.Popen([sys.executable, "-m", "polypvision", "annotate", "synthetic", "-o", str(out),
                           "--model", str(toy_model), "--log", str(tmp_path / "l.jsonl"),
