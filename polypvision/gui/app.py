@@ -35,7 +35,6 @@ def create_window(source: str | None = None, model: str | os.PathLike[str] | Non
         win.transport.loop_box.setChecked(True)
         win.transport.loop_box.blockSignals(False)
     win.open_source(spec)
-    win.sweep_outputs()  # a recording a killed session left behind is recovered now
     return win
 
 

@@ -67,6 +67,7 @@ class MainWindow(OutputCommands, QMainWindow):
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
         self.timer.start(1000 // TICK_HZ)
+        self.sweep_outputs()  # a recording a killed session left behind is recovered now
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
