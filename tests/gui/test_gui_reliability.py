@@ -59,6 +59,7 @@ def _run_app_until(sig: int, tmp_path: Path, clip: Path, toy_model: Path,
     return p, stdout, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
 def test_logout_or_a_closed_terminal_finishes_the_recording(tmp_path, frames_clip, toy_model, sig):
     """SIGTERM (logout, shutdown) or SIGHUP while recording: the app closes as if the window was
@@ -71,6 +72,7 @@ def test_logout_or_a_closed_terminal_finishes_the_recording(tmp_path, frames_cli
     assert len(decode(saved[0])) >= 30
 
 
+@pytest.mark.slow
 def test_a_killed_sessions_recording_is_recovered_at_the_next_start(tmp_path, frames_clip, toy_model, make_window,
                                                                    app_settings, qtbot):
     # 75 frames sent: the encoder's look-ahead still holds some, but a whole fragment (a second) is out
@@ -89,6 +91,7 @@ def test_a_killed_sessions_recording_is_recovered_at_the_next_start(tmp_path, fr
     assert len(frames) >= 25 and [read_stamp(f) for f in frames[:3]] != []
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_while_recording_stops_rec_and_keeps_the_recording(make_window, frames_clip, app_settings,
                                                                              tmp_path, qtbot):
     with tiny_disk(tmp_path / "disk", 64) as disk:

@@ -8,6 +8,7 @@ what they see in the field. (A plain module, not conftest.py, so that imports ar
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -23,10 +24,16 @@ from polypvision.sources.synthetic import SyntheticClip
 BIG_BITS = 8
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python -m polypvision ARGS`` exactly as a user runs it."""
+    if cwd is not None:  # the package under test must stay importable from another folder
+        env = dict(env or os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        if (Path(root) / "polypvision").is_dir():
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-m", "polypvision", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 def lines(text: str) -> list[str]:

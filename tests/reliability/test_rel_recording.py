@@ -113,6 +113,7 @@ _RECORD_AND_WAIT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_a_killed_recording_is_recovered_by_the_next_run(tmp_path, toy_model):
     """SIGKILL (a crash, the out-of-memory killer) mid-recording: the temporary file plays up to
     its last complete fragment, and the next run writing there recovers it under its name."""
