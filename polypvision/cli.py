@@ -319,7 +319,7 @@ def _annotate(args: argparse.Namespace) -> int:
         if args.masks is not None:
             sinks.masks = MaskWriter(args.masks, protect=(*input_paths(args.input), out, args.log))
         if args.log is not None:
-            sinks.log = DetectionLog(args.log, _sidecar(args, seg, source, processor))
+            sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor, source))
         bar = ProgressBar(not args.quiet)
         try:
             report = annotate(source, processor, sinks, batch=args.batch, progress=bar, strict=args.strict)
@@ -357,14 +357,18 @@ def _json_safe(value):
     return value
 
 
-def _sidecar(args, seg, source, processor) -> dict:
+def _sidecar(args, seg, info, processor, source=None) -> dict:
+    """The log's sidecar. ``source`` (the opened FrameSource) names what was really read: the
+    input string may be a keyword, a file named like one, or a pattern."""
     from dataclasses import asdict
 
     from polypvision.sources import source_kind
 
-    info = source.info
     kind = source_kind(args.input)
-    read = getattr(source, "path", None) or getattr(source, "spec", None)
+    if source is not None:
+        read = getattr(source, "path", None) or getattr(source, "spec", None)
+    else:
+        read = args.input if kind in ("file", "frames") else None
     return {"software": {"polypvision": __version__}, "input": str(args.input),
             "input_kind": kind, "input_read": str(Path(read).resolve()) if read is not None else info.description,
             "source": _json_safe(asdict(info)), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},

@@ -70,13 +70,15 @@ class Partial:
         if folder:
             self.path = Path(tempfile.mkdtemp(prefix=prefix, suffix=SUFFIX, dir=parent))
             os.chmod(self.path, DIR_MODE)  # mkdtemp makes 0700; outputs get the usual permissions
-            self._fd: int | None = os.open(self.path, os.O_RDONLY)
+            # A folder is locked through a descriptor of its own (not possible on Windows).
+            self._fd: int | None = os.open(self.path, os.O_RDONLY) if fcntl is not None else None
         else:
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=SUFFIX + suffix, dir=parent)
             self.path, self._fd = Path(name), fd
             os.chmod(self.path, FILE_MODE)  # mkstemp makes 0600
         self.folder = folder
-        _lock(self._fd)
+        if self._fd is not None:
+            _lock(self._fd)
 
     def release(self) -> None:
         """Drop the lock (the kernel would at exit); the path itself is left as it is."""

@@ -198,7 +198,9 @@ class MainWindow(OutputCommands, QMainWindow):
         self.view.clear("")
         self.display.reset()
         self.player.start()
-        self.setWindowTitle(f"PolypVision \u2014 {Path(spec).name if source_kind(spec) in ('file', 'frames') else spec}")
+        kind = source_kind(spec)
+        name = Path(spec).name if kind in ("file", "frames") else "demo" if kind == "demo" else spec
+        self.setWindowTitle(f"PolypVision \u2014 {name}")
         self.statusBar().showMessage(f"Playing {info.description}", 4000)
 
     def load_model(self, path: Path | None, provider: str) -> None:

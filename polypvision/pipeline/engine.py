@@ -11,7 +11,9 @@ scan, the detection log, the mask PNGs, the timeline) is built from these parts:
   recorder: a slow disk never stalls the live view).
 - :func:`run_offline`: the offline schedule. A reader worker decodes into a bounded queue, the
   calling thread runs the model in batches, the writer worker feeds the sinks: every frame,
-  in order, with the three costs overlapped. The live schedule (newest frame wins at its one
+  in order, with the three costs overlapped. An input that announced more frames than it
+  delivered (a damaged or truncated file) makes a partial export: committed and reported as
+  such, or, strict, not committed at all. The live schedule (newest frame wins at its one
   hand-off to the model) is :class:`polypvision.pipeline.live.LiveRunner`.
 """
 
@@ -292,7 +294,7 @@ def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[
     ``strict``: then it raises :class:`Incomplete` and nothing is published.
     """
     if not 1 <= batch <= MAX_BATCH:
-        raise UserError(f"batch size must be between 1 and {MAX_BATCH}, got {batch}")
+        raise UserError(f"batch size must be at least 1 and at most {MAX_BATCH}, got {batch}")
     stop, cancel = threading.Event(), cancel or threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=max(2 * batch, 4))
     render = any(s.needs_image for s in sinks)
@@ -345,8 +347,9 @@ def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[
         raise
     report.seconds = time.perf_counter() - t0
     report.unreadable, report.warnings = source.unreadable, list(source.warnings)
-    report.expected = source.expected_frames()
-    report.facts = dict(source.facts())
+    # Sources that only quack like a FrameSource (a bench's frame limiter) announce nothing.
+    report.expected = getattr(source, "expected_frames", lambda: None)()
+    report.facts = dict(getattr(source, "facts", dict)())
     for s in sinks:
         facts = getattr(s, "facts", None)
         if callable(facts):

@@ -27,7 +27,7 @@ def main() -> int:
     settings.set("playback/loop", True)
     win = create_window(source, model, "cpu", settings)
     win.show()
-    ticker = install_stop_signals(win)
+    stops = install_stop_signals(win)
     state = {"said": False}
 
     def poll() -> None:
@@ -44,7 +44,7 @@ def main() -> int:
     timer.timeout.connect(poll)
     timer.start(50)
     code = app.exec()
-    ticker.stop()
+    stops.restore()
     print(f"LAST {win.statusBar().currentMessage()}", flush=True)
     return code
 
