@@ -256,6 +256,10 @@ class VideoFileSource(FrameSource):
         if self._container is None:
             raise SourceError("seek on a closed source")
         index = max(0, int(index))
+        if index == 0 and self._first is not None:
+            return  # frame 0 is decoded and waiting (just opened)
+        if index == self._next and self._first is None and self._frames is not None:
+            return  # the next frame anyway (stepping forward): no seek, no re-decode from a keyframe
         self._first = None
         target = index / self._fps
         s = self._stream
