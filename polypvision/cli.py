@@ -231,21 +231,30 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def interrupts_raise() -> None:
-    """From here on Ctrl-C raises KeyboardInterrupt (and outputs are cleaned up) instead of ending
-    the process at once, as it does while nothing has been written (see polypvision.__main__)."""
-    import signal
-    import threading
-
-    # By name: under ``python -m`` the handler lives in the module __main__, not polypvision.__main__.
-    if (threading.current_thread() is threading.main_thread()
-            and getattr(signal.getsignal(signal.SIGINT), "__name__", "") == "quit_at_once"):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
 # SIGTERM (a job scheduler, ``timeout``, shutdown) and SIGHUP (a closed terminal or ssh session)
 # clean up exactly like Ctrl-C.
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _quitting_at_once(handler: object) -> bool:
+    # By name: under ``python -m`` the handler lives in the module __main__, not polypvision.__main__.
+    return getattr(handler, "__name__", "") == "quit_at_once"
+
+
+def interrupts_raise() -> None:
+    """From here on Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt (and outputs are cleaned
+    up) instead of ending the process at once, as they do while nothing has been written (see
+    polypvision.__main__)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if _quitting_at_once(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name) and _quitting_at_once(signal.getsignal(getattr(signal, name))):
+            signal.signal(getattr(signal, name), _raise_interrupt)
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
@@ -254,11 +263,13 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     if threading.current_thread() is not threading.main_thread():
         return _annotate(args)
+    early = signal.getsignal(signal.SIGINT)
+    handler = early if _quitting_at_once(early) else _raise_interrupt  # nothing written yet: quit at once
     previous = {}
     try:
         for name in STOP_SIGNALS:
             if hasattr(signal, name):
-                previous[name] = signal.signal(getattr(signal, name), _raise_interrupt)
+                previous[name] = signal.signal(getattr(signal, name), handler)
         return _annotate(args)
     finally:
         for name, handler in previous.items():
