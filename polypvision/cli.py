@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 
 from polypvision import __version__
-from polypvision.errors import OutputError, UserError
+from polypvision.errors import OutputError, UserError, cause_line
 
 log = logging.getLogger("polypvision")
 
@@ -27,9 +28,33 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above zero (``nan`` and ``inf`` are numbers to float())."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
+    return value
+
+
+def batch_size(text: str) -> int:
+    from polypvision.pipeline.engine import MAX_BATCH
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH}, got {value}")
+    return value
+
+
 def _add_overlay_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("overlay and smoothing")
-    g.add_argument("--style", default="fill,contour", help="comma list of fill, contour, box (default: fill,contour)")
+    g.add_argument("--style", default="fill,contour",
+                   help="comma list of fill, contour, box, or 'none' to draw nothing (default: fill,contour)")
     g.add_argument("--color", default="#00ff00", help="overlay colour, '#rrggbb' or 'r,g,b' (default: #00ff00)")
     g.add_argument("--opacity", type=float, default=0.35, help="fill opacity 0..1 (default: 0.35)")
     g.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")
@@ -42,27 +67,39 @@ def _add_overlay_args(p: argparse.ArgumentParser) -> None:
                    help="black out everything outside the endoscope's field of view (removes on-screen text)")
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad arguments get the one error line every other failure gets (not a usage block)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"polypvision: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="polypvision", description="Real-time polyp segmentation on colonoscopy video.")
+    parser = Parser(prog="polypvision", description="Real-time polyp segmentation on colonoscopy video.")
     parser.add_argument("--version", action="version", version=f"polypvision {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     a = sub.add_parser("annotate", help="write an annotated copy of a video or frame folder",
                        description="Every input frame out, in order, with the overlay burned in.")
-    a.add_argument("input", help="video file, folder of frames, frame pattern (frames/%%d.png), 'demo' or 'synthetic'")
-    a.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, H.264)")
+    a.add_argument("input", help="video file, folder of frames, frame pattern (frames/%%d.png), 'demo' or 'synthetic' "
+                   "(a file of that name wins; builtin:demo and builtin:synthetic always mean the keywords)")
+    a.add_argument("-o", "--output", type=Path, required=True,
+                   help="output video: .mp4 (or .m4v, .mov, .mkv), H.264")
     a.add_argument("--log", type=Path, help="per-frame detection log (JSON lines) + .meta.json sidecar")
     a.add_argument("--masks", type=Path, help="folder for one binary PNG mask per frame")
-    a.add_argument("--batch", type=int, default=4, help="frames per model call (default: 4)")
-    a.add_argument("--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)")
+    a.add_argument("--batch", type=batch_size, default=4, help="frames per model call, 1-64 (default: 4)")
+    a.add_argument("--fps", type=positive_float, default=25.0, help="frame rate for folders of frames (default: 25)")
+    a.add_argument("--strict", action="store_true",
+                   help="write nothing if any frame of the input cannot be decoded (default: write the "
+                   "decodable frames and exit with status 3)")
     a.add_argument("--encoder-preset", default="veryfast",
                    choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
                    help="x264 speed/size trade-off (default: veryfast; ultrafast is ~3x cheaper, files ~2-3x larger)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_args(a)
     _add_overlay_args(a)
-    a.set_defaults(func=cmd_annotate)
+    a.set_defaults(func=cmd_annotate, quick_interrupt=True)
 
     g = sub.add_parser("gui", help="open the desktop app (default with no command)")
     g.add_argument("source", nargs="?", default=None, help="file, folder, device index, /dev/videoN or stream URL")
@@ -143,7 +180,11 @@ def make_processor(args: argparse.Namespace, segmenter, blackout=None):
     from polypvision.smoothing import SmoothingConfig
 
     try:
-        style = OverlayStyle.from_names([s.strip() for s in args.style.split(",") if s.strip()],
+        names = [s.strip() for s in args.style.split(",") if s.strip()]
+        if not names:
+            raise ValueError(f"--style {args.style!r} names no overlay; give any of fill, contour, box "
+                             "(or 'none' to draw nothing)")
+        style = OverlayStyle.from_names([] if names == ["none"] else names,
                                         color=parse_color(args.color), opacity=float(args.opacity),
                                         hud=bool(getattr(args, "hud", False)))
         if not 0.0 <= style.opacity <= 1.0:
@@ -193,38 +234,92 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# SIGTERM (a job scheduler, ``timeout``, shutdown) and SIGHUP (a closed terminal or ssh session)
+# clean up exactly like Ctrl-C.
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _quitting_at_once(handler: object) -> bool:
+    # By name: under ``python -m`` the handler lives in the module __main__, not polypvision.__main__.
+    return getattr(handler, "__name__", "") == "quit_at_once"
+
+
+def interrupts_raise() -> None:
+    """From here on Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt (and outputs are cleaned
+    up) instead of ending the process at once, as they do while nothing has been written (see
+    polypvision.__main__)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if _quitting_at_once(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name) and _quitting_at_once(signal.getsignal(getattr(signal, name))):
+            signal.signal(getattr(signal, name), _raise_interrupt)
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
-    """SIGTERM (a job scheduler, ``timeout``, a closed session) cleans up exactly like Ctrl-C."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return _annotate(args)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    early = signal.getsignal(signal.SIGINT)
+    handler = early if _quitting_at_once(early) else _raise_interrupt  # nothing written yet: quit at once
+    previous = {}
     try:
+        for name in STOP_SIGNALS:
+            if hasattr(signal, name):
+                previous[name] = signal.signal(getattr(signal, name), handler)
         return _annotate(args)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
+def _check_outputs(args: argparse.Namespace) -> Path:
+    """Refuse, before anything runs, outputs that would overwrite an input, each other, a device,
+    or that name a container annotate does not write."""
+    from polypvision.recording import CONTAINERS, check_output_path, sidecar_path
+    from polypvision.sources import input_paths
+
+    inputs = input_paths(args.input)
+    out = check_output_path(args.output, inputs)
+    if out.suffix.lower() not in CONTAINERS:
+        raise OutputError(f"output {out} must end in {', '.join(CONTAINERS)} (annotate writes H.264 in MP4, "
+                          f"MOV or Matroska); for example {out.with_suffix('.mp4')}")
+    if args.log is not None:
+        check_output_path(args.log, (*inputs, out), what="--log")
+        check_output_path(sidecar_path(args.log), (*inputs, out, args.log), what="--log's sidecar")
+    return out
+
+
+def _sweep(args: argparse.Namespace, out: Path) -> None:
+    """Clean up what killed runs left where this one writes; say what was done."""
+    from polypvision.partials import sweep
+
+    folders = {p.parent.resolve() for p in (out, args.log, args.masks) if p is not None and p.parent.is_dir()}
+    for folder in sorted(folders):
+        for msg in sweep(folder):
+            print(f"polypvision: note: {msg}", file=sys.stderr)
 
 
 def _annotate(args: argparse.Namespace) -> int:
     from polypvision.fov import Blackout, detect_fov_in
     from polypvision.pipeline.annotate import Sinks, annotate
-    from polypvision.recording import DetectionLog, MaskWriter, VideoWriter, check_output_path
-    from polypvision.sources import make_source, source_kind
+    from polypvision.recording import DetectionLog, MaskWriter, VideoWriter
+    from polypvision.sources import input_paths, make_source, source_kind
 
     if source_kind(args.input) in ("device", "stream"):
         raise UserError(f"annotate exports recordings; {args.input} is a live source: use 'polypvision gui' to record it")
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
-    in_path = Path(args.input)
-    out = check_output_path(args.output, (in_path,))
-    if args.log is not None:
-        check_output_path(args.log, (in_path, out))
+    out = _check_outputs(args)
     source = make_source(args.input, fps=args.fps)
     source.open()
     sinks = Sinks()
     try:
+        _sweep(args, out)
         seg = load_segmenter(args, max_batch=args.batch)
         blackout = None
         if args.blackout:
@@ -232,14 +327,16 @@ def _annotate(args: argparse.Namespace) -> int:
             blackout = Blackout(fov) if fov is not None else None
         processor = make_processor(args, seg, blackout)
         info = source.info
-        sinks.video = VideoWriter(out, info.width, info.height, info.fps, preset=args.encoder_preset)
+        interrupts_raise()  # the first temporary file is next: Ctrl-C must now clean up
+        sinks.video = VideoWriter(out, info.width, info.height, info.fps, preset=args.encoder_preset,
+                                  sar=info.extra.get("pixel_aspect"))  # type: ignore[arg-type]
         if args.masks is not None:
-            sinks.masks = MaskWriter(args.masks, protect=(in_path, out, args.log))
+            sinks.masks = MaskWriter(args.masks, protect=(*input_paths(args.input), out, args.log))
         if args.log is not None:
-            sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor))
+            sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor, source))
         bar = ProgressBar(not args.quiet)
         try:
-            report = annotate(source, processor, sinks, batch=args.batch, progress=bar)
+            report = annotate(source, processor, sinks, batch=args.batch, progress=bar, strict=args.strict)
         finally:
             bar.close()
     except BaseException:
@@ -250,17 +347,45 @@ def _annotate(args: argparse.Namespace) -> int:
         source.close()
     for w in report.warnings:
         print(f"polypvision: warning: {w}", file=sys.stderr)
+    if report.resized and "frame_sizes_in_input" not in report.facts:  # a folder has said so already
+        print(f"polypvision: warning: {report.resized} frame(s) of another size than the video's "
+              f"{info.width}x{info.height} were letterboxed into it", file=sys.stderr)
     print(f"wrote {report.outputs['video']}: {report.frames} frames in {report.seconds:.1f} s "
           f"({report.fps:.1f} fps), polyp in {report.frames_with_polyp}, model on {seg.report.name}"
           + (f", {report.unreadable} unreadable frame(s) skipped" if report.unreadable else ""))
+    if not report.complete:
+        exp = f" of {report.expected}" if report.expected else ""
+        print(f"PARTIAL: {report.frames}{exp} frames exported, {report.unreadable} could not be decoded; "
+              "exit status 3 (with --strict nothing is written)")
+        return 3
     return 0
 
 
-def _sidecar(args, seg, info, processor) -> dict:
+def _json_safe(value):
+    from fractions import Fraction
+
+    if isinstance(value, Fraction):
+        return f"{value.numerator}:{value.denominator}"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def _sidecar(args, seg, info, processor, source=None) -> dict:
+    """The log's sidecar. ``source`` (the opened FrameSource) names what was really read: the
+    input string may be a keyword, a file named like one, or a pattern."""
     from dataclasses import asdict
 
+    from polypvision.sources import source_kind
+
+    kind = source_kind(args.input)
+    if source is not None:
+        read = getattr(source, "path", None) or getattr(source, "spec", None)
+    else:
+        read = args.input if kind in ("file", "frames") else None
     return {"software": {"polypvision": __version__}, "input": str(args.input),
-            "source": asdict(info), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
+            "input_kind": kind, "input_read": str(Path(read).resolve()) if read is not None else info.description,
+            "source": _json_safe(asdict(info)), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
             "provider": str(seg.report), "settings": {
                 "batch": args.batch, "threshold": processor.threshold,
                 "smoothing": asdict(processor.smoothing), "style": args.style, "blackout": args.blackout},
@@ -274,8 +399,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6"):
             raise UserError("the desktop app is not installed (no PySide6); pip install 'polypvision[app]'") from None
         if exc.name is None:  # PySide6 is there but a system library it loads is not
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "ImportError"
-            raise UserError(f"the desktop app cannot load Qt ({first[:160]}); install the system libraries "
+            raise UserError(f"the desktop app cannot load Qt ({cause_line(exc)}); install the system libraries "
                             "Qt needs (scripts/setup.sh lists them for Debian/Ubuntu)") from None
         raise
     return run_app(source=getattr(args, "source", None), model=getattr(args, "model", None),
@@ -337,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if not getattr(args, "quick_interrupt", False):
+            interrupts_raise()
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"polypvision: error: {exc}", file=sys.stderr)

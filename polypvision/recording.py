@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
-import tempfile
 import threading
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -24,70 +25,78 @@ import cv2
 import numpy as np
 
 from polypvision.errors import OutputError
+from polypvision.output_paths import check_output_path
+from polypvision.partials import Partial
 from polypvision.types import FrameResult
+
+__all__ = ["DetectionLog", "MaskWriter", "VideoWriter", "check_output_path", "container_for", "letterbox"]
 
 log = logging.getLogger(__name__)
 
 
-def check_output_path(path: Path, inputs: tuple[Path, ...] = ()) -> Path:
-    """Refuse outputs that cannot be written or that would overwrite an input."""
-    path = Path(path)
-    for inp in inputs:
-        try:
-            if inp.exists() and path.exists() and path.resolve() == inp.resolve():
-                raise OutputError(f"output {path} is the input itself; choose another output path")
-            if path.resolve() == inp.resolve():
-                raise OutputError(f"output {path} is the input itself; choose another output path")
-        except OSError:
-            pass
-    if path.exists() and path.is_dir():
-        raise OutputError(f"output {path} is a folder; give a file name such as {path / 'annotated.mp4'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable; choose another output path")
-    return path
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+TICKS_PER_S = 90000  # the encoder's time base: exact for 24, 25, 30, 50, 60 and 30000/1001 fps
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def container_for(path: Path) -> str:
+    """The container a video file's name asks for (MP4 unless it says .mov or .mkv)."""
+    return CONTAINERS.get(Path(path).suffix.lower(), "mp4")
 
 
-_FILE_MODE = 0o666 & ~_umask()
+def _fsync(path: Path) -> None:
+    """Push a finished file to the disk before it is renamed into place: a full disk or a
+    vanished network share then fails here, while the earlier output is still untouched."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _temp_beside(final: Path, suffix: str) -> Path:
-    """A hidden temporary file in the destination's folder (so the final rename is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial" + suffix, dir=final.parent or ".")
-    os.close(fd)
-    os.chmod(name, _FILE_MODE)  # mkstemp makes 0600; outputs get the usual permissions
-    return Path(name)
+def letterbox(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``bgr`` scaled to fit ``width`` x ``height`` with its aspect ratio kept, centred on black:
+    a frame of another size is never squashed."""
+    h, w = bgr.shape[:2]
+    scale = min(width / w, height / h)
+    tw, th = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    out = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - tw) // 2, (height - th) // 2
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out[y:y + th, x:x + tw] = cv2.resize(bgr, (tw, th), interpolation=interp)
+    return out
 
 
 class VideoWriter:
-    """H.264 MP4 through PyAV (libx264, yuv420p); OpenCV mp4v when PyAV is missing.
+    """H.264 through PyAV (libx264, yuv420p) in MP4, MOV or Matroska; OpenCV mp4v without PyAV.
 
-    Odd frame sizes are padded by one pixel (yuv420p needs even sizes); frames whose size
-    differs from the first frame's (a resolution change mid-stream) are resized to it. Frames
-    are stamped one frame apart unless ``write_image`` is given a time slot (``pts``, in frames
-    at ``fps``): the recorder stamps capture times, so a gap stays a gap when played back.
+    Frames carry their own times: an export writes each frame at its source timestamp (a
+    variable-frame-rate input keeps its timing, so the video's clock matches the log's ``t``),
+    the recorder at its capture time slot (``write_image(pts=...)``, in frames at ``fps``).
+    Odd frame sizes are padded by one pixel (yuv420p needs even sizes); a frame whose size
+    differs from the video's is letterboxed into it (aspect ratio kept, counted in
+    ``letterboxed``); ``sar`` keeps a non-square pixel aspect ratio (PAL 720x576 shows at 4:3).
+    ``fragmented`` writes a fragmented MP4 (one fragment a second, flushed as it completes),
+    which stays playable up to the last complete fragment when the process dies or the disk
+    fills; a clean ``prepare`` finishes it like any other file.
     """
 
     name = "video"
     needs_image = True
 
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 20,
-                 preset: str = "veryfast") -> None:
+                 preset: str = "veryfast", *, sar: Fraction | None = None, fragmented: bool = False) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
         self.fps = fps
         self.frames = 0
-        self.resized = 0
+        self.letterboxed = 0
+        self.sizes: Counter[str] = Counter()
         self.next_pts = 0
-        self._pts = 0
+        self.sar = sar if sar is not None and sar > 0 and sar != 1 else None
+        self.fragmented = fragmented
+        self._pts = 0  # in ticks of 1/TICKS_PER_S
+        self._last_pts = -1
+        self._step = max(1, round(TICKS_PER_S / fps)) if fps > 0 else TICKS_PER_S // 25
         # write() runs on the writer thread, abort() on whoever stops the export: never both at
         # once (PyAV crashes the process when a container is closed under an encode).
         self._lock = threading.RLock()
@@ -96,7 +105,8 @@ class VideoWriter:
             import av  # before the temporary file exists: the first import is slow
         except ImportError:
             av = None
-        self._tmp = _temp_beside(self.path, self.path.suffix or ".mp4")
+        self._partial = Partial(self.path, self.path.suffix or ".mp4")
+        self._tmp = self._partial.path
         self._ew, self._eh = width + (width % 2), height + (height % 2)
         self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
         self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
@@ -117,35 +127,66 @@ class VideoWriter:
             raise
 
     def _open_av(self, av, crf: int, preset: str) -> None:
-        # faststart puts the index (moov) first: the file streams, and a copy cut short
-        # stays decodable up to the cut.
-        self._container = av.open(str(self._tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+        fmt = container_for(self.path)
+        options = {}
+        if fmt in ("mp4", "mov"):
+            # faststart puts the index (moov) first: the file streams, and a copy cut short
+            # stays decodable up to the cut. A recording is fragmented instead: its index
+            # grows with it, flushed a fragment at a time.
+            options = ({"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+                       if self.fragmented else {"movflags": "+faststart"})
+        self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
         stream.width, stream.height = self._ew, self._eh
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset}
-        stream.codec_context.time_base = 1 / rate
+        opts = {"crf": str(crf), "preset": preset}
+        if self.fragmented:  # a keyframe, hence a fragment, every second
+            opts["g"] = str(max(1, round(self.fps)))
+        stream.options = opts
+        stream.codec_context.time_base = Fraction(1, TICKS_PER_S)
+        if self.sar is not None:
+            stream.codec_context.sample_aspect_ratio = self.sar
         self._stream = stream
         self._av = av
 
     def write(self, result: FrameResult) -> None:
-        """The sink interface: the result's annotated frame, next in line."""
-        self.write_image(result.annotated)
+        """The sink interface: the result's annotated frame, at its source timestamp."""
+        self.write_at(result.annotated, result.frame.pts_s)
+
+    def write_at(self, bgr: np.ndarray, t_s: float) -> None:
+        """Encode one BGR frame at ``t_s`` seconds (a time not after the previous frame's
+        becomes one frame interval after it: broken timestamps degrade to a constant rate)."""
+        with self._lock:
+            self._check_open()
+            pts = round(t_s * TICKS_PER_S) if math.isfinite(t_s) else self._last_pts + self._step
+            self._pts = pts if pts > self._last_pts else self._last_pts + self._step
+            self._write(bgr)
+            self._last_pts = self._pts
+            self.next_pts = max(self.next_pts, math.floor(self._pts / self._step) + 1)
 
     def write_image(self, bgr: np.ndarray, pts: int | None = None) -> None:
-        """Encode one BGR frame at time slot ``pts`` (default: the next one; never earlier)."""
+        """Encode one BGR frame at time slot ``pts`` (frames at ``fps``; default: the next one,
+        never an earlier one)."""
         with self._lock:
-            if self._closed:
-                raise OutputError(f"cannot write {self.path}: the export was already stopped")
-            self._pts = self.next_pts if pts is None else max(int(pts), self.next_pts)
+            self._check_open()
+            slot = self.next_pts if pts is None else max(int(pts), self.next_pts)
+            self._pts = max(round(slot * TICKS_PER_S / self.fps) if self.fps > 0 else slot * self._step,
+                            self._last_pts + 1)
             self._write(bgr)
-            self.next_pts = self._pts + 1
+            self._last_pts = self._pts
+            self.next_pts = slot + 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OutputError(f"cannot write {self.path}: the export was already stopped")
 
     def _write(self, bgr: np.ndarray) -> None:
-        if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
-            bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
-            self.resized += 1
+        h, w = bgr.shape[:2]
+        self.sizes[f"{w}x{h}"] += 1
+        if h != self.height or w != self.width:
+            bgr = letterbox(bgr, self.width, self.height)
+            self.letterboxed += 1
         if self._pad is not None:
             self._pad[: self.height, : self.width] = bgr
             bgr = self._pad
@@ -165,6 +206,21 @@ class VideoWriter:
                               "check that its folder still exists and the disk has space") from None
         self.frames += 1
 
+    @property
+    def resized(self) -> int:
+        """Frames of another size than the video's (letterboxed into it)."""
+        return self.letterboxed
+
+    def facts(self) -> dict[str, Any]:
+        """What the summary and the sidecar say about the frames this video received."""
+        out: dict[str, Any] = {"video_size": f"{self.width}x{self.height}"}
+        if len(self.sizes) > 1:
+            out["frame_sizes"] = dict(self.sizes.most_common())
+            out["letterboxed"] = self.letterboxed
+        if self.sar is not None:
+            out["pixel_aspect"] = f"{self.sar.numerator}:{self.sar.denominator}"
+        return out
+
     def _finish_encoder(self) -> None:
         if self.backend == "pyav-h264":
             for packet in self._stream.encode():
@@ -179,7 +235,7 @@ class VideoWriter:
         return Path(self.publish())
 
     def prepare(self, summary: dict[str, Any] | None = None) -> None:
-        """Flush and close the encoder; the file stays under its temporary name.
+        """Flush and close the encoder and sync the file; it stays under its temporary name.
 
         Exports prepare every sink first and publish (rename) only when all are complete, so
         a sink that fails late cannot leave a new video next to an old log.
@@ -190,21 +246,42 @@ class VideoWriter:
             self._closed = True
             try:
                 self._finish_encoder()
+                _fsync(self._tmp)
             except OSError as exc:
                 self._discard()
                 raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
 
     def publish(self) -> str:
         try:
-            os.replace(self._tmp, self.path)
+            self._partial.publish(self.path)
         except OSError as exc:
             self._discard()
             raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
         return str(self.path)
 
+    def salvage(self) -> float | None:
+        """After a failed write: keep what a fragmented file holds up to its last complete
+        fragment under the final name. Its seconds of video, or None (nothing kept)."""
+        from polypvision.fmp4 import salvage
+
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(Exception):  # the muxer may fail again on a full disk
+                    self._finish_encoder()
+            seconds = salvage(self._tmp) if self.fragmented and self._tmp.exists() else None
+            if seconds is None:
+                self._discard()
+                return None
+            try:
+                self._partial.publish(self.path)
+            except OSError:
+                self._discard()
+                return None
+            return seconds
+
     def _discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._tmp.unlink(missing_ok=True)
+        self._partial.discard()
 
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the final path is untouched."""
@@ -234,10 +311,12 @@ class DetectionLog:
 
     def __init__(self, path: Path, sidecar: dict[str, Any]) -> None:
         self.path = Path(path)
-        self.sidecar_path = self.path.with_name(self.path.stem + ".meta.json")
+        self.sidecar_path = sidecar_path(self.path)
         self.sidecar = sidecar
-        self._tmp = _temp_beside(self.path, ".jsonl")
-        self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit/abort
+        self._partial = Partial(self.path, ".jsonl")
+        self._tmp = self._partial.path
+        self._side: Partial | None = None
+        self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in prepare/abort
         self.lines = 0
 
     def write(self, result: FrameResult) -> None:
@@ -259,19 +338,25 @@ class DetectionLog:
         self.publish()
 
     def prepare(self, summary: dict[str, Any]) -> None:
-        """Close the lines file and write the sidecar, both still under temporary names."""
+        """Close the lines file and write the sidecar, both synced, still under temporary names."""
         try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
             self._fh.close()
-            self._tmp_side = _temp_beside(self.sidecar_path, ".json")
-            self._tmp_side.write_text(json.dumps({**self.sidecar, "summary": summary}, indent=2), encoding="utf-8")
+            self._side = Partial(self.sidecar_path, ".json")
+            with open(self._side.path, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({**self.sidecar, "summary": summary}, indent=2))
+                fh.flush()
+                os.fsync(fh.fileno())
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
 
     def publish(self) -> str:
         try:
-            os.replace(self._tmp, self.path)
-            os.replace(self._tmp_side, self.sidecar_path)
+            self._partial.publish(self.path)
+            if self._side is not None:
+                self._side.publish(self.sidecar_path)
         except OSError as exc:
             self.abort()
             raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}") from None
@@ -280,10 +365,14 @@ class DetectionLog:
     def abort(self) -> None:
         with contextlib.suppress(OSError):
             self._fh.close()
-        self._tmp.unlink(missing_ok=True)
-        side = getattr(self, "_tmp_side", None)
-        if side is not None:
-            side.unlink(missing_ok=True)
+        self._partial.discard()
+        if self._side is not None:
+            self._side.discard()
+
+
+def sidecar_path(log: Path) -> Path:
+    """Where a log's ``.meta.json`` sidecar goes (checked like any other output)."""
+    return log.with_name(log.stem + ".meta.json")
 
 
 def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
@@ -300,8 +389,21 @@ def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
                               "choose a new or empty folder")
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and close it, raising OSError on any failure: the write and the
+    close are both checked, since a full disk may only show when the buffer is flushed.
+    (``cv2.imwrite`` reports success for a PNG a full disk cut to nothing.)"""
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
 class MaskWriter:
-    """One binary PNG per frame (0/255), named by frame index or by the input file's stem."""
+    """One binary PNG per frame (0/255), named by frame index or by the input file's stem.
+
+    Each PNG is encoded in memory and written by Python, so a failed write or close raises.
+    A name already written in this export (two inputs that map to one name) is never
+    overwritten: the later mask gets the frame index appended and is counted in ``renamed``.
+    """
 
     name = "masks"
     needs_image = False
@@ -314,15 +416,30 @@ class MaskWriter:
         if not parent.is_dir():
             raise OutputError(f"folder {parent} for --masks does not exist; create it first")
         _check_replaceable(self.folder, protect)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".partial", dir=parent))
-        os.chmod(self._tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual permissions
+        self._partial = Partial(self.folder, folder=True)
+        self._tmp = self._partial.path
+        self._names: set[str] = set()
+        self.renamed = 0
         self.count = 0
 
     def write(self, result: FrameResult) -> None:
         name = result.frame.name if result.frame.name is not None else f"{result.index:06d}"
-        if not cv2.imwrite(str(self._tmp / f"{name}.png"), result.mask):
-            raise OutputError(f"cannot write mask PNGs into {self._tmp.parent}; is the disk full?")
+        if name in self._names:
+            name = f"{name}_{result.index:06d}"
+            self.renamed += 1
+        ok, png = cv2.imencode(".png", result.mask)
+        if not ok:
+            raise OutputError(f"cannot encode the mask of frame {result.index} as PNG")
+        try:
+            write_file(self._tmp / f"{name}.png", png.tobytes())
+        except OSError as exc:
+            raise OutputError(f"cannot write mask PNGs into {self.folder}: {exc.strerror or exc}; "
+                              "is the disk full?") from None
+        self._names.add(name)
         self.count += 1
+
+    def facts(self) -> dict[str, Any]:
+        return {"masks_renamed": self.renamed} if self.renamed else {}
 
     def prepare(self, summary: dict[str, Any] | None = None) -> None:
         """Every mask is already written under the temporary folder."""
@@ -334,12 +451,14 @@ class MaskWriter:
     def commit(self) -> None:
         old = None
         if self.folder.exists():
+            # A run killed between these two renames leaves the earlier masks at .NAME.old:
+            # partials.sweep puts them back.
             old = self.folder.with_name(f".{self.folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(self.folder, old)
-        os.replace(self._tmp, self.folder)
+        self._partial.publish(self.folder)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
     def abort(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._partial.discard()

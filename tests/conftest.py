@@ -23,6 +23,17 @@ def pytest_report_header(config):
     return f"polypvision {polypvision.__version__} from {Path(polypvision.__file__).parent}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow (long fault runs: real processes killed, real apps signalled) run only
+    when asked for (``-m slow``, as CI does after the default run), so the default run stays short."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_configure(config):
     """POLYPVISION_EXPECT_INSTALLED=1 (CI's installed-wheel run): refuse to test a source checkout."""
     if os.environ.get("POLYPVISION_EXPECT_INSTALLED") == "1":

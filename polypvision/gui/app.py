@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from polypvision.gui.main_window import MainWindow
 from polypvision.gui.settings import APP, ORG, AppSettings
+from polypvision.sources import source_kind
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,44 @@ def create_window(source: str | None = None, model: str | os.PathLike[str] | Non
     if model is None and remembered and Path(remembered).is_file():
         model = remembered  # the model the user picked last time
     win.load_model(Path(model) if model is not None else None, provider)
-    spec = str(source) if source else "demo"
-    if spec == "demo":  # the demo is a showcase: keep it playing (without saving that as a setting)
+    spec = str(source) if source else "builtin:demo"
+    if source_kind(spec) == "demo":  # the demo is a showcase: keep it playing (without saving that as a setting)
         win.transport.loop_box.blockSignals(True)
         win.transport.loop_box.setChecked(True)
         win.transport.loop_box.blockSignals(False)
     win.open_source(spec)
     return win
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class StopSignals:
+    """Ctrl+C, SIGTERM (logout, shutdown, a service manager) and SIGHUP (the terminal or ssh
+    session closed) close the window properly: a recording is finished and kept, threads stop.
+
+    Python runs signal handlers only when the interpreter gets control, so a timer ticks inside
+    Qt's event loop while the handlers are installed; ``restore`` puts the previous ones back.
+    """
+
+    def __init__(self, win: MainWindow) -> None:
+        self.previous = {}
+        for name in STOP_SIGNALS:
+            if hasattr(signal, name):
+                sig = getattr(signal, name)
+                self.previous[sig] = signal.signal(sig, lambda *_: win.close())
+        self.ticker = QTimer()
+        self.ticker.timeout.connect(lambda: None)
+        self.ticker.start(200)
+
+    def restore(self) -> None:
+        self.ticker.stop()
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def install_stop_signals(win: MainWindow) -> StopSignals:
+    return StopSignals(win)
 
 
 def run_app(source: str | None = None, model: str | os.PathLike[str] | None = None,
@@ -47,12 +79,9 @@ def run_app(source: str | None = None, model: str | os.PathLike[str] | None = No
     app.setApplicationDisplayName("PolypVision")
     win = create_window(source, model, provider)
     win.show()
-    # Ctrl+C in the terminal closes the window properly (recording finished, threads stopped);
-    # the idle timer gives Python a chance to run its signal handler inside Qt's event loop.
-    signal.signal(signal.SIGINT, lambda *_: win.close())
-    ticker = QTimer()
-    ticker.timeout.connect(lambda: None)
-    ticker.start(200)
-    code = app.exec()
-    ticker.stop()
+    stops = install_stop_signals(win)
+    try:
+        code = app.exec()
+    finally:
+        stops.restore()
     return int(code)

@@ -41,13 +41,11 @@ class Display:
         self._last_stats = 0.0
         self._last_log = time.perf_counter()
         self._live_state = "ok"
-        self._rec_error_shown = False
 
     def reset(self) -> None:
         """A new player: forget what was shown and the live state."""
         self._alerted = None
         self._live_state = "ok"
-        self._rec_error_shown = False
         self.alert.reset()
 
     def show_newest(self, p: Player) -> None:
@@ -83,10 +81,9 @@ class Display:
         # The HUD on the video carries the figures; the bar repeats them only when it is off.
         self.record_bar.show_stats(None if self.view.show_hud else lines)
         rec = p.recorder
-        self.record_bar.show_recording(rec.elapsed_s if rec else None)
-        if rec is not None and rec.error is not None and not self._rec_error_shown:
-            self._rec_error_shown = True  # once; stopping (R) then says nothing was saved
-            self.message(f"\u26a0 recording failed: {rec.error}; press R to stop", 0)
+        # A failed recording is stopped by the window at once (MainWindow._tick): no timer keeps
+        # counting over a file that is no longer growing.
+        self.record_bar.show_recording(rec.elapsed_s if rec is not None and rec.error is None else None)
         return True
 
     def _live_status(self, p: Player) -> None:

@@ -4,6 +4,8 @@ The export opens its own copy of the source and runs a clone of the playing stre
 (same model and settings, its own buffers and smoother), so it neither disturbs nor is
 disturbed by what is playing; the model session is shared, which it is built for. Cancel sets
 an Event; the engine then aborts every sink, so a cancelled or failed export leaves no file.
+An output that already exists is replaced only after the user says so; an export that lacks
+frames the input announced (a damaged file) says how many, in the dialog and the status bar.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -36,8 +39,8 @@ from polypvision.pipeline.engine import (
     run_offline,
 )
 from polypvision.pipeline.processor import FrameProcessor
-from polypvision.recording import DetectionLog, VideoWriter, check_output_path
-from polypvision.sources import make_source
+from polypvision.recording import DetectionLog, VideoWriter, check_output_path, sidecar_path
+from polypvision.sources import input_paths, make_source
 
 PROGRESS_EVERY_S = 0.1
 
@@ -76,7 +79,8 @@ class ExportJob:
         sinks: list = []
         try:
             info = source.open()
-            sinks.append(VideoWriter(self.out, info.width, info.height, info.fps))
+            sinks.append(VideoWriter(self.out, info.width, info.height, info.fps,
+                                     sar=info.extra.get("pixel_aspect")))  # type: ignore[arg-type]
             if self.log_path is not None:
                 seg = self.processor.segmenter
                 sinks.append(DetectionLog(self.log_path, {"input": self.spec, "provider": str(seg.report),
@@ -128,11 +132,25 @@ class ExportDialog(QDialog):
         lay.addWidget(self.status)
         lay.addWidget(self.buttons)
         self.result_text = ""
+        self._confirmed: Path | None = None  # a name the file dialog already asked to replace
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export annotated clip", self.path_edit.text(), "MP4 video (*.mp4)")
         if path:
             self.path_edit.setText(path)
+            self._confirmed = Path(path)  # the file dialog asked before returning an existing name
+
+    def _may_replace(self, paths: list[Path]) -> bool:
+        """True when none of ``paths`` exists, or the user agrees to replace them."""
+        existing = [p for p in paths if p.exists() and p != self._confirmed]
+        if not existing:
+            return True
+        names = "\n".join(str(p) for p in existing)
+        answer = QMessageBox.question(self, "Replace existing files?",
+                                      f"These files already exist and would be replaced:\n{names}",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     @property
     def running(self) -> bool:
@@ -142,14 +160,26 @@ class ExportDialog(QDialog):
         if self.running:
             return
         out = Path(self.path_edit.text()).expanduser()
+        log_path = None
         try:
             if out.suffix.lower() != ".mp4":
                 out = out.with_suffix(".mp4")
-            check_output_path(out, (Path(self.spec),))
+            inputs = input_paths(self.spec)
+            check_output_path(out, inputs)
+            if self.log_box.isChecked():
+                log_path = out.with_suffix(".jsonl")
+                check_output_path(log_path, (*inputs, out), what="log")
+                check_output_path(sidecar_path(log_path), (*inputs, out, log_path), what="log sidecar")
         except Exception as exc:  # a bad path: say so and let the user fix it
             self.status.setText(describe_error(exc))
             return
-        log_path = out.with_suffix(".jsonl") if self.log_box.isChecked() else None
+        outputs = [out] + ([log_path, sidecar_path(log_path)] if log_path is not None else [])
+        if not self._may_replace(outputs):
+            self.status.setText("Not replaced; choose another name")
+            return
+        from polypvision.partials import sweep
+
+        sweep(out.parent)  # what a killed export left there
         self.job = ExportJob(self.spec, self.processor, out, log_path, self.bridge, self.fps)
         self.start_btn.setEnabled(False)
         self.path_edit.setEnabled(False)
@@ -188,6 +218,10 @@ class ExportDialog(QDialog):
             r = job.report
             self.result_text = (f"Exported {r.frames} frames to {r.outputs.get('video')} "
                                 f"({r.fps:.1f} fps, polyp in {r.frames_with_polyp} frames)")
+            if not r.complete:
+                of = f" of {r.expected}" if r.expected else ""
+                self.result_text = (f"\u26a0 Partial export: {r.frames}{of} frames to {r.outputs.get('video')}; "
+                                    f"{r.unreadable} could not be decoded (the input is damaged)")
             self.bar.setRange(0, 1)
             self.bar.setValue(1)
             self.status.setText(self.result_text)

@@ -67,6 +67,7 @@ class MainWindow(OutputCommands, QMainWindow):
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
         self.timer.start(1000 // TICK_HZ)
+        self.sweep_outputs()  # a recording a killed session left behind is recovered now
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -197,7 +198,9 @@ class MainWindow(OutputCommands, QMainWindow):
         self.view.clear("")
         self.display.reset()
         self.player.start()
-        self.setWindowTitle(f"PolypVision \u2014 {Path(spec).name if source_kind(spec) in ('file', 'frames') else spec}")
+        kind = source_kind(spec)
+        name = Path(spec).name if kind in ("file", "frames") else "demo" if kind == "demo" else spec
+        self.setWindowTitle(f"PolypVision \u2014 {name}")
         self.statusBar().showMessage(f"Playing {info.description}", 4000)
 
     def load_model(self, path: Path | None, provider: str) -> None:
@@ -306,6 +309,8 @@ class MainWindow(OutputCommands, QMainWindow):
 
     def _tick(self) -> None:
         p = self.player
+        if p is not None:
+            self.check_recording()
         if p is not None and self.display.tick(p):
             self.actions_.sync_checks(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
                                       alert=self.display.alert_enabled, loop=p.runner.loop,

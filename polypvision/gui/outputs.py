@@ -40,6 +40,16 @@ class OutputCommands:
         self.statusBar().showMessage(done.format(value), 8000)
         return value
 
+    def sweep_outputs(self) -> list[str]:
+        """Recover what a killed session left in the output folder (a recording plays up to its
+        last complete fragment) and remove the rest; say so in the status bar."""
+        from polypvision.partials import sweep
+
+        done = sweep(self.settings.output_dir())
+        if done:
+            self.statusBar().showMessage("; ".join(done), 15000)
+        return done
+
     def toggle_record(self) -> None:
         p = self.player
         if p is None:
@@ -47,7 +57,15 @@ class OutputCommands:
         elif p.recording:
             self._attempt(p.stop_recording, "Recording saved: {}")
         else:
+            self.sweep_outputs()
             self._attempt(lambda: p.start_recording(self._out_path(".mp4")), "Recording to {}")
+
+    def check_recording(self) -> None:
+        """A recording whose writes fail (a full disk) stops at once, keeping what it holds."""
+        p = self.player
+        rec = p.recorder if p is not None else None
+        if rec is not None and rec.error is not None:
+            self._attempt(p.stop_recording, "Recording saved: {}")
 
     def snapshot(self) -> Path | None:
         if self.player is None:
@@ -60,7 +78,7 @@ class OutputCommands:
         if p is None or p.info.live:
             self.show_error("export needs a video file or a folder of frames; live sources can be recorded (R)")
             return None
-        spec = str(p.source.path) if p.spec == "demo" else p.spec
+        spec = str(p.source.path) if source_kind(p.spec) == "demo" else p.spec
         stem = Path(spec).stem if source_kind(spec) in ("file", "frames") else "clip"
         dlg = ExportDialog(spec, p.processor, self.settings.output_dir() / f"{stem}-annotated.mp4", p.info.fps, self)
         dlg.finished.connect(lambda _: dlg.result_text and self.statusBar().showMessage(dlg.result_text, 10000))

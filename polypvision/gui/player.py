@@ -17,13 +17,14 @@ import cv2
 from polypvision.errors import OutputError
 from polypvision.model.session import Segmenter
 from polypvision.overlay import OverlayStyle
+from polypvision.partials import Partial
 from polypvision.pipeline.compose import Compositor
 from polypvision.pipeline.live import LiveRunner
 from polypvision.pipeline.processor import FrameProcessor, StreamSettings
 from polypvision.pipeline.recorder import Recorder
 from polypvision.pipeline.stats import StatsSnapshot
 from polypvision.pipeline.track import CLEAR, POLYP, UNKNOWN, DetectionTrack
-from polypvision.recording import check_output_path
+from polypvision.recording import check_output_path, write_file
 from polypvision.smoothing import HYSTERESIS_GAP, SmoothingConfig
 from polypvision.sources.base import FrameSource
 
@@ -177,7 +178,7 @@ class Player:
             if rec is None:
                 return None
             self.runner.recorder = None
-            if rec.frames == 0 and rec.pending == 0:
+            if rec.frames == 0 and rec.pending == 0 and rec.error is None:
                 rec.abort()
                 raise OutputError("the recording has no frames (nothing was played); nothing was saved")
             return rec.stop()
@@ -189,6 +190,14 @@ class Player:
             raise OutputError("no frame to save yet; wait for the video to appear")
         path = check_output_path(Path(path))
         image = Compositor().compose(item.frame.image, item.overlay, item.settings)
-        if not cv2.imwrite(str(path), image):
-            raise OutputError(f"cannot write {path}; check the folder and free disk space")
+        ok, png = cv2.imencode(".png", image)
+        if not ok:
+            raise OutputError(f"cannot encode the snapshot as PNG ({image.shape[1]}x{image.shape[0]})")
+        tmp = Partial(path, ".png")
+        try:
+            write_file(tmp.path, png.tobytes())  # a full disk raises here (cv2.imwrite says nothing)
+            tmp.publish(path)
+        except OSError as exc:
+            tmp.discard()
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}; check the folder and free disk space") from None
         return path

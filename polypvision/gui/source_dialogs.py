@@ -194,7 +194,7 @@ class StreamDialog(QDialog):
 
 def push_recent(recent: list[str], spec: str) -> list[str]:
     """Most recent first, no duplicates, at most MAX_RECENT; the demo clip is not remembered."""
-    if spec in ("demo", "") or spec.startswith("synthetic"):
+    if not spec or source_kind(spec) in ("demo", "synthetic"):
         return recent
     return [spec, *[r for r in recent if r != spec]][:MAX_RECENT]
 
@@ -265,5 +265,5 @@ class SourceChooser:
         if not recent:
             menu.addAction("(none yet)").setEnabled(False)
         menu.addSeparator()
-        menu.addAction("Demo clip").triggered.connect(lambda: self.open_source("demo"))
+        menu.addAction("Demo clip").triggered.connect(lambda: self.open_source("builtin:demo"))
         menu.addAction("Simulated capture card").triggered.connect(lambda: self.open_source(SIMULATED))

@@ -15,7 +15,7 @@ import importlib.util
 import io
 import logging
 
-from polypvision.errors import UserError
+from polypvision.errors import UserError, cause_line
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ def import_onnxruntime():
     except ImportError as exc:
         if exc.name == "onnxruntime" or not installed_runtimes():
             raise RuntimeMissing(f"no ONNX runtime is installed; {INSTALL_HINT}") from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RuntimeMissing(f"onnxruntime is installed but does not import ({first[:160]}); "
+        raise RuntimeMissing(f"onnxruntime is installed but does not import ({cause_line(exc)}); "
                              f"reinstall it: {INSTALL_HINT}") from None
     if not hasattr(ort, "InferenceSession"):  # files left behind by uninstalling one of two runtimes
         raise RuntimeMissing(f"the onnxruntime module is incomplete ({conflict() or 'a partial install'}); "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from polypvision.errors import ContractError, UserError
+from polypvision.errors import ContractError, UserError, cause_line
 from polypvision.model.contract import METADATA_KEY, ModelContract
 from polypvision.model.processing import Preprocessor, resize_to, to_probabilities
 
@@ -171,8 +171,7 @@ class Segmenter:
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             if quiet:
                 return None
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ContractError(f"model file is not a loadable ONNX model: {self.path} ({first[:160]})") from None
+            raise ContractError(f"model file is not a loadable ONNX model: {self.path} ({cause_line(exc)})") from None
         finally:
             if quiet:
                 ort.set_default_logger_severity(_ort_severity)
@@ -249,10 +248,8 @@ class Segmenter:
         try:
             return self.session.run([self.contract.output.name], {self._input_name: x}, self._run_options)[0]
         except Exception as exc:  # onnxruntime raises its own exception types
-            text = str(exc).strip()
-            first = text.splitlines()[0] if text else type(exc).__name__
             raise ContractError(f"model {self.path.name} failed to run on an input of shape {tuple(x.shape)} "
-                                f"({first[:200]}); check that its graph matches its contract") from None
+                                f"({cause_line(exc)}); check that its graph matches its contract") from None
 
     def predict_small(self, frames: Sequence[np.ndarray], pre: Preprocessor | None = None) -> np.ndarray:
         """BGR frames -> probabilities (N, h, w) at the model's input size (no resize back).

@@ -11,12 +11,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from polypvision.pipeline.engine import Cancelled, Progress, Sink, run_offline
+from polypvision.pipeline.engine import Cancelled, Incomplete, Progress, Sink, run_offline
 from polypvision.pipeline.processor import FrameProcessor
 from polypvision.recording import DetectionLog, MaskWriter, VideoWriter
 from polypvision.sources.base import FrameSource
 
-__all__ = ["AnnotateReport", "Cancelled", "Progress", "Sinks", "annotate"]
+__all__ = ["AnnotateReport", "Cancelled", "Incomplete", "Progress", "Sinks", "annotate"]
 
 
 @dataclass
@@ -30,6 +30,9 @@ class AnnotateReport:
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     frames_with_polyp: int = 0
+    complete: bool = True  # False: frames the input announced could not be decoded (exit status 3)
+    expected: int | None = None  # frames the input announced, when it says exactly
+    facts: dict = field(default_factory=dict)  # timing, sizes, names, gaps: as in the sidecar's summary
 
 
 @dataclass
@@ -46,9 +49,14 @@ class Sinks:
 
 def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, batch: int = 4,
              cancel: threading.Event | None = None,
-             progress: Callable[[Progress], None] | None = None) -> AnnotateReport:
-    """Run the whole export. The source must be open. Commits or aborts every sink."""
-    rep = run_offline(source, processor, sinks.all(), batch=batch, cancel=cancel, progress=progress)
+             progress: Callable[[Progress], None] | None = None, strict: bool = False) -> AnnotateReport:
+    """Run the whole export. The source must be open. Commits or aborts every sink.
+
+    A partial export (the input announced frames that could not be decoded) is published with
+    ``complete`` False, or, with ``strict``, not at all (:class:`Incomplete` is raised).
+    """
+    rep = run_offline(source, processor, sinks.all(), batch=batch, cancel=cancel, progress=progress, strict=strict)
     return AnnotateReport(frames=rep.frames, seconds=rep.seconds, fps=rep.fps, provider=str(processor.segmenter.report),
-                          unreadable=rep.unreadable, resized=sinks.video.resized if sinks.video else 0,
-                          warnings=rep.warnings, outputs=rep.outputs, frames_with_polyp=rep.frames_with_polyp)
+                          unreadable=rep.unreadable, resized=sinks.video.letterboxed if sinks.video else 0,
+                          warnings=rep.warnings, outputs=rep.outputs, frames_with_polyp=rep.frames_with_polyp,
+                          complete=rep.complete, expected=rep.expected, facts=rep.facts)

@@ -11,7 +11,9 @@ scan, the detection log, the mask PNGs, the timeline) is built from these parts:
   recorder: a slow disk never stalls the live view).
 - :func:`run_offline`: the offline schedule. A reader worker decodes into a bounded queue, the
   calling thread runs the model in batches, the writer worker feeds the sinks: every frame,
-  in order, with the three costs overlapped. The live schedule (newest frame wins at its one
+  in order, with the three costs overlapped. An input that announced more frames than it
+  delivered (a damaged or truncated file) makes a partial export: committed and reported as
+  such, or, strict, not committed at all. The live schedule (newest frame wins at its one
   hand-off to the model) is :class:`polypvision.pipeline.live.LiveRunner`.
 """
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 2.0
 POLL_S = 0.1
+MAX_BATCH = 64  # frames per model call; each slot costs tens of MB of buffers at full size
 _END = object()
 
 
@@ -41,6 +44,15 @@ class Cancelled(UserError):
     """The export was cancelled; nothing was written under the final names."""
 
     exit_code = 130
+
+
+PARTIAL_EXIT = 3  # an export that was written but lacks frames the input announced
+
+
+class Incomplete(UserError):
+    """A strict export found frames missing from the input, so it published nothing."""
+
+    exit_code = PARTIAL_EXIT
 
 
 class Sink(Protocol):
@@ -248,26 +260,41 @@ class OfflineReport:
     unreadable: int
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    expected: int | None = None  # frames the input announced (a video's index, a folder's files)
+    facts: dict[str, Any] = field(default_factory=dict)  # about the input and how it was written
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def complete(self) -> bool:
+        """Every frame the input announced came out (a damaged or truncated input: False)."""
+        return self.unreadable == 0 and (self.expected is None or self.frames >= self.expected)
+
+    def describe_partial(self) -> str:
+        exp = f" of {self.expected}" if self.expected else ""
+        return f"partial export: {self.frames}{exp} frames, {self.unreadable} could not be decoded"
+
     def summary(self) -> dict[str, Any]:
-        return {"frames": self.frames, "frames_with_polyp": self.frames_with_polyp, "unreadable": self.unreadable,
-                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "warnings": self.warnings}
+        return {"frames": self.frames, "complete": self.complete, "expected_frames": self.expected,
+                "frames_with_polyp": self.frames_with_polyp, "unreadable": self.unreadable,
+                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "warnings": self.warnings,
+                **self.facts}
 
 
 def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[Sink], *, batch: int = 4,
                 cancel: threading.Event | None = None,
-                progress: Callable[[Progress], None] | None = None) -> OfflineReport:
+                progress: Callable[[Progress], None] | None = None, strict: bool = False) -> OfflineReport:
     """Every frame of an open source through ``processor`` into ``sinks``, then commit them all.
 
     Raises :class:`Cancelled` when ``cancel`` is set, or a worker's exception; either way every
-    sink is aborted and nothing appears under a final name.
+    sink is aborted and nothing appears under a final name. A partial export (frames the input
+    announced could not be decoded) is committed and reported (``complete`` is False), unless
+    ``strict``: then it raises :class:`Incomplete` and nothing is published.
     """
-    if batch < 1:
-        raise UserError(f"batch size must be at least 1, got {batch}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise UserError(f"batch size must be at least 1 and at most {MAX_BATCH}, got {batch}")
     stop, cancel = threading.Event(), cancel or threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=max(2 * batch, 4))
     render = any(s.needs_image for s in sinks)
@@ -320,5 +347,16 @@ def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[
         raise
     report.seconds = time.perf_counter() - t0
     report.unreadable, report.warnings = source.unreadable, list(source.warnings)
+    # Sources that only quack like a FrameSource (a bench's frame limiter) announce nothing.
+    report.expected = getattr(source, "expected_frames", lambda: None)()
+    report.facts = dict(getattr(source, "facts", dict)())
+    for s in sinks:
+        facts = getattr(s, "facts", None)
+        if callable(facts):
+            report.facts.update(facts())
+    if strict and not report.complete:
+        abort_all(sinks)
+        raise Incomplete(f"{report.describe_partial()}; --strict: nothing was written "
+                         "(earlier outputs are untouched; leave out --strict to export the decodable frames)")
     report.outputs = commit_all(sinks, report.summary())
     return report

@@ -7,7 +7,14 @@ counted rather than stalling the picture. Each frame is stamped with its capture
 file keeps the timeline of what was on screen whatever the rate frames arrived at. A signal
 loss during a live recording is kept as a gap of the same length, opened by a "NO SIGNAL"
 card and logged; a pause while reviewing a file is squeezed out. ``stop`` finishes the file
-(temporary name, then rename); ``abort`` and any write error leave no file under the final name.
+(temporary name, then rename); ``abort`` leaves no file under the final name.
+
+A recording of a procedure cannot be made again, so what was recorded is kept whatever ends
+it: the file is a fragmented MP4 (a fragment a second, flushed as it completes), so a full
+disk mid-recording keeps every complete fragment under the final name (``stop`` then raises
+:class:`RecordingCutShort`, which says where and how much), and a process that is killed
+leaves a temporary file that plays up to its last fragment and that the next recording into
+the same folder (or the next start of the app) recovers (:func:`polypvision.partials.sweep`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,15 @@ log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 64
 STOP_TIMEOUT_S = 10.0
+
+
+class RecordingCutShort(OutputError):
+    """Writing failed mid-recording; what was recorded up to the last complete fragment is
+    saved at ``path`` (None: nothing could be kept)."""
+
+    def __init__(self, message: str, path: Path | None, seconds: float | None) -> None:
+        super().__init__(message)
+        self.path, self.seconds = path, seconds
 
 
 def no_signal_card(width: int, height: int, seconds: float) -> np.ndarray:
@@ -98,7 +114,7 @@ class RecordingSink:
 class Recorder:
     def __init__(self, path: Path, width: int, height: int, fps: float, live: bool = False) -> None:
         self.path = check_output_path(Path(path))
-        self.sink = RecordingSink(VideoWriter(self.path, width, height, fps), fps, live)
+        self.sink = RecordingSink(VideoWriter(self.path, width, height, fps, fragmented=True), fps, live)
         self.writer = SinkWriter([self.sink], "pv-recorder", QUEUE_FRAMES, block=False).start()
         self.t_start = time.perf_counter()
 
@@ -126,11 +142,16 @@ class Recorder:
         self.writer.put(item)
 
     def stop(self) -> Path:
-        """Finish the file and move it into place; raises OutputError if writing failed."""
+        """Finish the file and move it into place. If writing failed, keep what was recorded up
+        to the last complete fragment and raise :class:`RecordingCutShort` saying so."""
         self.writer.close(STOP_TIMEOUT_S)
         if self.error is not None:
-            self.sink.abort()
-            raise OutputError(f"recording to {self.path} failed: {self.error}; nothing was saved")
+            seconds = self.sink.video.salvage()
+            why = str(self.error).split(": ", 1)[-1] if isinstance(self.error, OutputError) else str(self.error)
+            if seconds is None:
+                raise RecordingCutShort(f"recording to {self.path} failed ({why}); nothing was saved", None, None)
+            raise RecordingCutShort(f"recording stopped: {why}; the first {seconds:.1f} s are saved in {self.path}",
+                                    self.path, seconds)
         self.sink.prepare({})
         return Path(self.sink.publish())
 

@@ -4,6 +4,10 @@ SOURCE forms: a video file; a folder of frames or a printf pattern (``frames/%d.
 a capture device (``0``, ``/dev/video0``, or ``device:0``); a stream URL (``rtsp://``,
 ``udp://``, ``http://`` ...); ``synthetic`` / ``synthetic:live`` for generated frames;
 ``demo`` for the bundled demo clip.
+
+A path that exists is always that file or folder, never a keyword: a file called ``demo``,
+``0`` or ``synthetic`` in the current folder is read as the file. The keywords stay reachable
+as ``builtin:demo``, ``builtin:synthetic``, ``builtin:synthetic:live`` and ``device:0``.
 """
 
 from __future__ import annotations
@@ -19,26 +23,59 @@ from polypvision.sources.live import CaptureSource, LiveSource, StreamSource, li
 from polypvision.sources.synthetic import LiveSyntheticSource, SyntheticSource
 
 __all__ = [
-    "CaptureSource", "FrameFolderSource", "FrameSource", "LiveSource", "LiveSyntheticSource",
-    "StreamSource", "SyntheticSource", "VideoFileSource", "list_capture_devices", "open_source",
+    "BUILTIN", "CaptureSource", "FrameFolderSource", "FrameSource", "LiveSource", "LiveSyntheticSource",
+    "StreamSource", "SyntheticSource", "VideoFileSource", "input_paths", "list_capture_devices", "open_source",
     "source_kind",
 ]
+
+BUILTIN = "builtin:"  # the unambiguous spelling of a keyword: builtin:demo, builtin:synthetic
+KEYWORDS = {"demo": "demo", "synthetic": "synthetic", "synthetic:live": "synthetic"}
+
+
+def _exists(s: str) -> bool:
+    try:
+        return bool(s) and Path(s).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _keyword(s: str) -> str | None:
+    """The keyword ``s`` names (``demo``, ``synthetic[:live]``), unless a path of that name exists."""
+    if s.startswith(BUILTIN):
+        return KEYWORDS.get(s[len(BUILTIN):])
+    return KEYWORDS.get(s) if not _exists(s) else None
 
 
 def source_kind(spec: str) -> str:
     """Classify a SOURCE string: file, frames, device, stream, synthetic or demo."""
     s = str(spec)
-    if s == "demo":
-        return "demo"
-    if s.startswith("synthetic"):
-        return "synthetic"
+    kw = _keyword(s)
+    if kw is not None:
+        return kw
     if s.lower().startswith(StreamSource.SCHEMES):
         return "stream"
-    if s.isdigit() or s.startswith("device:") or re.fullmatch(r"/dev/video\d+", s):
+    if s.startswith("device:"):
         return "device"
-    if is_frame_pattern(s) or Path(s).is_dir():
+    if _exists(s):
+        return "frames" if Path(s).is_dir() else "file"
+    if s.isdigit() or re.fullmatch(r"/dev/video\d+", s):
+        return "device"
+    if is_frame_pattern(s):
         return "frames"
     return "file"
+
+
+def input_paths(spec: str) -> tuple[Path, ...]:
+    """The paths an export must never write to for ``spec``: its file, its folder of frames, or
+    its frame pattern (every file the pattern matches)."""
+    kind = source_kind(spec)
+    if kind == "demo":
+        from polypvision.demo import demo_clip_path
+
+        return (demo_clip_path(),)
+    if kind in ("file", "frames"):
+        return (Path(spec),)
+    return ()
 
 
 DEFAULT_FPS = 25.0
@@ -52,6 +89,7 @@ def make_source(spec: str, *, fps: float | None = None, width: int | None = None
     for a capture device, the rate to ask it for; every capture setting left None keeps the
     device's own default, each independently of the others.
     """
+    spec = str(spec)
     kind = source_kind(spec)
     if kind == "demo":
         from polypvision.demo import demo_clip_path

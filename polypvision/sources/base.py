@@ -47,6 +47,16 @@ class FrameSource(ABC):
         """One word for the UI: 'ok', 'signal lost', 'reconnecting', 'ended'."""
         return "ok"
 
+    def expected_frames(self) -> int | None:
+        """How many frames the input says it has, when it says so exactly (a video's index, the
+        files of a folder); fewer frames out than this is a partial export."""
+        return None
+
+    def facts(self) -> dict[str, Any]:
+        """What the export's summary and sidecar report about the input beyond its frame count
+        (variable frame rate, pixel aspect ratio, gaps in numbering, duplicate names)."""
+        return {}
+
     def stats(self) -> dict[str, Any]:
         return {"dropped": self.dropped, "unreadable": self.unreadable}
 

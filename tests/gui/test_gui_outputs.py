@@ -187,9 +187,11 @@ def test_a_failing_recording_is_reported(make_window, frames_clip, qtbot):
         raise OSError(28, "No space left on device")
 
     rec.sink.video.write_image = full_disk
-    qtbot.waitUntil(lambda: "recording failed" in win.statusBar().currentMessage(), timeout=5000)
-    win.toggle_record()
-    assert "nothing was saved" in win.statusBar().currentMessage()
+    # The recording stops by itself (no REC timer counting over a dead file) and says why.
+    qtbot.waitUntil(lambda: not win.player.recording, timeout=5000)
+    qtbot.waitUntil(lambda: "nothing was saved" in win.statusBar().currentMessage(), timeout=2000)
+    assert "No space left on device" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not win.record_bar.elapsed.isVisible(), timeout=2000)  # REC stopped counting
     assert not rec.path.exists() and leftovers(rec.path.parent) == []
 
 

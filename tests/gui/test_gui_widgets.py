@@ -211,5 +211,5 @@ def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_
         assert run_app(None, toy_model, "cpu") == 0
     finally:
         signal.signal(signal.SIGINT, old_handler)
-    assert seen == {"spec": "demo", "loop": True}
+    assert seen == {"spec": "builtin:demo", "loop": True}  # the keyword, whatever files the folder holds
     assert QSettings().value("playback/loop") in (None, "false", False)  # not saved as the user's choice

@@ -57,16 +57,32 @@ def install(fault: str, after: int, out_dir: Path) -> None:
 
         recording.DetectionLog.write = write_log
     elif fault == "mask-write":
+        # A full disk as the mask writer meets it: cv2.imwrite leaves an empty file and reports
+        # success (libpng's buffered write fails inside an unchecked fclose), a checked Python
+        # write raises ENOSPC.
         import cv2
 
         real = cv2.imwrite
         count = {"n": 0}
 
-        def imwrite(path, img, *a):  # OpenCV reports a full disk by returning False
+        def imwrite(path, img, *a):
             count["n"] += 1
-            return False if count["n"] > after else real(path, img, *a)
+            if count["n"] > after:
+                Path(path).write_bytes(b"")
+                return True
+            return real(path, img, *a)
 
         cv2.imwrite = imwrite
+        real_write = getattr(recording, "write_file", None)
+        if real_write is not None:
+            def write_file(path, data):
+                count["n"] += 1
+                if count["n"] > after:
+                    Path(path).write_bytes(b"")
+                    raise enospc()
+                real_write(path, data)
+
+            recording.write_file = write_file
     elif fault == "video-commit":
         def finish(self):
             raise enospc()

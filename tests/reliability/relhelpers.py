@@ -7,6 +7,8 @@ what they see in the field. (A plain module, not conftest.py, so that imports ar
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -22,10 +24,16 @@ from polypvision.sources.synthetic import SyntheticClip
 BIG_BITS = 8
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``python -m polypvision ARGS`` exactly as a user runs it."""
+    if cwd is not None:  # the package under test must stay importable from another folder
+        env = dict(env or os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        if (Path(root) / "polypvision").is_dir():
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return subprocess.run([sys.executable, "-m", "polypvision", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 def lines(text: str) -> list[str]:
@@ -114,3 +122,23 @@ def stamped_png_folder(folder: Path, sizes: Sequence[tuple[int, int]]) -> Path:
         img = cv2.resize(SyntheticClip(160, 120).frame(i), (w, h), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(folder / f"{i}.png"), big_stamp(img, i))
     return folder
+
+
+def damage(path: Path, out: Path, at: float = 0.4, nbytes: int = 3000, seed: int = 0) -> Path:
+    """A copy of ``path`` with ``nbytes`` random bytes written over it at ``at`` of its length."""
+    data = bytearray(Path(path).read_bytes())
+    pos = int(len(data) * at)
+    data[pos:pos + nbytes] = np.random.default_rng(seed).bytes(min(nbytes, len(data) - pos))
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def ffmpeg_decodable(path: Path) -> int:
+    """Frames FFmpeg gets out of a damaged file when it keeps going past errors (as ``ffmpeg -i``
+    does): the most any reader can deliver."""
+    n = 0
+    with av.open(str(path)) as c:
+        for packet in c.demux(video=0):
+            with contextlib.suppress(av.error.FFmpegError):
+                n += len(packet.decode())
+    return n

@@ -79,10 +79,11 @@ def test_output_folder_removed_during_export(tmp_path, clip_faststart, toy_model
     assert not folder.exists()  # nothing recreated behind the user's back
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_ctrl_c_mid_export(tmp_path, toy_model, sig):
-    """SIGINT (Ctrl-C), or SIGTERM (a scheduler, ``timeout``), to a running ``annotate`` (250
-    generated 640x480 frames): exit 130, one line, no files, not even the hidden temporary ones."""
+    """SIGINT (Ctrl-C), SIGTERM (a scheduler, ``timeout``) or SIGHUP (the terminal or ssh session
+    closed) to a running ``annotate`` (250 generated 640x480 frames): exit 130, one line, no files,
+    not even the hidden temporary ones."""
     out = tmp_path / "out.mp4"
     p = subprocess.Popen([sys.executable, "-m", "polypvision", "annotate", "synthetic", "-o", str(out),
                           "--model", str(toy_model), "--log", str(tmp_path / "l.jsonl"),
@@ -283,7 +284,9 @@ def _shown(proc, frame, fps: float = 25.0):
     return LiveFrame(frame, result, proc.settings, frame.image, frame.t_capture)
 
 
-def test_recorder_with_failing_writer_raises_and_leaves_no_file(tmp_path, seg, monkeypatch):
+def test_recorder_with_failing_writer_keeps_what_was_recorded(tmp_path, seg, monkeypatch):
+    """Writes that start failing after 3 frames: stop() says why and where, and the 3 frames
+    already encoded are kept (a procedure cannot be recorded again); no temporary file stays."""
     import polypvision.pipeline.recorder as rec_mod
 
     monkeypatch.setattr(rec_mod, "VideoWriter", _FullDiskWriter)
@@ -293,9 +296,11 @@ def test_recorder_with_failing_writer_raises_and_leaves_no_file(tmp_path, seg, m
     rec = Recorder(tmp_path / "rec.mp4", 96, 72, 25.0)
     for f in src:
         rec.submit(_shown(proc, f))
-    with pytest.raises(OutputError, match="No space left on device"):
+    with pytest.raises(OutputError, match="No space left on device") as err:
         rec.stop()
-    assert list(tmp_path.iterdir()) == []
+    assert err.value.path == tmp_path / "rec.mp4" and "saved in" in str(err.value)
+    assert len(decode_all(tmp_path / "rec.mp4")) == 3
+    assert partials(tmp_path) == []
     assert "pv-recorder" not in _pv_threads()
 
 
