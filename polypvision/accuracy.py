@@ -18,6 +18,7 @@ from typing import Any
 
 from polypvision import data as pdata
 from polypvision.evaluate import SOD_COLUMNS, citation_for, evaluate_many
+from polypvision.fileio import write_text
 
 PRANET = ("Fan D.-P., Ji G.-P., Zhou T., Chen G., Fu H., Shen J., Shao L. (2020). PraNet: Parallel Reverse "
           "Attention Network for Polyp Segmentation. MICCAI 2020, LNCS, 263-273. arXiv:2006.11392.")
@@ -168,8 +169,6 @@ def run(args) -> int:
     for path, text in ((args.json, json.dumps(doc, indent=1) + "\n"), (args.output, md)):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(path).with_name(Path(path).name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+            write_text(path, text)
     print(md)
     return 0

@@ -333,10 +333,12 @@ def run_bench(args) -> int:
               "rows": [asdict(r) for r in rows]}
     table = _markdown(result)
     print(table)
+    from polypvision.fileio import write_text
+
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=2))
     if args.markdown:
-        Path(args.markdown).write_text(table, encoding="utf-8")
+        write_text(args.markdown, table)
     return 0
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from polypvision import paths
 from polypvision.errors import UserError
+from polypvision.fileio import write_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MASK_THRESHOLD = 127
@@ -472,10 +473,7 @@ def save_split(split: Split, path: str | Path, multi: bool = False) -> Path:
         whole.setdefault("datasets", {})[split.dataset] = doc
         whole["datasets"] = dict(sorted(whole["datasets"].items()))
         doc = whole
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
 def read_split(path: str | Path, dataset: str | None = None) -> Split:

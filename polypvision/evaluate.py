@@ -451,12 +451,12 @@ def run(args) -> int:
     md = table_markdown(res) + "".join("\n" + to_markdown({**r, "model": res["model"], "model_name": res["model_name"]})
                                         for r in res["sets"] if r["kind"] != "negative")
     print(md)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(md)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(compact(res), indent=1))
+    from polypvision.fileio import write_text
+
+    for path, text in ((args.out, md), (args.json, json.dumps(compact(res), indent=1))):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, text)
     return 0
 
 

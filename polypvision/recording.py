@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from polypvision.errors import OutputError
+from polypvision.fileio import fsync_path
 from polypvision.output_paths import check_output_path
 from polypvision.partials import Partial
 from polypvision.types import FrameResult
@@ -41,16 +42,6 @@ TICKS_PER_S = 90000  # the encoder's time base: exact for 24, 25, 30, 50, 60 and
 def container_for(path: Path) -> str:
     """The container a video file's name asks for (MP4 unless it says .mov or .mkv)."""
     return CONTAINERS.get(Path(path).suffix.lower(), "mp4")
-
-
-def _fsync(path: Path) -> None:
-    """Push a finished file to the disk before it is renamed into place: a full disk or a
-    vanished network share then fails here, while the earlier output is still untouched."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def letterbox(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -246,7 +237,7 @@ class VideoWriter:
             self._closed = True
             try:
                 self._finish_encoder()
-                _fsync(self._tmp)
+                fsync_path(self._tmp)
             except OSError as exc:
                 self._discard()
                 raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from polypvision.fileio import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w.:-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
 DEFAULT_FILES = ("README.md", "models/README.md")
@@ -230,9 +232,7 @@ def run(args) -> int:
         if new != old:
             stale.append(str(path))
             if not args.check:
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(new, encoding="utf-8")
-                tmp.replace(path)
+                write_text(path, new)
     if args.check and stale:
         print(f"polypvision: generated tables are stale in {', '.join(stale)}; run 'polypvision tables'",
               file=sys.stderr)

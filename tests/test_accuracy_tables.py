@@ -38,7 +38,7 @@ def test_accuracy_writes_ours_beside_the_quoted_rows(tmp_path):
     assert "**Not the same test set.**" in md  # CVC-ClinicDB's published protocol is leaky: said where it shows
     assert "Polyp-free sequences" in md and md.count("| neg |") == 2
     assert doc["generated_by"].startswith("polypvision accuracy --data")
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.partial*"))
     table = accuracy.readme_table(doc, fps={"toy-redness": 123.0})
     assert table.count("| `toy-redness` |") == 2 and "123" in table
 

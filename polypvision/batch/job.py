@@ -152,10 +152,10 @@ def _record_event_settings(paths: OutputPaths, sidecar: dict[str, Any], events: 
     """A complete procedure re-counted with another event definition: the sidecar says which one."""
     if event_settings_of(sidecar) == events and "events" in (sidecar.get("settings") or {}):
         return
-    from polypvision.batch.files import write_text_atomic
+    from polypvision.fileio import write_text
 
     sidecar.setdefault("settings", {})["events"] = events.to_dict()
-    write_text_atomic(paths.sidecar, json.dumps(sidecar, indent=2))
+    write_text(paths.sidecar, json.dumps(sidecar, indent=2))
 
 
 def _sidecar_extra(proc: Procedure, ctx: JobContext) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from polypvision.batch.job import JobFn, apply_thread_budget, run_job, worker_id
 from polypvision.batch.result import ProcedureResult
 from polypvision.batch.settings import JobContext
 from polypvision.errors import UserError
+from polypvision.fileio import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +61,7 @@ def materialize_model(data: bytes, sha256: str) -> Path:
     if hashlib.sha256(data).hexdigest() != sha256:
         raise UserError("the model received through Ray does not match its digest; run again")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_bytes(path, data)
 
 
 class _Board:

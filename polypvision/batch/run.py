@@ -17,10 +17,10 @@ from pathlib import Path
 
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import Engine
-from polypvision.batch.files import write_text_atomic
 from polypvision.batch.progress import ProgressDisplay, RunProgress
 from polypvision.batch.result import COLUMNS, FAILED, NOT_RUN, ProcedureResult
 from polypvision.batch.settings import JobContext
+from polypvision.fileio import write_text
 from polypvision.report import render_index
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ class Book:
         w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-        write_text_atomic(self.output_dir / SUMMARY, buf.getvalue())
-        write_text_atomic(self.output_dir / INDEX, render_index(rows, title=self.title))
+        write_text(self.output_dir / SUMMARY, buf.getvalue())
+        write_text(self.output_dir / INDEX, render_index(rows, title=self.title))
 
 
 class _Listener:

@@ -55,14 +55,14 @@ def report_is_current(path: Path, sidecar: Mapping[str, Any], events: EventSetti
 
 def write_report(path: Path, video: Path, sidecar: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
                  events: Sequence[PolypEvent], settings: EventSettings, title: str) -> Path:
-    from polypvision.batch.files import write_text_atomic
+    from polypvision.fileio import write_text
     from polypvision.report.thumbs import thumbnails
 
     thumbs = thumbnails(video, [e.largest_frame for e in events]) if events else {}
     html = render_report(title=title, sidecar=sidecar, records=records, events=events, settings=settings,
                          figures=figures(sidecar, records, events), thumbs=thumbs,
                          key=report_key(sidecar, settings, len(records)), video_name=video.name)
-    return write_text_atomic(path, html)
+    return write_text(path, html)
 
 
 def report_from_log(log: Path, out: Path | None = None, video: Path | None = None,

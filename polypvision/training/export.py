@@ -93,19 +93,12 @@ def export_keras(model, contract: ModelContract, path: str | Path, tol: float = 
 def write_atomic(proto, path: str | Path) -> None:
     import onnx
 
+    from polypvision.fileio import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shipped model must be readable by all
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, ".onnx") as tmp:  # readable by all, like any file the user makes
+        onnx.save_model(proto, str(tmp))
 
 
 def make_contract(name: str, config: dict[str, Any], threshold: float, training: dict[str, Any],

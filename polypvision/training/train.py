@@ -27,7 +27,6 @@ import json
 import math
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from polypvision import data as pdata
+from polypvision.fileio import atomic_open, atomic_path, copy_file, write_text
 from polypvision.training import trainsets
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
@@ -349,9 +349,8 @@ def save_weights_atomic(model, path: Path) -> str:
     never leaves a truncated file under the name a state file points to. Returns the path relative
     to the run folder (``ckpt/...``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name.replace(".weights.h5", f".{os.getpid()}.tmp.weights.h5"))
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, ".weights.h5", lock=False) as tmp:  # HDF5 locks the file itself
+        model.save_weights(tmp)
     return f"{path.parent.name}/{path.name}"
 
 
@@ -371,9 +370,7 @@ def commit_epoch(out: Path, state: dict[str, Any]) -> None:
     save_state(out / "state.json", state)
     for name, key in (("last.weights.h5", "last"), ("best.weights.h5", "best_file")):
         if state.get(key):
-            tmp = out / f"{name}.{os.getpid()}.tmp"
-            shutil.copyfile(out / state[key], tmp)
-            os.replace(tmp, out / name)
+            copy_file(out / state[key], out / name)
     for f in (out / "ckpt").glob("*.weights.h5"):
         if f"ckpt/{f.name}" not in keep:
             f.unlink(missing_ok=True)
@@ -388,17 +385,13 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
         return
     kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= epochs_done]
     if len(kept) != len(rows):
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             csv.writer(f).writerows(kept)
-        os.replace(tmp, path)
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write a run's state.json atomically (a run cut off mid-write must still resume)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    tmp.replace(path)
+    write_text(path, json.dumps(state, indent=1))
 
 
 def run(args) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from polypvision import data as pdata
+from polypvision.fileio import atomic_open
 
 CACHE_SIDE = 384  # stored square side for mixed-size data: above the 256 input, so crops keep detail
 
@@ -103,10 +104,8 @@ def load_arrays(samples: list[pdata.Sample], cache: Path | None = None) -> tuple
     imgs, masks = _decode(samples, target)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez(f, images=imgs, masks=masks)
-        os.replace(tmp, path)
     except OSError:
         pass  # no cache (read-only home, full disk): the run goes on, decoding again next time
     return imgs, masks
@@ -178,10 +177,8 @@ def teacher_maps(images: np.ndarray, teacher: str | Path, cache: Path | None = N
             out[i + j, ..., 0] = np.clip(np.rint(p * 255.0), 0, 255).astype(np.uint8)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.save(f, out)
-        os.replace(tmp, path)
     except OSError:
         pass
     return out

@@ -144,7 +144,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert epochs == list(range(1, done + 3))
     for key in ("last", "last_ema", "best_file"):
         assert (out / state[key]).is_file()
-    assert not list(out.rglob("*.tmp*"))
+    assert not list(out.rglob("*.tmp*")) and not list(out.rglob("*.partial*"))  # no temporary file left
 
 
 def test_deep_supervision_trains_side_outputs_and_exports_only_the_main_one(tmp_path):
