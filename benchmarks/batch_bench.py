@@ -30,8 +30,8 @@ from pathlib import Path
 
 from polypvision import __version__
 from polypvision.cli import main as pv
-from polypvision.cli import resolve_model
 from polypvision.demo import write_synthetic_clip
+from polypvision.model.registry import resolve_model
 
 
 def make_clips(folder: Path, n: int, frames: int, size: tuple[int, int], fps: float) -> list[Path]:

@@ -149,24 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- shared helpers -------------------------------------------------------------------------------
-def resolve_model(model: Path | None, provider: str, realtime: bool = False) -> Path:
-    """The model to use: the one given, else a shipped one.
-
-    Offline work takes the manifest's default for the provider; live viewing (``realtime``)
-    takes the shipped model with the best validation Dice that a quick timing shows keeps up here.
-    """
-    if model is not None:
-        return model
-    from polypvision.model.registry import cuda_likely, default_model, pick_realtime
-
-    if realtime:
-        path, reason = pick_realtime("auto" if provider != "cpu" and cuda_likely() else "cpu")
-        log.info("model: %s", reason)
-        return path
-    return default_model("cuda" if provider != "cpu" and cuda_likely() else "cpu")
-
-
 def load_segmenter(args: argparse.Namespace, max_batch: int = 8):
+    from polypvision.model.registry import resolve_model
     from polypvision.model.session import Segmenter
 
     seg = Segmenter(resolve_model(args.model, args.provider), args.provider, args.threads, max_batch=max_batch)
@@ -361,35 +345,12 @@ def _annotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_safe(value):
-    from fractions import Fraction
-
-    if isinstance(value, Fraction):
-        return f"{value.numerator}:{value.denominator}"
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 def _sidecar(args, seg, info, processor, source=None) -> dict:
-    """The log's sidecar. ``source`` (the opened FrameSource) names what was really read: the
-    input string may be a keyword, a file named like one, or a pattern."""
-    from dataclasses import asdict
+    """The log's sidecar for ``annotate``'s arguments (see :func:`polypvision.pipeline.annotate.log_sidecar`)."""
+    from polypvision.pipeline.annotate import log_sidecar
 
-    from polypvision.sources import source_kind
-
-    kind = source_kind(args.input)
-    if source is not None:
-        read = getattr(source, "path", None) or getattr(source, "spec", None)
-    else:
-        read = args.input if kind in ("file", "frames") else None
-    return {"software": {"polypvision": __version__}, "input": str(args.input),
-            "input_kind": kind, "input_read": str(Path(read).resolve()) if read is not None else info.description,
-            "source": _json_safe(asdict(info)), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
-            "provider": str(seg.report), "settings": {
-                "batch": args.batch, "threshold": processor.threshold,
-                "smoothing": asdict(processor.smoothing), "style": args.style, "blackout": args.blackout},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return log_sidecar(args.input, seg, info, processor, batch=args.batch, style=args.style,
+                       blackout=args.blackout, source=source)
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -29,6 +29,14 @@ class OutputError(UserError):
     """An output path cannot be written."""
 
 
+def describe_error(exc: BaseException) -> str:
+    """The one line a user sees: UserError messages as written, anything else with its type."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 CAUSE_CHARS = 240
 # onnxruntime wraps its reason in boilerplate: a status prefix, "Load model from PATH failed:",
 # and the C++ source location with the full signature of the function that raised.

@@ -14,7 +14,8 @@ CORE_MODULES = [
     "polypvision", "polypvision.cli", "polypvision.sources", "polypvision.model.session",
     "polypvision.pipeline.annotate", "polypvision.pipeline.live", "polypvision.pipeline.recorder",
     "polypvision.overlay", "polypvision.smoothing", "polypvision.recording", "polypvision.fov",
-    "polypvision.demo",
+    "polypvision.demo", "polypvision.viewer.controller", "polypvision.viewer.export",
+    "polypvision.viewer.source_choices", "polypvision.viewer.labels",
 ]
 
 

@@ -168,7 +168,7 @@ def _batch(args: argparse.Namespace) -> int:
     from polypvision.batch.discover import discover
     from polypvision.batch.run import INDEX, SUMMARY, default_sizing, machine_cores, run_batch
     from polypvision.batch.settings import JobContext, sha256_file
-    from polypvision.cli import resolve_model
+    from polypvision.model.registry import resolve_model
 
     _positive("--workers", args.workers)
     _positive("--threads", args.threads)

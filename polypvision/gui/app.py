@@ -35,6 +35,7 @@ def create_window(source: str | None = None, model: str | os.PathLike[str] | Non
         win.transport.loop_box.blockSignals(True)
         win.transport.loop_box.setChecked(True)
         win.transport.loop_box.blockSignals(False)
+        win.session.set_loop(True)
     win.open_source(spec)
     return win
 

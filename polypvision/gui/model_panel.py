@@ -23,18 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from polypvision.model.registry import shipped_models
+from polypvision.viewer.labels import provider_text
 
 PROVIDERS = ("auto", "cuda", "cpu")
 WARN_STYLE = "color: #8a4b00; background: #ffe8b0; border: 1px solid #e0a030; padding: 3px;"
-
-
-def provider_text(asked: str, report) -> tuple[str, bool]:
-    """The provider line, and whether it is a warning (CUDA asked for, CPU running)."""
-    if report is None:
-        return "no model loaded", False
-    if asked in ("auto", "cuda") and report.name != "CUDA":
-        return f"\u26a0 Running on CPU: {report.reason}", True
-    return f"Running on {report.name}", False
 
 
 class ModelPanel(QGroupBox):

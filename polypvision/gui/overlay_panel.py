@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from polypvision.gui.player import OverlaySettings
+from polypvision.viewer.overlay_settings import OverlaySettings
 
 
 def _slider(lo: int, hi: int, tip: str) -> QSlider:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from polypvision.gui.player import OverlaySettings
+from polypvision.viewer.overlay_settings import OverlaySettings
 
 ORG, APP = "PolypVision", "PolypVision"
 

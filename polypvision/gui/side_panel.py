@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBox
 
 from polypvision.gui.model_panel import ModelPanel
 from polypvision.gui.overlay_panel import OverlayPanel
-from polypvision.gui.source_dialogs import granted_text
 from polypvision.types import SourceInfo
+from polypvision.viewer.source_choices import granted_text
 
 WIDTH = 340
 

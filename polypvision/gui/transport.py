@@ -1,5 +1,8 @@
 """Transport bar: play/pause, step, seek slider, and the detection timeline under it.
 
+The timeline counts polyp events as :mod:`polypvision.events` defines them (the report and the
+batch summary count the same way), over the frames analysed so far.
+
 The slider only seeks on release or a click on its groove: every seek makes the decoder jump
 to a keyframe and decode forward, so seeking on every pixel of a drag would queue dozens of
 expensive seeks behind each other.
@@ -23,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from polypvision.gui.player import CLEAR, POLYP, DetectionTrack
+from polypvision.pipeline.track import CLEAR, POLYP, DetectionTrack
+from polypvision.viewer.labels import events_text
 
 
 def _clock(seconds: float) -> str:
@@ -109,6 +113,9 @@ class DetectionTimeline(QWidget):
             self.seek_requested.emit(i)
         else:
             what = {POLYP: "polyp", CLEAR: "no polyp"}.get(int(self.track.state[i]), "not analysed yet (T scans)")
+            ev = self.track.event_at(i)
+            if ev is not None:
+                what += f" (polyp event {ev.number}: {ev.duration_s:.1f} s)"
             QToolTip.showText(event.globalPosition().toPoint(), f"frame {i + 1}: {what}", self)
 
 
@@ -135,6 +142,9 @@ class TransportBar(QWidget):
         self.slider.actionTriggered.connect(self._on_action)
         self.timeline = DetectionTimeline()
         self.timeline.seek_requested.connect(self.seek.emit)
+        self.events_label = QLabel("")
+        self.events_label.setToolTip("Polyp events so far: detections lasting long enough, short gaps bridged "
+                                     "(as in the report)")
         self.time_label = QLabel("--:--")
         self.time_label.setMinimumWidth(150)
         self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -152,9 +162,11 @@ class TransportBar(QWidget):
             row.addWidget(w)
         row.addLayout(bars, 1)
         row.addWidget(self.time_label)
+        row.addWidget(self.events_label)
         row.addWidget(self.loop_box)
         self.fps = 25.0
         self._shows_paused = False
+        self._events_version = -1
         self.set_source(None, active=False)
 
     def _button(self, icon, tip: str, slot) -> QToolButton:
@@ -188,6 +200,9 @@ class TransportBar(QWidget):
             b.setEnabled(bool(seekable))
         self.loop_box.setVisible(bool(seekable))
         self.timeline.set_track(track)
+        self.events_label.setVisible(track is not None)
+        self.events_label.setText("")
+        self._events_version = -1
         self.play_btn.setEnabled(active)
         self.time_label.setText("")
 
@@ -205,3 +220,10 @@ class TransportBar(QWidget):
         total = f" / {frame_count}" if frame_count else ""
         self.time_label.setText(f"{_clock(max(index, 0) / self.fps)}  frame {max(index, 0) + 1}{total}")
         self.timeline.refresh(index)
+
+    def show_events(self) -> None:
+        """Recount the timeline's polyp events if it changed (called at the figures' slower rate)."""
+        track = self.timeline.track
+        if track is not None and track.version != self._events_version:
+            self._events_version = track.version
+            self.events_label.setText(events_text(len(track.events())))

@@ -9,9 +9,6 @@ from pathlib import Path
 import cv2
 import pytest
 
-from polypvision.gui.model_panel import provider_text
-from polypvision.model.session import ProviderReport
-
 
 def decodable_frames(path: Path) -> int:
     cap = cv2.VideoCapture(str(path))
@@ -78,6 +75,23 @@ def test_export_runs_and_cancel_leaves_no_file(make_window, frames_clip, tmp_pat
     assert "cancelled" in dlg2.result_text
     assert not out2.exists() and leftovers(tmp_path) == []
     qtbot.waitUntil(lambda: "cancelled" in win.statusBar().currentMessage(), timeout=2000)
+
+
+def test_export_can_write_the_procedures_report(make_window, frames_clip, tmp_path, qtbot):
+    """File > Export also writes the per-procedure HTML report (and the log it is made from)."""
+    win = make_window(frames_clip)
+    dlg = win.export_clip()
+    out = tmp_path / "with-report.mp4"
+    dlg.path_edit.setText(str(out))
+    dlg.report_box.setChecked(True)
+    assert dlg.log_box.isChecked()  # the report is made from the log
+    dlg.start()
+    qtbot.waitUntil(lambda: not dlg.running and dlg.result_text != "", timeout=20000)
+    report = tmp_path / "with-report.report.html"
+    assert f"report: {report}" in dlg.result_text, dlg.result_text
+    html = report.read_text(encoding="utf-8")
+    assert "with-report.mp4" in html and "Polyp events" in html
+    assert out.with_suffix(".jsonl").is_file() and leftovers(tmp_path) == []
 
 
 def test_export_refuses_a_bad_path_and_live_sources(make_window, frames_clip, tmp_path, qtbot):
@@ -155,13 +169,6 @@ def test_model_swap_while_playing(make_window, frames_clip, tmp_path, qtbot):
     win.load_model(other, "cpu")
     qtbot.waitUntil(lambda: win.player.processor.segmenter.path == other, timeout=5000)
     assert "32x32" in win.model_panel.info_label.text()
-
-
-def test_cuda_fallback_is_a_visible_warning(make_window, qtbot):
-    text, warn = provider_text("auto", ProviderReport("CPU", "no NVIDIA driver found"))
-    assert warn and "CPU" in text and "no NVIDIA driver found" in text
-    assert provider_text("cpu", ProviderReport("CPU", "CPU requested")) == ("Running on CPU", False)
-    assert provider_text("auto", ProviderReport("CUDA", "ok"))[1] is False
 
 
 def test_worker_errors_reach_the_status_bar(make_window, frames_clip, qtbot):

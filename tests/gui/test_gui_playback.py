@@ -76,6 +76,17 @@ def test_timeline_marks_detections_and_click_seeks(make_window, frames_clip, qtb
     qtbot.waitUntil(lambda: shown_index(win) == 45, timeout=5000)
 
 
+def test_the_timeline_counts_polyp_events(make_window, frames_clip, qtbot):
+    """The count under the timeline is polypvision.events' (the report's), over the frames seen."""
+    win = make_window(frames_clip)
+    win.player.runner.pause()
+    win.scan_clip()
+    qtbot.waitUntil(lambda: "Scan complete" in win.statusBar().currentMessage(), timeout=20000)
+    n = len(win.player.track.events())
+    assert n >= 1 and f"Scan complete: {n} polyp event" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: win.transport.events_label.text().startswith(f"{n} polyp event"), timeout=3000)
+
+
 def test_next_detection_jumps(make_window, frames_clip, qtbot):
     win = make_window(frames_clip)
     qtbot.waitUntil(lambda: win.player.runner.position > 20, timeout=5000)
@@ -130,13 +141,6 @@ def test_overlay_controls_change_the_drawn_frame(make_window, frames_clip, qtbot
 
 
 def test_alert_flashes_once_per_appearance(make_window, frames_clip, qtbot):
-    from polypvision.gui.alert import AppearanceAlert
-
-    a = AppearanceAlert(quiet_s=1.0)
-    assert a.update(True, 10.0) and not a.update(True, 10.1)  # the same polyp, still there
-    assert not a.update(False, 10.2) and not a.update(True, 10.5)  # a flicker is not a new polyp
-    assert a.update(True, 12.0)  # gone for more than the quiet spell: new
-
     win = make_window()
     win.overlay_panel.alert_box.setChecked(True)
     win.open_source(str(frames_clip))  # the toy model "finds" the red mucosa at once
@@ -145,7 +149,7 @@ def test_alert_flashes_once_per_appearance(make_window, frames_clip, qtbot):
 
 
 def test_scan_fills_the_whole_timeline(make_window, frames_clip, qtbot):
-    from polypvision.gui.player import UNKNOWN
+    from polypvision.pipeline.track import UNKNOWN
 
     win = make_window(frames_clip)
     win.player.runner.pause()
