@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,14 @@ from polypvision.training import trainsets
 def refit(args) -> int:
     import keras
 
+    from polypvision.training.callbacks import RefitCheckpoint, StepProgress, WeightEMA
+    from polypvision.training.loop import epoch_lr, epoch_phase, fit_epochs
     from polypvision.training.train import (
-        _Progress,
         build_model,
         configure_threads,
         fmt_duration,
         save_state,
         save_weights_atomic,
-        start_epoch,
     )
 
     src = Path(args.refit_of)
@@ -100,23 +99,22 @@ def refit(args) -> int:
                                       seed=int(config["seed"]), negative_share=share, n_outputs=len(model.outputs))
     n_pos = sum(len(a[0]) for a in arrays if not a[2])
     steps = max(1, round((n_pos / (1.0 - share) if n_pos < len(samples) else len(samples)) / batch))
-    phase, ema, wall = None, None, 0.0
-    for epoch in range(n_epochs):
-        t0 = time.time()
-        phase, lr = start_epoch(model, config, epoch, total, phase)  # the run's schedule, cut at n_epochs
-        prog = _Progress(out.name, epoch, n_epochs, steps, float(config["ema_decay"]), ema)
-        hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
-        ema = prog.ema
-        save_weights_atomic(model, out / "last.weights.h5")
-        wall += time.time() - t0
-        state.update(epoch=epoch + 1, wall_s=wall, phase=phase)
-        save_state(state_path, state)
-        print(f"[{out.name}] epoch {epoch + 1}/{n_epochs} {phase} lr {lr:.2g} loss {hist.history['loss'][-1]:.4f} "
-              f"{fmt_duration(time.time() - t0)}/epoch", flush=True)
-    if kind == "ema" and ema is not None:
-        model.set_weights(ema)
+    averaged = WeightEMA(float(config["ema_decay"]))
+
+    def say(epoch: int, loss: float, seconds: float) -> None:
+        print(f"[{out.name}] epoch {epoch + 1}/{n_epochs} {epoch_phase(config, epoch)} "
+              f"lr {epoch_lr(config, epoch, total):.2g} loss {loss:.4f} {fmt_duration(seconds)}/epoch", flush=True)
+
+    checkpoint = RefitCheckpoint(out, state, phase_of=lambda e: epoch_phase(config, e), save=save_weights_atomic,
+                                 save_state=save_state, say=say)
+    # The run's schedule (its length ``total``), cut at the epoch validation chose.
+    fit_epochs(model, ds, config, start=0, stop=n_epochs, schedule_epochs=total, steps=steps,
+               callbacks=[averaged, StepProgress(out.name, n_epochs, steps), checkpoint])
+    if kind == "ema" and averaged.ema is not None:
+        model.set_weights(averaged.ema)
     save_weights_atomic(model, out / "best.weights.h5")  # what export reads: the refit's final weights
     state["finished"] = True
     save_state(state_path, state)
-    print(f"[{out.name}] done: refit {n_epochs} epochs on {len(samples)} frames, wall {fmt_duration(wall)}", flush=True)
+    print(f"[{out.name}] done: refit {n_epochs} epochs on {len(samples)} frames, wall "
+          f"{fmt_duration(float(state.get('wall_s', 0.0)))}", flush=True)
     return 0

@@ -1,9 +1,11 @@
 """``polypvision train``: fit a model on a leak-free split, resumable at any epoch.
 
-Training here runs for hours on two CPU cores and may be cut off at any time, so every
-epoch ends with a checkpoint (``last.weights.h5``), the state (``state.json``) and a row
-of ``history.csv``; ``--resume`` continues from there, even at another input size (the
-networks are fully convolutional: train small first, then fine-tune at 256).
+Training may run for hours and be cut off at any time, so every epoch ends with a
+checkpoint (``last.weights.h5``), the state (``state.json``) and a row of ``history.csv``;
+``--resume`` continues from there, even at another input size (the networks are fully
+convolutional: train small first, then fine-tune at the export size). The epochs run in
+Keras's ``fit`` with callbacks (:mod:`polypvision.training.loop`, shared with ``refit``;
+:mod:`polypvision.training.callbacks`).
 
 Validation Dice is measured like the app measures it: the full frame resized to the
 model's size with OpenCV, the probability resized back to the frame, thresholded, and
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shlex
 import subprocess
@@ -39,6 +40,10 @@ import numpy as np
 from polypvision import data as pdata
 from polypvision.fileio import atomic_open, atomic_path, copy_file, write_text
 from polypvision.training import trainsets
+from polypvision.training.loop import AUX_LOSS_WEIGHT, epoch_lr, epoch_phase
+
+__all__ = ["AUX_LOSS_WEIGHT", "HISTORY_FIELDS", "build_model", "choose_threshold", "commit_epoch", "epoch_lr",
+           "epoch_phase", "loss_of", "run", "save_state", "save_weights_atomic", "truncate_history"]
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
 HISTORY_FIELDS = ["epoch", "phase", "lr", "loss", "val_dice", "val_iou", "val_dice_ema", "val_dice_raw", "best_dice",
@@ -226,48 +231,7 @@ def build_model(config: dict[str, Any], input_size: int | None = None):
                       pretrained=arch.pretrained, deep_supervision=bool(config.get("deep_supervision")))
 
 
-AUX_LOSS_WEIGHT = 0.4  # each deep-supervision side output, against 1 for the main one
-
-
 # ------------------------------------------------------------------ the loop
-
-
-class _Progress:
-    """Keras callback: a progress line with s/step and ETA every few steps, plus weight EMA."""
-
-    def __init__(self, name: str, epoch: int, epochs: int, steps: int, ema_decay: float, ema: list | None):
-        import keras
-
-        class CB(keras.callbacks.Callback):
-            pass
-
-        self.cb = CB()
-        self.name, self.epoch, self.epochs, self.steps = name, epoch, epochs, steps
-        self.ema_decay, self.ema = ema_decay, ema
-        self.t0 = time.time()
-        self.losses: list[float] = []
-        self.step_times: list[float] = []
-        self.cb.on_train_batch_end = self.on_batch_end
-        self.last = time.time()
-
-    def on_batch_end(self, batch: int, logs=None) -> None:
-        now = time.time()
-        self.step_times.append(now - self.last)
-        self.last = now
-        self.losses.append(float((logs or {}).get("loss", float("nan"))))
-        w = [v.value.numpy() for v in self.cb.model.weights]
-        if self.ema is None or len(self.ema) != len(w):
-            self.ema = [np.array(x, copy=True) for x in w]
-        else:
-            d = self.ema_decay
-            for e, x in zip(self.ema, w, strict=True):
-                e *= d
-                e += (1.0 - d) * x
-        if (batch + 1) % 10 == 0 or batch + 1 == self.steps:
-            per = float(np.mean(self.step_times[1:] or self.step_times))
-            left = (self.steps - batch - 1 + (self.epochs - self.epoch - 1) * self.steps) * per
-            print(f"[{self.name}] epoch {self.epoch + 1}/{self.epochs} step {batch + 1}/{self.steps} "
-                  f"loss {np.mean(self.losses):.4f} {per:.2f} s/step ETA {fmt_duration(left)}", flush=True)
 
 
 def _check_sizes(size: int, crop: int, multiple: int) -> int | None:
@@ -284,53 +248,6 @@ def _check_sizes(size: int, crop: int, multiple: int) -> int | None:
         raise UserError(f"--crop-size {crop}: must be a multiple of {multiple} below --input-size {size} "
                         f"(e.g. {max(multiple, size // 2 // multiple * multiple)}), or 0 for whole frames")
     return crop
-
-
-def _cosine(lr: float, i: int, n: int, floor: float = 0.02) -> float:
-    if n <= 1:
-        return lr
-    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * i / (n - 1))))
-
-
-def epoch_phase(config: dict[str, Any], epoch: int) -> str:
-    """``warmup`` (pretrained encoder frozen), then ``finetune``; ``train`` throughout without a warm-up."""
-    warm = int(config.get("warmup_epochs") or 0)
-    return "warmup" if epoch < warm else ("finetune" if warm else "train")
-
-
-def epoch_lr(config: dict[str, Any], epoch: int, epochs: int) -> float:
-    """The learning rate of ``epoch``: constant in the warm-up, then cosine decay to the end of ``epochs``."""
-    warm = int(config.get("warmup_epochs") or 0)
-    phase = epoch_phase(config, epoch)
-    base_lr = float(config["finetune_lr"] if phase == "finetune" else config["lr"])
-    if phase == "warmup":
-        return base_lr
-    i, n = (epoch - warm, epochs - warm) if phase == "finetune" else (epoch, epochs)
-    return _cosine(base_lr, i, n)
-
-
-def start_epoch(model, config: dict[str, Any], epoch: int, epochs: int, phase_now: str | None) -> tuple[str, float]:
-    """Set up ``model`` for ``epoch`` of ``epochs``: on a phase change, (un)freeze the encoder and
-    recompile (a fresh Adam); then the epoch's learning rate. Returns (phase, learning rate).
-
-    Shared by ``run`` and ``refit`` so that a refit replays exactly the schedule of its run.
-    """
-    import keras
-
-    from polypvision.training import encoders
-
-    phase = epoch_phase(config, epoch)
-    if phase != phase_now:
-        if encoders.get(config["arch"]).pretrained:
-            encoders.set_encoder_trainable(model, phase != "warmup")
-        n_out = len(model.outputs)
-        loss = loss_of(config)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])),
-                      loss=[loss] * n_out if n_out > 1 else loss,
-                      loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n_out - 1) if n_out > 1 else None)
-    lr = epoch_lr(config, epoch, epochs)
-    model.optimizer.learning_rate.assign(lr)
-    return phase, lr
 
 
 def _per_dataset(detail: dict) -> str:
@@ -376,7 +293,7 @@ def commit_epoch(out: Path, state: dict[str, Any]) -> None:
             f.unlink(missing_ok=True)
 
 
-def _truncate_history(path: Path, epochs_done: int) -> None:
+def truncate_history(path: Path, epochs_done: int) -> None:
     """Drop history rows of epochs after the last committed one (a run killed between the row and the commit)."""
     if not path.is_file():
         return
@@ -523,74 +440,13 @@ def run(args) -> int:
                 ema = [np.array(v.value.numpy(), copy=True) for v in model.weights]
             model.load_weights(last)
             print(f"[{out.name}] resumed at epoch {start} from {last}", flush=True)
-        _truncate_history(out / "history.csv", start)
+        truncate_history(out / "history.csv", start)
     print(f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}"
           f"{f' (trained on {crop}x{crop} crops)' if crop else ''}, batch {batch}, "
           f"{steps} steps/epoch, epochs {start}..{epochs}", flush=True)
+    _fit(model, ds, config, out, state, start=start, epochs=epochs, steps=steps, ema=ema, score=_score,
+         detail=lambda: validator.last)
 
-    hist_path = out / "history.csv"
-    if not hist_path.is_file():
-        with open(hist_path, "w", newline="") as f:
-            csv.writer(f).writerow(HISTORY_FIELDS)
-    best = float(state.get("best_dice", -1.0))
-    wall = float(state.get("wall_s", 0.0))
-    phase_now = None
-    bad_epochs = int(state.get("bad_epochs", 0))
-    for epoch in range(start, epochs):
-        t0 = time.time()
-        phase, lr = start_epoch(model, config, epoch, epochs, phase_now)
-        phase_now = phase
-        prog = _Progress(out.name, epoch, epochs, steps, float(config["ema_decay"]), ema)
-        hist = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[prog.cb], shuffle=False)
-        ema = prog.ema
-        loss = float(hist.history["loss"][-1])
-        raw_scores = _score()
-        ckpt = {"last": save_weights_atomic(model, out / "ckpt" / f"e{epoch + 1:03d}.weights.h5")}
-        raw_w = model.get_weights()
-        raw_detail = validator.last
-        model.set_weights(ema)
-        ema_scores = _score()
-        ema_detail = validator.last
-        ckpt["last_ema"] = save_weights_atomic(model, out / "ckpt" / f"e{epoch + 1:03d}.ema.weights.h5")
-        # The EMA usually wins, but averaged weights do not match averaged BatchNorm
-        # statistics in a network that is still changing fast (a UNet from scratch):
-        # keep whichever of the two scores better this epoch.
-        use_ema = ema_scores[0.5][0] >= raw_scores[0.5][0]
-        scores = ema_scores if use_ema else raw_scores
-        if not use_ema:
-            model.set_weights(raw_w)
-        detail = ema_detail if use_ema else raw_detail
-        dice, iou = scores[0.5]
-        improved = dice > best
-        if improved:
-            best = dice
-            state["best_file"] = ckpt["last_ema" if use_ema else "last"]
-            state["best_epoch"] = epoch + 1
-            state["best_weights"] = "ema" if use_ema else "raw"
-            state["best_scores"] = {str(t): v for t, v in scores.items()}
-            state["best_detail"] = detail
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-        model.set_weights(raw_w)
-        dt = time.time() - t0
-        wall += dt
-        with open(hist_path, "a", newline="") as f:
-            csv.writer(f).writerow([epoch + 1, phase, f"{lr:.3g}", f"{loss:.4f}", f"{dice:.4f}", f"{iou:.4f}",
-                                    f"{ema_scores[0.5][0]:.4f}", f"{raw_scores[0.5][0]:.4f}", f"{best:.4f}", f"{dt:.0f}", f"{wall:.0f}",
-                                    _per_dataset(detail), _fmt_share(detail.get("negative_frames_flagged"))])
-        state.update(epoch=epoch + 1, best_dice=best, wall_s=wall, bad_epochs=bad_epochs, phase=phase, **ckpt)
-        state.setdefault("epoch_files", []).append({"epoch": epoch + 1, **ckpt, "val_dice_ema": ema_scores[0.5][0],
-                                                    "val_dice_raw": raw_scores[0.5][0]})
-        commit_epoch(out, state)
-        left = (epochs - epoch - 1) * dt
-        print(f"[{out.name}] epoch {epoch + 1}/{epochs} {phase} lr {lr:.2g} loss {loss:.4f} val Dice {dice:.4f} "
-              f"IoU {iou:.4f} (EMA {ema_scores[0.5][0]:.4f}, raw {raw_scores[0.5][0]:.4f}) best {best:.4f}{' *' if improved else ''} "
-              f"[{_per_dataset(detail)}; polyp-free frames flagged {_fmt_share(detail.get('negative_frames_flagged'))}] "
-              f"{fmt_duration(dt)}/epoch ETA {fmt_duration(left)}", flush=True)
-        if bad_epochs >= int(config["patience"]) and phase != "warmup":
-            print(f"[{out.name}] early stop: no val Dice gain for {bad_epochs} epochs", flush=True)
-            break
     # Threshold chosen on validation with the best weights.
     if (out / "best.weights.h5").is_file():
         scores = {float(k): v for k, v in state.get("best_scores", {}).items()}
@@ -600,6 +456,54 @@ def run(args) -> int:
             state["val_dice_at_threshold"] = scores[t_best][0]
     state["finished"] = True
     save_state(state_path, state)
-    print(f"[{out.name}] done: best val Dice {best:.4f} at epoch {state.get('best_epoch')}, "
-          f"threshold {state.get('threshold')}, wall {fmt_duration(wall)}", flush=True)
+    print(f"[{out.name}] done: best val Dice {float(state.get('best_dice', -1.0)):.4f} at epoch "
+          f"{state.get('best_epoch')}, threshold {state.get('threshold')}, wall "
+          f"{fmt_duration(float(state.get('wall_s', 0.0)))}", flush=True)
     return 0
+
+
+def _fit(model, ds, config: dict[str, Any], out: Path, state: dict[str, Any], *, start: int, epochs: int,
+         steps: int, ema: list | None, score, detail) -> None:
+    """Epochs ``start``..``epochs - 1`` through the shared loop, each ending with validation,
+    patience, the history row and the commit (:mod:`polypvision.training.callbacks`)."""
+    from polypvision.training.callbacks import (
+        EpochCommit,
+        EpochRecord,
+        HistoryCSV,
+        Patience,
+        StepProgress,
+        ValidateEpoch,
+        WeightEMA,
+    )
+    from polypvision.training.loop import fit_epochs
+
+    averaged = WeightEMA(float(config["ema_decay"]), ema)
+    validate = ValidateEpoch(out, state, ema=averaged, score=score, detail=detail,
+                             phase_of=lambda e: epoch_phase(config, e), lr_of=lambda e: epoch_lr(config, e, epochs),
+                             save=save_weights_atomic)
+    patience = Patience(int(config["patience"]), best=float(state.get("best_dice", -1.0)),
+                        bad_epochs=int(state.get("bad_epochs", 0)), validated=validate,
+                        may_stop=lambda e: epoch_phase(config, e) != "warmup")
+
+    def row() -> list[Any]:
+        r = validate.record
+        assert r is not None
+        wall = float(state.get("wall_s", 0.0)) + r.seconds
+        return [r.epoch, r.phase, f"{r.lr:.3g}", f"{r.loss:.4f}", f"{r.dice:.4f}", f"{r.iou:.4f}", f"{r.ema_dice:.4f}",
+                f"{r.raw_dice:.4f}", f"{validate.best:.4f}", f"{r.seconds:.0f}", f"{wall:.0f}", _per_dataset(r.detail),
+                _fmt_share(r.detail.get("negative_frames_flagged"))]
+
+    def say(r: EpochRecord, st: dict[str, Any]) -> None:
+        left = (epochs - r.epoch) * r.seconds
+        print(f"[{out.name}] epoch {r.epoch}/{epochs} {r.phase} lr {r.lr:.2g} loss {r.loss:.4f} val Dice {r.dice:.4f} "
+              f"IoU {r.iou:.4f} (EMA {r.ema_dice:.4f}, raw {r.raw_dice:.4f}) best {validate.best:.4f}"
+              f"{' *' if r.improved else ''} [{_per_dataset(r.detail)}; polyp-free frames flagged "
+              f"{_fmt_share(r.detail.get('negative_frames_flagged'))}] {fmt_duration(r.seconds)}/epoch "
+              f"ETA {fmt_duration(left)}", flush=True)
+        if patience.stopped:
+            print(f"[{out.name}] early stop: no val Dice gain for {patience.bad_epochs} epochs", flush=True)
+
+    fit_epochs(model, ds, config, start=start, stop=epochs, schedule_epochs=epochs, steps=steps,
+               callbacks=[averaged, StepProgress(out.name, epochs, steps), validate, patience,
+                          HistoryCSV(out / "history.csv", HISTORY_FIELDS, row),
+                          EpochCommit(state, validate, lambda st: commit_epoch(out, st), say)])
