@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import sys
-import time
 from pathlib import Path
 
 from polypvision import __version__
@@ -183,34 +182,23 @@ def make_processor(args: argparse.Namespace, segmenter, blackout=None):
     return FrameProcessor(segmenter, cfg, style, blackout, args.threshold)
 
 
+PROGRESS_LOG_EVERY_S = 5.0  # annotate's progress in a log (not a terminal): a line this often
+
+
 class ProgressBar:
-    """frames done, FPS and ETA on one line of stderr; a line every 5 s when not a terminal."""
+    """annotate's progress on stderr: frames done of the total, speed and time left (a tqdm bar
+    on a terminal; in a log, a line every ``PROGRESS_LOG_EVERY_S`` and one when complete)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self._last = 0.0
+        from polypvision.progress import Progress
+
+        self.bar = Progress(unit="frame", enabled=enabled, every_s=PROGRESS_LOG_EVERY_S)
 
     def __call__(self, p) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < (0.2 if self.tty else 5.0) and (p.total is None or p.done < p.total):
-            return
-        self._last = now
-        eta = p.eta_s
-        if p.total:
-            frac = min(p.done / p.total, 1.0)
-            bar = "#" * int(frac * 30)
-            text = f"[{bar:<30}] {p.done}/{p.total} {frac:4.0%} {p.fps:5.1f} fps ETA {eta:4.0f} s"
-        else:
-            text = f"{p.done} frames {p.fps:5.1f} fps"
-        sys.stderr.write(("\r" + text) if self.tty else (text + "\n"))
-        sys.stderr.flush()
+        self.bar.update_to(p.done, p.total)
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
+        self.bar.close()
 
 
 # -- commands --------------------------------------------------------------------------------------
