@@ -5,10 +5,10 @@ All numbers come from one run on one machine, so ratios between them are meaning
   postprocess + smoothing + overlay only, encode only;
 - the whole offline pipeline (``annotate``) as FPS and as efficiency = pipeline FPS divided by
   the slowest single stage measured on the same frames;
-- live, synchronous view: the clip paced at 25 and 30 FPS, each frame shown with its own mask;
-  latency from capture to display (p50 / p95 / max) and frames the model skipped;
-- live, pass-through view: a simulated capture card at 1920x1080@60 and 640x480@30, every
-  frame shown with the newest overlay; video rate, overlay rate, overlay age (capture of the
+- live, synchronous view: the clip paced at each rate of ``LIVE_FPS``, each frame shown with its
+  own mask; latency from capture to display (p50 / p95 / max) and frames the model skipped;
+- live, pass-through view: a simulated capture card at each size and rate of ``PASS_THROUGH``,
+  every frame shown with the newest overlay; video rate, overlay rate, overlay age (capture of the
   mask's frame to display) p50 / p95, video delay (capture to display) p95, video drops;
 - optionally (``--keras``) Keras ``predict`` and a ``tf.function`` against onnxruntime on the
   same weights (needs the train extra).
@@ -108,7 +108,7 @@ def bench_stages(frames, info, model_path: Path, provider: str, batches: tuple[i
     for b in batches:
         x = Preprocessor(seg.contract.input, b)(images[:b]).copy()
         t0 = time.perf_counter()
-        seg.run_batch(x)  # warm-up; also bounds the timed loop for slow models (about 10 s each)
+        seg.run_batch(x)  # warm-up; also bounds the timed loop of a slow model (MODEL_BUDGET_S)
         warm_s = time.perf_counter() - t0
         reps = max(3, min(n // b, 60 // b + 4, int(MODEL_BUDGET_S / max(warm_s, 1e-6))))
         t0 = time.perf_counter()
@@ -183,6 +183,7 @@ class _Limited:
 
 
 PASS_THROUGH = ((1920, 1080, 60.0, (1280, 720)), (640, 480, 30.0, (640, 480)))  # source WxH@fps, display
+LIVE_FPS = (25.0, 30.0)  # the synchronous view's paced rates
 WARMUP_S = 1.5
 
 
@@ -323,7 +324,7 @@ def run_bench(args) -> int:
             rows += _offline_rows(args, Path(mp), frames, info, n, rows[0].fps, {"veryfast": rows[1].fps,
                                                                                   "ultrafast": rows[2].fps})
         live_seg = Segmenter(Path(mp), args.provider, **live_options())  # as the desktop app runs it
-        for live_fps in (25.0, 30.0):
+        for live_fps in LIVE_FPS:
             rows.append(bench_live(args.source, live_seg, live_fps, args.live_seconds))
         for w, h, fps, display in PASS_THROUGH:
             rows.append(bench_passthrough(live_seg, w, h, fps, display, args.live_seconds))

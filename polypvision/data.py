@@ -371,7 +371,7 @@ def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEF
 
 
 KVASIR_VAL_SIZE = 100
-NEAR_DUPLICATE_CORR = 0.98  # Kvasir-SEG's four known pairs score >= 0.99; the next closest frames 0.97
+NEAR_DUPLICATE_CORR = 0.98  # between Kvasir-SEG's known duplicate pairs and its closest distinct frames
 
 
 def _thumbnail(path: Path) -> np.ndarray:

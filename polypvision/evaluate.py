@@ -16,9 +16,8 @@ sequence played as a clip in frame order and each still frame on its own.
 
 Reported: IoU and Dice both as the mean over images (what most polyp papers report)
 and pooled over all pixels, precision, recall and pixel accuracy (the research table's
-metrics), a threshold sweep, and per-sequence Dice. Accuracy says little here: about
-87% of CVC-ClinicDB pixels are background, so a model that predicts nothing scores
-~0.87. No TensorFlow is needed.
+metrics), a threshold sweep, and per-sequence Dice. Accuracy says little here: most pixels
+are background, so a model that predicts nothing scores high. No TensorFlow is needed.
 """
 
 from __future__ import annotations

@@ -183,8 +183,8 @@ class VideoWriter:
             bgr = self._pad
         try:
             if self.backend == "pyav-h264":
-                # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) costs about a
-                # fifth of letting swscale convert bgr24 inside the encoder.
+                # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) is much
+                # cheaper than letting swscale convert bgr24 inside the encoder.
                 cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
                 frame = self._av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
                 frame.pts = self._pts

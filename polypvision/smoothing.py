@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Chosen by scripts/tune_smoothing.py on the validation sequences (README, "Temporal smoothing"):
-# alpha 0.8 with a 0.2 hysteresis gap cut the flicker the model adds on a steady scene from
-# 0.051 to 0.009 (1 - IoU between consecutive masks) at no cost in Dice.
+# Chosen by scripts/tune_smoothing.py on the validation sequences: the alpha and hysteresis gap
+# that cut the flicker the model adds on a steady scene most at no cost in Dice (the figures are
+# in docs/smoothing.md).
 HYSTERESIS_GAP = 0.2
 
 

@@ -4,8 +4,8 @@ The pass-through live view shows every video frame as it arrives with the newest
 drawn on it; the recorder and snapshots draw the same thing at full size. The result's mask is
 scaled from the model's size to the target size once per (result, size) and reused for every
 frame drawn until the next result, so the per-frame cost is one resize of the picture to the
-display and the drawing itself. Drawing at display size instead of 1080p is what keeps that
-cheap; the mask is scaled from the model's size, never from a full-size mask.
+display and the drawing itself. Drawing at display size instead of the source's is what keeps
+that cheap; the mask is scaled from the model's size, never from a full-size mask.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def fit_size(src_w: int, src_h: int, area: tuple[int, int] | None) -> tuple[int,
 
 def _interpolation(w: int, h: int, tw: int, th: int) -> int:
     """Area averaging where OpenCV has a fast path (an exact integer shrink), bilinear elsewhere:
-    area averaging by a fractional factor costs several times a frame interval at 1080p."""
+    area averaging by a fractional factor is far slower, too slow for a large frame per interval."""
     if tw < w and w % tw == 0 and h % th == 0 and w // tw == h // th:
         return cv2.INTER_AREA
     return cv2.INTER_LINEAR

@@ -78,7 +78,7 @@ class SyntheticClip:
         return cx, cy, ax, ay, angle
 
     def visible(self, index: int) -> bool:
-        """The polyp leaves the view for a stretch of every 10 s, so clips have negatives too."""
+        """The polyp leaves the view for the last 50 of every 250 frames, so clips have negatives too."""
         return (index % 250) < 200
 
     def mask(self, index: int) -> np.ndarray:
@@ -183,9 +183,9 @@ class _PacedCapture:
 class LiveSyntheticSource(LiveSource):
     """The synthetic clip delivered in real time, like a capture card.
 
-    ``prerender=N`` renders N frames once and cycles them: rendering a 1080p frame costs more
-    than a frame interval at 60 fps, and a capture card hands out finished frames, so the
-    live benchmark measures the pipeline, not the generator.
+    ``prerender=N`` renders N frames once and cycles them: rendering a large frame can cost more
+    than a frame interval, and a capture card hands out finished frames, so the live benchmark
+    measures the pipeline, not the generator.
     """
 
     def __init__(self, fps: float = 30.0, width: int = 640, height: int = 480, seed: int = 0,

@@ -18,25 +18,26 @@ from __future__ import annotations
 import tensorflow as tf
 
 FOREGROUND_P = 0.67
+FULL_FRAME_P = 0.25
 
 
 def _random_box(h: tf.Tensor, w: tf.Tensor, min_scale: float, view: float = 1.0,
                 mask: tf.Tensor | None = None) -> tf.Tensor:
-    """A normalised crop box covering ``min_scale..1`` of each side (full frame 25% of the time).
+    """A normalised crop box covering ``min_scale..1`` of each side (the full frame ``FULL_FRAME_P`` of the time).
 
     ``view`` < 1 shrinks every box by that factor: a patch of the frame at the same zoom as a
     full view would have, so a network trained on patches sees polyps at the scale it meets at
-    inference (training at 128 on whole frames halves that scale, and the 256 model then fails).
-    Patches then often miss the polyp, and the per-image Dice term of the loss punishes any
-    output on an empty patch so hard that a network learns to predict nothing (seen: validation
-    Dice 0 for 8 epochs). So with ``mask`` given, ``FOREGROUND_P`` of the patches are placed to
+    inference (training on whole frames at half the input size halves that scale, and the
+    full-size model then fails). Patches then often miss the polyp, and the per-image Dice term
+    of the loss punishes any output on an empty patch so hard that a network can learn to predict
+    nothing. So with ``mask`` given, ``FOREGROUND_P`` of the patches are placed to
     contain a random polyp pixel (nnU-Net's foreground oversampling).
     """
     s = tf.random.uniform([], min_scale, 1.0)
     aspect = tf.exp(tf.random.uniform([], -0.15, 0.15))
     sy = tf.minimum(1.0, s * aspect)
     sx = tf.minimum(1.0, s / aspect)
-    full = tf.random.uniform([]) < 0.25
+    full = tf.random.uniform([]) < FULL_FRAME_P
     sy = tf.where(full, 1.0, sy) * view
     sx = tf.where(full, 1.0, sx) * view
     y0 = tf.random.uniform([]) * (1.0 - sy)

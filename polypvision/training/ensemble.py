@@ -1,8 +1,8 @@
 """``polypvision ensemble``: several exported models -> one ONNX file that averages them.
 
-Why: on 3 validation and 4 test sequences, two trainings of one recipe differ by as much
-as two encoders do (about 0.03 mean Dice), so the cheapest accuracy lever left on this
-data is to average models rather than pick one. Each member keeps its own input scaling:
+Why: on the few validation and test sequences there are, two trainings of one recipe can
+differ by as much as two encoders do (the runs' figures are in benchmarks/), so a cheap
+accuracy lever on this data is to average models rather than pick one. Each member keeps its own input scaling:
 the ensemble's input is raw RGB pixels (scale 1, mean 0, std 1) and a per-member ``Mul``/``Add`` turns it
 into what that member was trained on, computed from the member's contract, so the runtime
 sees one ordinary model and needs no change. The members' graphs are copied unchanged

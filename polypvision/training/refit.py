@@ -1,7 +1,7 @@
 """``polypvision train --refit-of RUN``: a run's recipe retrained on train + validation.
 
-Why: with 24 sequences in all, the 3 validation sequences are an eighth of the polyps there are
-to learn from. Once validation has chosen the recipe and its epoch count, the usual last step is
+Why: with few sequences in all, the validation sequences are a sizeable share of the polyps
+there are to learn from. Once validation has chosen the recipe and its epoch count, the usual last step is
 to retrain that recipe, for that many epochs, on train + validation, and report the test split
 once. Nothing is chosen during a refit (there is no held-out data left to choose with): the
 learning-rate schedule is the original run's (same total length, stopped at its best epoch), and

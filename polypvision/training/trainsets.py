@@ -2,10 +2,9 @@
 
 A run names its datasets (``--data`` for polyp datasets with masks, ``--negatives`` for
 folders of polyp-free frames) and one split file with a part per dataset. Every dataset's
-training frames are decoded and resized once into an on-disk cache (a 1000-frame Kvasir-SEG
-with 1080p JPEGs takes about a minute to decode on two cores; a resumed run reads the cache
-in seconds), keyed by the files' names, sizes and modification times, so a changed dataset is
-never served stale.
+training frames are decoded and resized once into an on-disk cache (decoding large JPEGs is
+slow; a resumed run reads the cache instead), keyed by the files' names, sizes and
+modification times, so a changed dataset is never served stale.
 
 Frames of different sizes are stored at one square size, as the app resizes any frame to
 the model's square input regardless of aspect; augmentation then crops and resizes from
