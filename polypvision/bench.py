@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from polypvision import __version__
 from polypvision.errors import UserError
@@ -69,7 +69,7 @@ def _load_frames(spec: str, n: int):
 
     src = make_source(spec)
     info = src.open()
-    frames = []
+    frames: list = []
     t0 = time.perf_counter()
     while len(frames) < n:
         f = src.read()
@@ -147,13 +147,14 @@ def bench_pipeline(spec: str, seg, n: int, batch: int, info, preset: str = "very
     from polypvision.pipeline.processor import FrameProcessor
     from polypvision.recording import VideoWriter
     from polypvision.sources import make_source
+    from polypvision.sources.base import FrameSource
 
     src = make_source(spec)
     src.open()
     limited = _Limited(src, n)
     with tempfile.TemporaryDirectory() as d:
         sinks = Sinks(video=VideoWriter(Path(d) / "p.mp4", info.width, info.height, info.fps, preset=preset))
-        rep = annotate(limited, FrameProcessor(seg), sinks, batch=batch)
+        rep = annotate(cast(FrameSource, limited), FrameProcessor(seg), sinks, batch=batch)  # duck-typed
     src.close()
     return Row("annotate pipeline", f"{seg.contract.name}, batch {batch}, x264 {preset}, decode->model->overlay->encode",
                rep.fps, 1000.0 / rep.fps if rep.fps else 0.0, {"frames": rep.frames, "batch": batch})
@@ -164,7 +165,8 @@ class _Limited:
 
     def __init__(self, src, n: int) -> None:
         self.src, self.n, self.i = src, n, 0
-        self.info, self.unreadable, self.warnings = src.info, 0, []
+        self.info, self.unreadable = src.info, 0
+        self.warnings: list[str] = []
 
     def read(self):
         from dataclasses import replace

@@ -13,6 +13,7 @@ import logging
 import math
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from polypvision import __version__
 from polypvision.errors import OutputError, UserError, cause_line
@@ -69,7 +70,7 @@ def _add_overlay_args(p: argparse.ArgumentParser) -> None:
 class Parser(argparse.ArgumentParser):
     """Bad arguments get the one error line every other failure gets (not a usage block)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"polypvision: error: {message}; see '{self.prog} --help'\n")
 
 
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from polypvision import cli_train
     except ModuleNotFoundError:  # pragma: no cover - only while the module is being written
-        cli_train = None
+        cli_train = None  # type: ignore[assignment]
     if cli_train is not None:
         cli_train.register(sub)
     from polypvision.batch import cli as batch_cli
@@ -299,9 +300,10 @@ def _annotate(args: argparse.Namespace) -> int:
             blackout = Blackout(fov) if fov is not None else None
         processor = make_processor(args, seg, blackout)
         info = source.info
+        assert info is not None  # opened above
         interrupts_raise()  # the first temporary file is next: Ctrl-C must now clean up
         sinks.video = VideoWriter(out, info.width, info.height, info.fps, preset=args.encoder_preset,
-                                  sar=info.extra.get("pixel_aspect"))  # type: ignore[arg-type]
+                                  sar=info.extra.get("pixel_aspect"))
         if args.masks is not None:
             sinks.masks = MaskWriter(args.masks, protect=(*input_paths(args.input), out, args.log))
         if args.log is not None:

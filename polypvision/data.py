@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -364,8 +365,8 @@ def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEF
     frac = np.asarray(fractions, dtype=float) / float(sum(fractions))
     n_val = max(1, int(round(frac[1] * n)))
     n_test = max(1, int(round(frac[2] * n)))
-    stems = [dataset.samples[i].stem for i in order]
-    val, test, train = stems[:n_val], stems[n_val:n_val + n_test], stems[n_val + n_test:]
+    shuffled = [dataset.samples[i].stem for i in order]
+    val, test, train = shuffled[:n_val], shuffled[n_val:n_val + n_test], shuffled[n_val + n_test:]
     srt = lambda v: tuple(sorted(v, key=natural_key))  # noqa: E731
     return Split(dataset.name, seed, True, srt(train), srt(val), srt(test))
 
@@ -469,7 +470,7 @@ def save_split(split: Split, path: str | Path, multi: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict = split.to_dict()
     if multi or _part_names(path) or (path.is_file() and _read_doc(path).get("schema") == MULTI_SCHEMA):
-        whole = _read_doc(path) if path.is_file() else {"schema": MULTI_SCHEMA, "datasets": {}}
+        whole: dict[str, Any] = _read_doc(path) if path.is_file() else {"schema": MULTI_SCHEMA, "datasets": {}}
         whole.setdefault("datasets", {})[split.dataset] = doc
         whole["datasets"] = dict(sorted(whole["datasets"].items()))
         doc = whole

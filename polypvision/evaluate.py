@@ -186,9 +186,9 @@ def evaluate_set(segmenter, sd: pdata.SplitData | None, split: str = "test", thr
     if ds.negative:
         raw = [bool((p > t).any()) for p in small]
         app = [d[0] for d in decisions]
-        per_seq = {q: float(np.mean([a for a, s in zip(app, samples) if s.sequence == q])) for q in seqs}
+        flagged_per_seq = {q: float(np.mean([a for a, s in zip(app, samples) if s.sequence == q])) for q in seqs}
         return {**base, "flagged_raw": float(np.mean(raw)) if raw else 0.0,
-                "flagged_app": float(np.mean(app)) if app else 0.0, "flagged_app_per_sequence": per_seq,
+                "flagged_app": float(np.mean(app)) if app else 0.0, "flagged_app_per_sequence": flagged_per_seq,
                 "flagged_frames": [s.stem for s, a in zip(samples, app) if a]}
     probs = [resize_to(p, f.shape[1], f.shape[0]) for p, f in zip(small, frames)]
     # The binary figures are of the mask the app draws (its smoothing, gate and resize back);
@@ -252,7 +252,8 @@ def choose_gate(segmenter, sds: Sequence[pdata.SplitData], split: str = "val", b
     for area in GATE_AREAS:
         for peak in GATE_PEAKS:
             cfg = SmoothingConfig(min_area=area, min_peak=peak)
-            found, flagged = [], []
+            found: list[float] = []
+            flagged: list[bool] = []
             for sd, samples, frames, masks, small in prepared:
                 dec = app_decisions(segmenter, samples, frames, small, cfg)
                 if sd.negative:

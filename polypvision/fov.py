@@ -38,7 +38,7 @@ def detect_fov(frames: list[np.ndarray]) -> np.ndarray:
     fov = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(fov, hull, 1)
     if ERODE_PX:
-        fov = cv2.erode(fov, np.ones((2 * ERODE_PX + 1, 2 * ERODE_PX + 1), np.uint8))
+        return cv2.erode(fov, np.ones((2 * ERODE_PX + 1, 2 * ERODE_PX + 1), np.uint8))
     return fov
 
 

@@ -95,19 +95,20 @@ class VideoWriter:
         try:
             import av  # before the temporary file exists: the first import is slow
         except ImportError:
-            av = None
+            av = None  # type: ignore[assignment]
         self._partial = Partial(self.path, self.path.suffix or ".mp4")
         self._tmp = self._partial.path
         self._ew, self._eh = width + (width % 2), height + (height % 2)
         self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
         self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
         self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
+        self._cv: cv2.VideoWriter | None = None
         try:
             if av is not None:
                 self._open_av(av, crf, preset)
             else:
                 log.warning("PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of H.264")
-                self._cv = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (self._ew, self._eh))
+                self._cv = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (self._ew, self._eh))
                 if not self._cv.isOpened():
                     raise OSError("OpenCV could not open a video writer")
         except OSError as exc:
@@ -143,6 +144,8 @@ class VideoWriter:
 
     def write(self, result: FrameResult) -> None:
         """The sink interface: the result's annotated frame, at its source timestamp."""
+        if result.annotated is None:
+            raise ValueError("VideoWriter needs drawn frames (a sink with needs_image)")
         self.write_at(result.annotated, result.frame.pts_s)
 
     def write_at(self, bgr: np.ndarray, t_s: float) -> None:
@@ -190,7 +193,7 @@ class VideoWriter:
                 frame.pts = self._pts
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
-            else:
+            elif self._cv is not None:
                 self._cv.write(bgr)
         except OSError as exc:  # disk full, folder removed: say which output, in one line
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}; "
@@ -217,7 +220,7 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-        else:
+        elif self._cv is not None:
             self._cv.release()
 
     def commit(self) -> Path:
@@ -287,7 +290,7 @@ class VideoWriter:
         try:
             if self.backend == "pyav-h264":
                 self._container.close()
-            else:
+            elif self._cv is not None:
                 self._cv.release()
         except Exception:  # the encoder may already be broken: removal matters, not the close
             pass

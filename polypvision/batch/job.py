@@ -100,6 +100,7 @@ def annotate_procedure(source: str, out: OutputPaths, model_path: Path, settings
             blackout = Blackout(fov) if fov is not None else None
         processor = make_processor(args, seg, blackout)
         info = src.info
+        assert info is not None  # opened above
         sinks.video = VideoWriter(out.video, info.width, info.height, info.fps, preset=settings.encoder_preset)
         if masks is not None:
             sinks.masks = MaskWriter(masks, protect=(in_path, out.video, out.log))

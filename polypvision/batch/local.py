@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import DEFAULT_RETRIES, Listener, describe_exit, lost_result
@@ -84,7 +85,7 @@ class LocalEngine:
         self.retries = max(0, retries)
         self.job = job
         self.poll_s = poll_s
-        self._mp = mp.get_context(start_method)
+        self._mp: Any = mp.get_context(start_method)  # typeshed's BaseContext lacks Process
         self._started = 0
         self._startup_failures = 0
 

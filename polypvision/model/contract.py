@@ -44,7 +44,7 @@ def _triple(value: Any, where: str) -> tuple[float, float, float]:
         out = ()
     if len(out) != 3 or not all(math.isfinite(v) for v in out):
         raise ContractError(f"model contract: '{where}' must be three finite numbers, got {value!r}")
-    return out  # type: ignore[return-value]
+    return out[0], out[1], out[2]
 
 
 def _positive_int(value: Any, where: str) -> int:

@@ -112,7 +112,7 @@ def to_probabilities(raw: np.ndarray, kind: str) -> np.ndarray:
     elif out.ndim != 3:
         raise ValueError(f"model output has shape {out.shape}; expected (N,H,W,1), (N,1,H,W) or (N,H,W)")
     if kind == "logit":
-        out = 1.0 / (1.0 + np.exp(-np.clip(out, -60.0, 60.0)))
+        out = (1.0 / (1.0 + np.exp(-np.clip(out, -60.0, 60.0)))).astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None)

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -76,7 +77,12 @@ def _graph_dims(value_info) -> list[int | str | None]:
     return list(value_info.shape)
 
 
-def live_options(cores: int | None = None) -> dict[str, object]:
+class LiveOptions(TypedDict):
+    threads: int | None
+    spinning: bool
+
+
+def live_options(cores: int | None = None) -> LiveOptions:
     """Session options for the live view: the video must never wait for the model.
 
     The video path (grabbing, drawing at display size, painting) needs a core of its own on a

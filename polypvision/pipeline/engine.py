@@ -308,7 +308,10 @@ def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[
 
     # The end marker goes in only after an error is recorded: a decoder crash is never
     # mistaken for the end of the input and committed as a short export.
-    reader = Worker("pv-reader", read_loop, stop, on_exit=lambda: put(frames_q, _END, stop))
+    def end_marker() -> None:
+        put(frames_q, _END, stop)
+
+    reader = Worker("pv-reader", read_loop, stop, on_exit=end_marker)
     writer = SinkWriter(sinks, "pv-writer", 16, stop)
     workers = [reader, writer.worker]
     report = OfflineReport(0, 0.0, 0, 0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class FrameProcessor:
         self._tuned_for: tuple[float, SmoothingConfig] | None = None
         self.smoother = self._tune(settings)
 
-    def clone(self, **changes: object) -> FrameProcessor:
+    def clone(self, **changes: Any) -> FrameProcessor:
         """Same model and settings (with ``changes``), fresh buffers and smoothing history."""
         return FrameProcessor(self.segmenter, settings=replace(self.settings, **changes))
 

@@ -241,7 +241,7 @@ class VideoFileSource(FrameSource):
                                           "written_at": "the input's own timestamps"}
         if self.info is not None and "pixel_aspect" in self.info.extra:
             sar = self.info.extra["pixel_aspect"]
-            out["pixel_aspect"] = f"{sar.numerator}:{sar.denominator}"  # type: ignore[union-attr]
+            out["pixel_aspect"] = f"{sar.numerator}:{sar.denominator}"
         return out
 
     def read(self) -> Frame | None:

@@ -90,9 +90,10 @@ def _numbers(files: list[Path]) -> list[int] | None:
 
 def _ranges(missing: list[int]) -> list[str]:
     out: list[str] = []
-    start = prev = None
-    for n in missing + [None]:  # type: ignore[list-item]
-        if start is not None and n == prev + 1:
+    start: int | None = None
+    prev: int | None = None
+    for n in [*missing, None]:
+        if start is not None and prev is not None and n == prev + 1:
             prev = n
             continue
         if start is not None:

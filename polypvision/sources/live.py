@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 
@@ -32,6 +32,18 @@ BACKOFF_MAX_S = 4.0
 STOP_TIMEOUT_S = 1.0  # a healthy grabber stops within one frame; a stalled one is left to finish
 
 
+class Capture(Protocol):
+    """What the grabber needs of a capture: ``cv2.VideoCapture``, or a stand-in for tests."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's spelling
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def get(self, prop: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
 class LiveSource(FrameSource):
     """Shared grabber-thread logic; subclasses say how to open the OpenCV capture."""
 
@@ -40,7 +52,7 @@ class LiveSource(FrameSource):
     def __init__(self, open_timeout_s: float = 10.0) -> None:
         super().__init__()
         self.open_timeout_s = open_timeout_s
-        self._cap: cv2.VideoCapture | None = None
+        self._cap: Capture | None = None
         self._cond = threading.Condition()
         self._latest: tuple[Any, float] | None = None
         self._stop = threading.Event()
@@ -56,7 +68,7 @@ class LiveSource(FrameSource):
         self.wait_backoff: Callable[[float], bool] = self._stop.wait
 
     # subclasses -----------------------------------------------------------------------------
-    def _make_capture(self) -> cv2.VideoCapture:
+    def _make_capture(self) -> Capture:
         raise NotImplementedError
 
     def _describe(self) -> str:
@@ -85,7 +97,7 @@ class LiveSource(FrameSource):
         self._thread.start()
         return self.info
 
-    def _granted(self, cap: cv2.VideoCapture) -> dict[str, Any]:
+    def _granted(self, cap: Capture) -> dict[str, Any]:
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
         code = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)) if fourcc else ""
         return {"granted_width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
@@ -205,7 +217,7 @@ class CaptureSource(LiveSource):
                  fps: float | None = None, fourcc: str | None = None) -> None:
         super().__init__()
         self.device = device
-        self.requested = {"width": width, "height": height, "fps": fps, "fourcc": fourcc}
+        self.requested: dict[str, Any] = {"width": width, "height": height, "fps": fps, "fourcc": fourcc}
 
     def _describe(self) -> str:
         return f"capture device {self.device}"
@@ -217,7 +229,7 @@ class CaptureSource(LiveSource):
         cap = cv2.VideoCapture(int(dev) if isinstance(dev, str) and dev.isdigit() else dev)
         r = self.requested
         if r["fourcc"]:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*r["fourcc"][:4].ljust(4)))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*r["fourcc"][:4].ljust(4)))
         if r["width"]:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, r["width"])
         if r["height"]:

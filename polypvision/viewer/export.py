@@ -55,7 +55,7 @@ def plan_export(spec: str, out: Path, *, log: bool = False, report: bool = False
         log_path = out.with_suffix(".jsonl")
         check_output_path(log_path, (*inputs, out), what="log")
         check_output_path(sidecar_path(log_path), (*inputs, out, log_path), what="log sidecar")
-    if report:
+    if report and log_path is not None:
         report_path = out.with_name(out.stem + ".report.html")
         check_output_path(report_path, (*inputs, out, log_path), what="report")
     return ExportPlan(out, log_path, report_path)
@@ -109,7 +109,7 @@ class ExportJob:
         try:
             info = source.open()
             sinks.append(VideoWriter(self.plan.video, info.width, info.height, info.fps,
-                                     sar=info.extra.get("pixel_aspect")))  # type: ignore[arg-type]
+                                     sar=info.extra.get("pixel_aspect")))
             if self.plan.log is not None:
                 p = self.processor
                 sidecar = log_sidecar(self.spec, p.segmenter, info, p, batch=BATCH, style=style_names(p.style),
