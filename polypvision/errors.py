@@ -42,7 +42,9 @@ CAUSE_CHARS = 240
 # and the C++ source location with the full signature of the function that raised.
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
 _ORT_LOAD = re.compile(r"Load model from .*? failed:\s*")
-_CPP_WHERE = re.compile(r"/\S+\.(?:cc|cpp|h):\d+\s+(?:[\w:~<>]+\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?")
+_CPP_WHERE = re.compile(
+    r"/\S+\.(?:cc|cpp|h):\d+\s+(?:[\w:~<>]+\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?"
+)
 
 
 def cause_line(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
@@ -60,4 +62,4 @@ def cause_line(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
     if len(text) <= limit:
         return text
     head = limit // 3
-    return text[:head].rstrip() + " \u2026 " + text[-(limit - head - 3):].lstrip()
+    return text[:head].rstrip() + " \u2026 " + text[-(limit - head - 3) :].lstrip()

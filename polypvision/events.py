@@ -39,7 +39,9 @@ class EventSettings:
     def validated(self) -> EventSettings:
         for name, value in (("min_duration_s", self.min_duration_s), ("max_gap_s", self.max_gap_s)):
             if not math.isfinite(value) or value < 0:
-                raise UserError(f"event {name} must be a non-negative number of seconds, got {value}")
+                raise UserError(
+                    f"event {name} must be a non-negative number of seconds, got {value}"
+                )
         return self
 
     def to_dict(self) -> dict[str, float]:
@@ -49,8 +51,10 @@ class EventSettings:
     def from_dict(cls, d: Mapping[str, Any] | None) -> EventSettings:
         d = d or {}
         base = cls()
-        return cls(float(d.get("min_duration_s", base.min_duration_s)),
-                   float(d.get("max_gap_s", base.max_gap_s))).validated()
+        return cls(
+            float(d.get("min_duration_s", base.min_duration_s)),
+            float(d.get("max_gap_s", base.max_gap_s)),
+        ).validated()
 
 
 @dataclass(frozen=True)
@@ -104,17 +108,30 @@ def _runs(hit: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def find_events(records: Sequence[Mapping[str, Any]], settings: EventSettings | None = None,
-                fps: float | None = None) -> list[PolypEvent]:
+def find_events(
+    records: Sequence[Mapping[str, Any]],
+    settings: EventSettings | None = None,
+    fps: float | None = None,
+) -> list[PolypEvent]:
     """The polyp events of a per-frame log (dicts with ``t``, ``polyp``, ``peak``, ``area``)."""
-    return find_events_in(np.asarray([r["t"] for r in records], np.float64),
-                          np.asarray([bool(r.get("polyp")) for r in records], bool),
-                          np.asarray([float(r.get("peak", 0.0)) for r in records], np.float64),
-                          np.asarray([float(r.get("area", 0.0)) for r in records], np.float64), settings, fps)
+    return find_events_in(
+        np.asarray([r["t"] for r in records], np.float64),
+        np.asarray([bool(r.get("polyp")) for r in records], bool),
+        np.asarray([float(r.get("peak", 0.0)) for r in records], np.float64),
+        np.asarray([float(r.get("area", 0.0)) for r in records], np.float64),
+        settings,
+        fps,
+    )
 
 
-def find_events_in(t: np.ndarray, polyp: np.ndarray, peak: np.ndarray, area: np.ndarray,
-                   settings: EventSettings | None = None, fps: float | None = None) -> list[PolypEvent]:
+def find_events_in(
+    t: np.ndarray,
+    polyp: np.ndarray,
+    peak: np.ndarray,
+    area: np.ndarray,
+    settings: EventSettings | None = None,
+    fps: float | None = None,
+) -> list[PolypEvent]:
     """:func:`find_events` over per-frame arrays (the app's timeline keeps its verdicts so):
     timestamps, detection flags, peak probabilities and outlined areas, one entry per position."""
     settings = (settings or EventSettings()).validated()
@@ -131,12 +148,22 @@ def find_events_in(t: np.ndarray, polyp: np.ndarray, peak: np.ndarray, area: np.
         start_s, end_s = float(t[first]), float(t[last] + period)
         if end_s - start_s + _EPS_S < settings.min_duration_s:
             continue
-        hits = first + np.flatnonzero(hit[first:last + 1])
+        hits = first + np.flatnonzero(hit[first : last + 1])
         largest = int(hits[int(np.argmax(area[hits]))])  # the earliest of equal largest areas
-        events.append(PolypEvent(
-            number=len(events) + 1, start_frame=first, end_frame=last, start_s=start_s, end_s=end_s,
-            frames_with_polyp=int(hits.size), peak=float(np.max(peak[hits])),
-            largest_area=float(area[largest]), largest_frame=largest, largest_t=float(t[largest])))
+        events.append(
+            PolypEvent(
+                number=len(events) + 1,
+                start_frame=first,
+                end_frame=last,
+                start_s=start_s,
+                end_s=end_s,
+                frames_with_polyp=int(hits.size),
+                peak=float(np.max(peak[hits])),
+                largest_area=float(area[largest]),
+                largest_frame=largest,
+                largest_t=float(t[largest]),
+            )
+        )
     return events
 
 
@@ -160,5 +187,7 @@ def event_settings_of(sidecar: Mapping[str, Any]) -> EventSettings:
     return EventSettings.from_dict((sidecar.get("settings") or {}).get("events"))
 
 
-def count_events(records: Iterable[Mapping[str, Any]], settings: EventSettings | None = None) -> int:
+def count_events(
+    records: Iterable[Mapping[str, Any]], settings: EventSettings | None = None
+) -> int:
     return len(find_events(list(records), settings))

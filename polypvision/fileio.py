@@ -1,11 +1,12 @@
 """Files written whole or not at all: one helper for every small output the project replaces.
 
-Every write goes to a hidden temporary name beside the target (a :class:`~polypvision.partials.Partial`,
-``.NAME.XXXXXXXX.partial[.EXT]``), is synced to the disk, and is renamed over the target; on any
-failure the temporary file is removed and the target is untouched. A reader, a re-run or a resumed
-run therefore sees the old file or the new one, never half of one, and a run killed mid-write leaves
-only a hidden temporary file, which :func:`polypvision.partials.sweep` recognises (its lock, when it
-holds one, is dropped by the kernel with the process).
+Every write goes to a hidden temporary name beside the target (a
+:class:`~polypvision.partials.Partial`, ``.NAME.XXXXXXXX.partial[.EXT]``), is synced to the disk,
+and is renamed over the target; on any failure the temporary file is removed and the target is
+untouched. A reader, a re-run or a resumed run therefore sees the old file or the new one, never
+half of one, and a run killed mid-write leaves only a hidden temporary file, which
+:func:`polypvision.partials.sweep` recognises (its lock, when it holds one, is dropped by the kernel
+with the process).
 
 The multi-file outputs of an export (video, log, sidecar, masks) are published together by their
 sinks (:mod:`polypvision.recording`), which use :class:`~polypvision.partials.Partial` directly.
@@ -50,8 +51,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], suffix: str = "", *, lock: bool = True,
-                sync: bool = True) -> Iterator[Path]:
+def atomic_path(
+    target: str | os.PathLike[str], suffix: str = "", *, lock: bool = True, sync: bool = True
+) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` to write to; on leaving the block normally it is
     synced and renamed over ``target``, on an exception it is removed (and the exception goes on).
 
@@ -75,13 +77,23 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "", *, lock: bool 
 
 
 @contextlib.contextmanager
-def atomic_open(target: str | os.PathLike[str], mode: str = "w", *, encoding: str | None = None,
-                newline: str | None = None, suffix: str = "", lock: bool = True) -> Iterator[IO[Any]]:
+def atomic_open(
+    target: str | os.PathLike[str],
+    mode: str = "w",
+    *,
+    encoding: str | None = None,
+    newline: str | None = None,
+    suffix: str = "",
+    lock: bool = True,
+) -> Iterator[IO[Any]]:
     """``open()`` for writing, through :func:`atomic_path`: the file replaces ``target`` only
     when the block ends without an exception. Text mode defaults to UTF-8."""
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
-    with atomic_path(target, suffix, lock=lock) as tmp, open(tmp, mode, encoding=encoding, newline=newline) as fh:
+    with (
+        atomic_path(target, suffix, lock=lock) as tmp,
+        open(tmp, mode, encoding=encoding, newline=newline) as fh,
+    ):
         yield fh
 
 
@@ -92,15 +104,18 @@ def write_bytes(target: str | os.PathLike[str], data: bytes, *, lock: bool = Tru
     return Path(target)
 
 
-def write_text(target: str | os.PathLike[str], text: str, *, encoding: str = "utf-8",
-               lock: bool = True) -> Path:
+def write_text(
+    target: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", lock: bool = True
+) -> Path:
     """Replace ``target`` with ``text`` (all or nothing; line ends are written as given)."""
     with atomic_open(target, "w", encoding=encoding, newline="", lock=lock) as fh:
         fh.write(text)
     return Path(target)
 
 
-def copy_file(src: str | os.PathLike[str], target: str | os.PathLike[str], *, lock: bool = True) -> Path:
+def copy_file(
+    src: str | os.PathLike[str], target: str | os.PathLike[str], *, lock: bool = True
+) -> Path:
     """Replace ``target`` with a copy of ``src`` (all or nothing)."""
     with atomic_path(target, lock=lock) as tmp:
         shutil.copyfile(src, tmp)

@@ -21,8 +21,17 @@ def detect_fov(frames: list[np.ndarray]) -> np.ndarray:
     if not frames:
         raise ValueError("detect_fov needs at least one frame")
     h, w = frames[0].shape[:2]
-    stack = np.max(np.stack([cv2.cvtColor(f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)), cv2.COLOR_BGR2GRAY)
-                             for f in frames]), axis=0)
+    stack = np.max(
+        np.stack(
+            [
+                cv2.cvtColor(
+                    f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)), cv2.COLOR_BGR2GRAY
+                )
+                for f in frames
+            ]
+        ),
+        axis=0,
+    )
     # A median (not a Gaussian) blur: it removes noise but keeps text strokes thin, so the opening
     # below deletes the text instead of the blur merging it into a blob that joins the view.
     bright = (cv2.medianBlur(stack, 5) > BRIGHT_LEVEL).astype(np.uint8)

@@ -45,9 +45,18 @@ def _is_tty(stream: TextIO) -> bool:
 class Progress:
     """``update_to(n)`` as work gets done; ``write(line)`` for a message of its own; ``close()``."""
 
-    def __init__(self, total: int | None = None, *, desc: str = "", unit: str = "it", stream: TextIO | None = None,
-                 enabled: bool = True, every_s: float = 30.0, describe: Callable[[], str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int | None = None,
+        *,
+        desc: str = "",
+        unit: str = "it",
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        every_s: float = 30.0,
+        describe: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled, self.every_s, self.clock, self.describe = enabled, every_s, clock, describe
         self.tty = _is_tty(self.stream)
@@ -60,13 +69,24 @@ class Progress:
         if enabled and self.tty:
             # A terminal that reports no size (a bare pseudo-terminal) would make tqdm draw nothing.
             sized = _columns(self.stream) > 0
-            self._bar = tqdm(total=total, desc=desc or None, unit=unit, file=self.stream, dynamic_ncols=sized,
-                             ncols=None if sized else DEFAULT_COLUMNS, nrows=None if sized else DEFAULT_ROWS,
-                             mininterval=TTY_REFRESH_S, leave=True,
-                             bar_format="{bar:20}| {desc}" if describe is not None else None)
+            self._bar = tqdm(
+                total=total,
+                desc=desc or None,
+                unit=unit,
+                file=self.stream,
+                dynamic_ncols=sized,
+                ncols=None if sized else DEFAULT_COLUMNS,
+                nrows=None if sized else DEFAULT_ROWS,
+                mininterval=TTY_REFRESH_S,
+                leave=True,
+                bar_format="{bar:20}| {desc}" if describe is not None else None,
+            )
 
-    def update_to(self, n: int, total: int | None = None, *, force: bool = False, **postfix: Any) -> None:
-        """The work done so far is ``n`` (of ``total``, when it became known); ``force`` shows it now."""
+    def update_to(
+        self, n: int, total: int | None = None, *, force: bool = False, **postfix: Any
+    ) -> None:
+        """The work done so far is ``n`` (of ``total``, when it became known);
+        ``force`` shows it now."""
         if total is not None and total != self.total:
             self.total = total
             if self._bar is not None:
@@ -101,8 +121,15 @@ class Progress:
         elapsed = (self.clock() if now is None else now) - self._start
         fmt = LOG_FORMAT if self.total else LOG_FORMAT_OPEN
         desc = f"{self.desc} " if self.desc else ""
-        return tqdm.format_meter(self.n, self.total, elapsed, prefix=desc, unit=self.unit, bar_format=fmt,
-                                 postfix=self.postfix or None)
+        return tqdm.format_meter(
+            self.n,
+            self.total,
+            elapsed,
+            prefix=desc,
+            unit=self.unit,
+            bar_format=fmt,
+            postfix=self.postfix or None,
+        )
 
     def _line(self, now: float) -> None:
         self._last_line, self._said_n = now, self.n

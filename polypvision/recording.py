@@ -30,7 +30,14 @@ from polypvision.output_paths import check_output_path
 from polypvision.partials import Partial
 from polypvision.types import FrameResult
 
-__all__ = ["DetectionLog", "MaskWriter", "VideoWriter", "check_output_path", "container_for", "letterbox"]
+__all__ = [
+    "DetectionLog",
+    "MaskWriter",
+    "VideoWriter",
+    "check_output_path",
+    "container_for",
+    "letterbox",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,7 @@ def letterbox(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
     out = np.zeros((height, width, 3), np.uint8)
     x, y = (width - tw) // 2, (height - th) // 2
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    out[y:y + th, x:x + tw] = cv2.resize(bgr, (tw, th), interpolation=interp)
+    out[y : y + th, x : x + tw] = cv2.resize(bgr, (tw, th), interpolation=interp)
     return out
 
 
@@ -74,8 +81,18 @@ class VideoWriter:
     name = "video"
     needs_image = True
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 20,
-                 preset: str = "veryfast", *, sar: Fraction | None = None, fragmented: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 20,
+        preset: str = "veryfast",
+        *,
+        sar: Fraction | None = None,
+        fragmented: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
         self.fps = fps
@@ -99,7 +116,11 @@ class VideoWriter:
         self._partial = Partial(self.path, self.path.suffix or ".mp4")
         self._tmp = self._partial.path
         self._ew, self._eh = width + (width % 2), height + (height % 2)
-        self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
+        self._pad = (
+            np.zeros((self._eh, self._ew, 3), np.uint8)
+            if (self._ew, self._eh) != (width, height)
+            else None
+        )
         self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
         self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
         self._cv: cv2.VideoWriter | None = None
@@ -107,8 +128,13 @@ class VideoWriter:
             if av is not None:
                 self._open_av(av, crf, preset)
             else:
-                log.warning("PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of H.264")
-                self._cv = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (self._ew, self._eh))
+                log.warning(
+                    "PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of "
+                    "H.264"
+                )
+                self._cv = cv2.VideoWriter(
+                    str(self._tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (self._ew, self._eh)
+                )
                 if not self._cv.isOpened():
                     raise OSError("OpenCV could not open a video writer")
         except OSError as exc:
@@ -125,8 +151,11 @@ class VideoWriter:
             # faststart puts the index (moov) first: the file streams, and a copy cut short
             # stays decodable up to the cut. A recording is fragmented instead: its index
             # grows with it, flushed a fragment at a time.
-            options = ({"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-                       if self.fragmented else {"movflags": "+faststart"})
+            options = (
+                {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+                if self.fragmented
+                else {"movflags": "+faststart"}
+            )
         self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
@@ -165,8 +194,10 @@ class VideoWriter:
         with self._lock:
             self._check_open()
             slot = self.next_pts if pts is None else max(int(pts), self.next_pts)
-            self._pts = max(round(slot * TICKS_PER_S / self.fps) if self.fps > 0 else slot * self._step,
-                            self._last_pts + 1)
+            self._pts = max(
+                round(slot * TICKS_PER_S / self.fps) if self.fps > 0 else slot * self._step,
+                self._last_pts + 1,
+            )
             self._write(bgr)
             self._last_pts = self._pts
             self.next_pts = slot + 1
@@ -196,8 +227,10 @@ class VideoWriter:
             elif self._cv is not None:
                 self._cv.write(bgr)
         except OSError as exc:  # disk full, folder removed: say which output, in one line
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}; "
-                              "check that its folder still exists and the disk has space") from None
+            raise OutputError(
+                f"cannot write {self.path}: {exc.strerror or exc}; "
+                "check that its folder still exists and the disk has space"
+            ) from None
         self.frames += 1
 
     @property
@@ -315,16 +348,24 @@ class DetectionLog:
 
     def write(self, result: FrameResult) -> None:
         d = result.detection
-        rec = {"frame": result.index, "t": round(result.frame.pts_s, 4), "polyp": d.present,
-               "area": round(d.area_fraction, 5), "boxes": [list(b) for b in d.boxes],
-               "peak": round(d.peak_probability, 4), "latency_ms": round(result.processing_ms, 2)}
+        rec = {
+            "frame": result.index,
+            "t": round(result.frame.pts_s, 4),
+            "polyp": d.present,
+            "area": round(d.area_fraction, 5),
+            "boxes": [list(b) for b in d.boxes],
+            "peak": round(d.peak_probability, 4),
+            "latency_ms": round(result.processing_ms, 2),
+        }
         if result.frame.name is not None:
             rec["name"] = result.frame.name
         try:
             self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
         except OSError as exc:
-            raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}; "
-                              "check that its folder still exists and the disk has space") from None
+            raise OutputError(
+                f"cannot write the log {self.path}: {exc.strerror or exc}; "
+                "check that its folder still exists and the disk has space"
+            ) from None
         self.lines += 1
 
     def commit(self, summary: dict[str, Any]) -> None:
@@ -375,12 +416,20 @@ def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
     target = folder.resolve()
     for p in protect:
         if p is not None and (Path(p).resolve() == target or target in Path(p).resolve().parents):
-            raise OutputError(f"--masks {folder} would replace {p}; choose a separate folder for the masks")
+            raise OutputError(
+                f"--masks {folder} would replace {p}; choose a separate folder for the masks"
+            )
     if folder.is_dir():
-        foreign = sorted(e.name for e in os.scandir(folder) if not (e.is_file() and e.name.lower().endswith(".png")))
+        foreign = sorted(
+            e.name
+            for e in os.scandir(folder)
+            if not (e.is_file() and e.name.lower().endswith(".png"))
+        )
         if foreign:
-            raise OutputError(f"--masks {folder} already holds files that are not masks ({foreign[0]}); "
-                              "choose a new or empty folder")
+            raise OutputError(
+                f"--masks {folder} already holds files that are not masks ({foreign[0]}); "
+                "choose a new or empty folder"
+            )
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -427,8 +476,10 @@ class MaskWriter:
         try:
             write_file(self._tmp / f"{name}.png", png.tobytes())
         except OSError as exc:
-            raise OutputError(f"cannot write mask PNGs into {self.folder}: {exc.strerror or exc}; "
-                              "is the disk full?") from None
+            raise OutputError(
+                f"cannot write mask PNGs into {self.folder}: {exc.strerror or exc}; "
+                "is the disk full?"
+            ) from None
         self._names.add(name)
         self.count += 1
 

@@ -54,15 +54,24 @@ class _Buffers:
 
     @classmethod
     def of(cls, shape: tuple[int, ...]) -> _Buffers:
-        return cls(np.zeros(shape, np.float32), np.zeros(shape, np.uint8), np.empty(shape, bool),
-                   np.empty(shape, bool))
+        return cls(
+            np.zeros(shape, np.float32),
+            np.zeros(shape, np.uint8),
+            np.empty(shape, bool),
+            np.empty(shape, bool),
+        )
 
 
 class Smoother:
     """Stateful per-stream smoother. One instance per source; not thread-safe."""
 
-    def __init__(self, config: SmoothingConfig, threshold: float, min_area: float = 0.0,
-                 min_peak: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: SmoothingConfig,
+        threshold: float,
+        min_area: float = 0.0,
+        min_peak: float = 0.0,
+    ) -> None:
         """``min_area`` / ``min_peak``: the model's gate, used where ``config`` leaves them None."""
         self.config = config.validated()
         self.min_area = float(config.min_area if config.min_area is not None else min_area)
@@ -75,8 +84,13 @@ class Smoother:
     def reset(self) -> None:
         self._buf = None
 
-    def retuned(self, config: SmoothingConfig, threshold: float, min_area: float = 0.0,
-                min_peak: float = 0.0) -> Smoother:
+    def retuned(
+        self,
+        config: SmoothingConfig,
+        threshold: float,
+        min_area: float = 0.0,
+        min_peak: float = 0.0,
+    ) -> Smoother:
         """A smoother with new parameters that keeps this one's history, so moving a slider
         changes the outline from the next frame on instead of restarting the average."""
         new = Smoother(config, threshold, min_area, min_peak)
@@ -99,7 +113,7 @@ class Smoother:
                 np.copyto(b.ema, prob)
             else:
                 # ema += a * (prob - ema), in place
-                b.ema *= (1.0 - a)
+                b.ema *= 1.0 - a
                 b.ema += a * prob
         ema, mask = b.ema, b.mask
         np.greater_equal(ema, self.on, out=b.hi)
@@ -122,8 +136,8 @@ class Smoother:
                 drop.append(i)
             elif self.min_peak > self.on:
                 x, y, w, h = stats[i, :4]
-                roi = labels[y:y + h, x:x + w] == i
-                if float(ema[y:y + h, x:x + w][roi].max()) < self.min_peak:
+                roi = labels[y : y + h, x : x + w] == i
+                if float(ema[y : y + h, x : x + w][roi].max()) < self.min_peak:
                     drop.append(i)
         if drop:
             mask[np.isin(labels, drop)] = 0

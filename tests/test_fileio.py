@@ -1,4 +1,5 @@
-"""The one atomic-write helper: the target is replaced whole or not at all, nothing is left behind."""
+"""The one atomic-write helper: the target is replaced whole or not at all,
+nothing is left behind."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def test_write_text_and_bytes_replace_the_target(tmp_path):
     assert target.read_bytes() == b"\x00\x01" and _hidden(tmp_path) == []
     mask = os.umask(0)
     os.umask(mask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask  # like any file the user makes, not 0600
+    assert (
+        stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    )  # like any file the user makes, not 0600
 
 
 def test_a_failure_keeps_the_old_file_and_removes_the_temporary_one(tmp_path):
@@ -44,7 +47,11 @@ def test_the_temporary_name_is_a_partial_beside_the_target(tmp_path):
     while written unless the writer locks it itself; a killed writer's file is swept as litter."""
     target = tmp_path / "e001.weights.h5"
     with fileio.atomic_path(target, ".weights.h5") as tmp:
-        assert tmp.parent == tmp_path and tmp.name.endswith(".weights.h5") and tmp.name.startswith(".e001")
+        assert (
+            tmp.parent == tmp_path
+            and tmp.name.endswith(".weights.h5")
+            and tmp.name.startswith(".e001")
+        )
         assert not partials._unlocked(tmp)
     with fileio.atomic_path(target, ".weights.h5", lock=False) as tmp:
         assert partials._unlocked(tmp)
@@ -53,7 +60,9 @@ def test_the_temporary_name_is_a_partial_beside_the_target(tmp_path):
     with fileio.atomic_path(tmp_path / "state.json", lock=False) as tmp:
         tmp.write_text("{}")
         assert partials.PARTIAL_NAME.match(tmp.name)
-        assert partials.sweep(tmp_path, min_age_s=0) != [] and not tmp.exists()  # what a dead run leaves
+        assert (
+            partials.sweep(tmp_path, min_age_s=0) != [] and not tmp.exists()
+        )  # what a dead run leaves
         tmp.write_text("{}")  # (the writer itself is alive here; put it back to finish)
 
 

@@ -1,5 +1,6 @@
 """The app's core without Qt: the session controller driven like the window drives it, the player's
-outputs, the export with its report, the timeline's polyp events, and the choices behind the dialogs."""
+outputs, the export with its report, the timeline's polyp events, and the choices behind the
+dialogs."""
 
 from __future__ import annotations
 
@@ -103,8 +104,12 @@ def _imports(path: Path) -> list[str]:
 
 def test_the_gui_never_imports_the_cli():
     """The window is a view over the core: it takes models from the registry, never from the CLI."""
-    offenders = [f"{p.name}: {n}" for p in (PACKAGE / "gui").glob("*.py") for n in _imports(p)
-                 if n == "polypvision.cli" or n.startswith("polypvision.cli.")]
+    offenders = [
+        f"{p.name}: {n}"
+        for p in (PACKAGE / "gui").glob("*.py")
+        for n in _imports(p)
+        if n == "polypvision.cli" or n.startswith("polypvision.cli.")
+    ]
     assert offenders == []
 
 
@@ -120,18 +125,27 @@ def test_the_gui_imports_nothing_from_the_cli_when_it_runs():
         import polypvision.gui.app, polypvision.gui.main_window
         print('ok')
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
 
 
 def test_the_viewer_is_qt_free():
-    offenders = [f"{p.name}: {n}" for p in (PACKAGE / "viewer").glob("*.py") for n in _imports(p)
-                 if n.split(".")[0] in ("PySide6", "shiboken6") or n.startswith("polypvision.gui")]
+    offenders = [
+        f"{p.name}: {n}"
+        for p in (PACKAGE / "viewer").glob("*.py")
+        for n in _imports(p)
+        if n.split(".")[0] in ("PySide6", "shiboken6") or n.startswith("polypvision.gui")
+    ]
     assert offenders == []
 
 
-# -- the session state machine -----------------------------------------------------------------------
+# -- the session state machine ---------------------------------------------------------------------
 def test_a_source_waits_for_the_model_then_plays_pauses_and_ends(session, toy_model, clip_small):
     s, ev = session()
     assert s.phase is Phase.IDLE and s.status().position == -1
@@ -160,7 +174,9 @@ def test_a_source_waits_for_the_model_then_plays_pauses_and_ends(session, toy_mo
     until(lambda: s.phase is Phase.PLAYING and s.player.runner.position < 11, what="playing again")
 
 
-def test_the_newest_request_wins_and_stale_sources_are_closed(session, toy_model, clip_small, clip_640):
+def test_the_newest_request_wins_and_stale_sources_are_closed(
+    session, toy_model, clip_small, clip_640
+):
     jobs = []
 
     def deferred(name, fn, done, failed):  # the window's worker threads, finishing in any order
@@ -178,13 +194,19 @@ def test_the_newest_request_wins_and_stale_sources_are_closed(session, toy_model
     real_close = stale.close
     stale.close = lambda: (closed.append(True), real_close())
     first[2](stale)  # the older one answers late: dropped and closed
-    assert s.pending is not None and s.pending[0] == str(clip_small) and ev.opened == [str(clip_small)]
+    assert (
+        s.pending is not None and s.pending[0] == str(clip_small) and ev.opened == [str(clip_small)]
+    )
     assert closed == [True]
     model[2](model[1]())
-    assert s.player is not None and s.player.spec == str(clip_small) and not s.status().loading_model
+    assert (
+        s.player is not None and s.player.spec == str(clip_small) and not s.status().loading_model
+    )
 
 
-def test_a_model_that_fails_keeps_the_running_one_or_says_why(session, toy_model, clip_small, tmp_path):
+def test_a_model_that_fails_keeps_the_running_one_or_says_why(
+    session, toy_model, clip_small, tmp_path
+):
     s, ev = session()
     s.load_model(tmp_path / "missing.onnx")
     assert s.segmenter is None and "model file not found" in ev.errors[-1]
@@ -197,7 +219,11 @@ def test_a_model_that_fails_keeps_the_running_one_or_says_why(session, toy_model
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     s.load_model(bad)
-    assert s.segmenter is running and s.player.processor.segmenter is running and s.player.runner.running
+    assert (
+        s.segmenter is running
+        and s.player.processor.segmenter is running
+        and s.player.runner.running
+    )
     assert "not a loadable ONNX model" in ev.errors[-1]
 
 
@@ -214,7 +240,10 @@ def test_record_snapshot_and_the_outputs_in_progress(session, toy_model, clip_sm
     assert s.snapshot() is None
     s.load_model(toy_model)
     s.open(str(clip_small))
-    until(lambda: s.player.runner.latest_shown() is not None or s.player.runner.position >= 0, what="a frame")
+    until(
+        lambda: s.player.runner.latest_shown() is not None or s.player.runner.position >= 0,
+        what="a frame",
+    )
     path = s.toggle_record()
     assert path is not None and s.status().recording and ev.messages[-1] == f"Recording to {path}"
     until(lambda: s.player.recorder.frames >= 5, what="recorded frames")
@@ -243,7 +272,9 @@ def test_a_failing_recording_is_stopped_by_the_poll(session, toy_model, clip_sma
     assert not s.status().recording and "No space left on device" in ev.errors[-1]
 
 
-def test_closing_finishes_the_recording_and_stops_every_thread(session, toy_model, clip_small, clip_640):
+def test_closing_finishes_the_recording_and_stops_every_thread(
+    session, toy_model, clip_small, clip_640
+):
     s, ev = session(loop=True)
     s.load_model(toy_model)
     s.open(str(clip_small))
@@ -257,7 +288,9 @@ def test_closing_finishes_the_recording_and_stops_every_thread(session, toy_mode
     assert s.player is None
 
 
-def test_export_with_the_report_and_a_scan_that_counts_polyp_events(session, toy_model, clip_small, tmp_path):
+def test_export_with_the_report_and_a_scan_that_counts_polyp_events(
+    session, toy_model, clip_small, tmp_path
+):
     from polypvision.events import read_log
     from polypvision.viewer.export import plan_export
 
@@ -267,7 +300,11 @@ def test_export_with_the_report_and_a_scan_that_counts_polyp_events(session, toy
     spec, default = s.export_source()
     assert spec == str(clip_small) and default.name == "small-annotated.mp4"
     plan = plan_export(spec, tmp_path / "exp", report=True)  # the report comes with its log
-    assert plan.video.name == "exp.mp4" and plan.log.name == "exp.jsonl" and plan.report.name == "exp.report.html"
+    assert (
+        plan.video.name == "exp.mp4"
+        and plan.log.name == "exp.jsonl"
+        and plan.report.name == "exp.report.html"
+    )
     done = threading.Event()
     job = s.start_export(spec, plan, on_exit=done.set)
     assert s.status().exporting
@@ -293,7 +330,9 @@ def test_export_and_scan_are_refused_for_live_sources(session, toy_model):
     s.load_model(toy_model)
     s.open("device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120))
     assert s.status().live and s.export_source() is None and "live sources" in ev.errors[-1]
-    assert s.toggle_scan(lambda p: None, lambda e: None) is None and "can be scanned" in ev.errors[-1]
+    assert (
+        s.toggle_scan(lambda p: None, lambda e: None) is None and "can be scanned" in ev.errors[-1]
+    )
 
 
 def test_a_live_signal_lost_and_back(session, toy_model):
@@ -325,11 +364,16 @@ def test_overlay_loop_and_sync_settings_reach_the_player(session, toy_model, cli
     assert s.player.runner.loop and s.player.runner.mode == "sync"
 
 
-# -- the timeline's polyp events -------------------------------------------------------------------------
-def _result(i: int, present: bool, fps: float = 10.0, area: float = 0.05, peak: float = 0.9) -> FrameResult:
+# -- the timeline's polyp events -------------------------------------------------------------------
+def _result(
+    i: int, present: bool, fps: float = 10.0, area: float = 0.05, peak: float = 0.9
+) -> FrameResult:
     frame = Frame(i, np.zeros((4, 4, 3), np.uint8), 0.0, i / fps)
-    return FrameResult(frame, np.zeros((4, 4), np.uint8), Detection(present, area if present else 0.0, (),
-                                                                    peak if present else 0.1))
+    return FrameResult(
+        frame,
+        np.zeros((4, 4), np.uint8),
+        Detection(present, area if present else 0.0, (), peak if present else 0.1),
+    )
 
 
 def test_the_timeline_counts_events_as_the_report_does():
@@ -337,12 +381,22 @@ def test_the_timeline_counts_events_as_the_report_does():
     track = DetectionTrack(len(flags), fps=10.0, events=EventSettings(0.3, 0.5))
     for i, c in enumerate(flags):
         track.write(_result(i, c == "#", area=0.01 * (i % 7)))
-    records = [{"t": i / 10.0, "polyp": c == "#", "area": 0.01 * (i % 7) if c == "#" else 0.0,
-                "peak": 0.9 if c == "#" else 0.1} for i, c in enumerate(flags)]
+    records = [
+        {
+            "t": i / 10.0,
+            "polyp": c == "#",
+            "area": 0.01 * (i % 7) if c == "#" else 0.0,
+            "peak": 0.9 if c == "#" else 0.1,
+        }
+        for i, c in enumerate(flags)
+    ]
     expected = find_events(records, EventSettings(0.3, 0.5))
     got = track.events()
-    assert [(e.start_frame, e.end_frame, e.largest_frame) for e in got] == \
-        [(e.start_frame, e.end_frame, e.largest_frame) for e in expected] == [(2, 12, 6), (26, 31, 27)]
+    assert (
+        [(e.start_frame, e.end_frame, e.largest_frame) for e in got]
+        == [(e.start_frame, e.end_frame, e.largest_frame) for e in expected]
+        == [(2, 12, 6), (26, 31, 27)]
+    )
     assert track.event_at(9).number == 1 and track.event_at(20) is None
     assert track.events() is got  # recounted only when the track changes
 
@@ -357,7 +411,7 @@ def test_frames_not_analysed_yet_count_as_without_a_polyp():
     assert [(e.start_frame, e.end_frame) for e in track.events()] == [(0, 14), (25, 39)]
 
 
-# -- the choices behind the dialogs --------------------------------------------------------------------
+# -- the choices behind the dialogs ----------------------------------------------------------------
 V4L2 = """ioctl: VIDIOC_ENUM_FMT
 \tType: Video Capture
 
@@ -372,9 +426,17 @@ V4L2 = """ioctl: VIDIOC_ENUM_FMT
 
 
 def test_v4l2_formats_and_granted_text():
-    assert parse_v4l2_formats(V4L2) == [("MJPG", 1920, 1080, 30.0), ("MJPG", 1920, 1080, 25.0),
-                                        ("YUYV", 640, 480, 60.0)]
-    extra = {"granted_width": 1280, "granted_height": 720, "granted_fps": 30.0, "granted_fourcc": "MJPG"}
+    assert parse_v4l2_formats(V4L2) == [
+        ("MJPG", 1920, 1080, 30.0),
+        ("MJPG", 1920, 1080, 25.0),
+        ("YUYV", 640, 480, 60.0),
+    ]
+    extra = {
+        "granted_width": 1280,
+        "granted_height": 720,
+        "granted_fps": 30.0,
+        "granted_fourcc": "MJPG",
+    }
     assert granted_text(extra) == "1280x720 @ 30 fps MJPG"
     assert granted_text({}) == ""
 
@@ -400,7 +462,8 @@ def test_recent_sources_order_and_limit():
 
 
 def test_the_apps_defaults_are_the_cores(tmp_path):
-    """The app starts from the core's own defaults: style, threshold, smoothing and the model's gate."""
+    """The app starts from the core's own defaults: style, threshold,
+    smoothing and the model's gate."""
     from toy_model import build_toy_model, contract_doc
 
     from polypvision.model.session import Segmenter
@@ -415,8 +478,11 @@ def test_the_apps_defaults_are_the_cores(tmp_path):
     assert OverlaySettings().stream_settings(seg) == StreamSettings()
     app = FrameProcessor(seg, settings=OverlaySettings().stream_settings(seg)).smoother
     core = FrameProcessor(seg).smoother
-    assert (app.config, app.on, app.off, app.min_area, app.min_peak) == \
-        (core.config, core.on, core.off, core.min_area, core.min_peak) == (core.config, 0.5, 0.3, 0.01, 0.7)
+    assert (
+        (app.config, app.on, app.off, app.min_area, app.min_peak)
+        == (core.config, core.on, core.off, core.min_area, core.min_peak)
+        == (core.config, 0.5, 0.3, 0.01, 0.7)
+    )
 
 
 def test_cuda_fallback_is_a_visible_warning():

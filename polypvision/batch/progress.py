@@ -90,7 +90,9 @@ class RunProgress:
         if self.retries:
             parts.append(f"{self.retries} retried")
         eta = self.eta_s()
-        tail = f"{self.fps():.1f} frames/s" + (f", ETA {format_eta(eta)}" if eta is not None else "")
+        tail = f"{self.fps():.1f} frames/s" + (
+            f", ETA {format_eta(eta)}" if eta is not None else ""
+        )
         return ", ".join(parts) + " | " + tail
 
 
@@ -105,12 +107,23 @@ class ProgressDisplay:
     """The run's line on stderr (:mod:`polypvision.progress`): a tqdm bar with the line beside it on
     a terminal, otherwise the line at most every ``every_s`` seconds and at the end."""
 
-    def __init__(self, state: RunProgress, enabled: bool = True, stream: TextIO | None = None,
-                 every_s: float | None = None) -> None:
+    def __init__(
+        self,
+        state: RunProgress,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        every_s: float | None = None,
+    ) -> None:
         self.state = state
-        self.bar = Progress(state.total, unit="procedures", stream=stream, enabled=enabled,
-                            every_s=every_s if every_s is not None else LOG_EVERY_S, describe=state.line,
-                            clock=state.clock)
+        self.bar = Progress(
+            state.total,
+            unit="procedures",
+            stream=stream,
+            enabled=enabled,
+            every_s=every_s if every_s is not None else LOG_EVERY_S,
+            describe=state.line,
+            clock=state.clock,
+        )
 
     def show(self, force: bool = False) -> None:
         self.bar.update_to(self.state.finished_count, force=force)

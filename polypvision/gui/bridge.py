@@ -39,8 +39,13 @@ class Bridge(QObject):
         callback(value)
 
 
-def run_async(bridge: Bridge, name: str, fn: Callable[[], Any], on_done: Callable[[Any], None],
-              on_error: Callable[[BaseException], None]) -> threading.Thread:
+def run_async(
+    bridge: Bridge,
+    name: str,
+    fn: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+) -> threading.Thread:
     """Run ``fn`` on a named daemon thread; deliver its result or exception in the GUI thread.
 
     Opening a stream or loading a model can take seconds; doing it here keeps the window

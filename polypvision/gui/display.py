@@ -62,7 +62,9 @@ class Display:
     def tick(self, p: Player) -> bool:
         """One timer refresh; True when the slower stats/labels were updated this time."""
         now = time.perf_counter()
-        self.transport.show_position(p.runner.position, p.info.frame_count, p.runner.paused, p.info.live)
+        self.transport.show_position(
+            p.runner.position, p.info.frame_count, p.runner.paused, p.info.live
+        )
         if now - self._last_stats < STATS_EVERY_S:
             return False
         self._last_stats = now
@@ -78,5 +80,7 @@ class Display:
         rec = p.recorder
         # A failed recording is stopped at once (SessionController.poll): no timer keeps counting
         # over a file that is no longer growing.
-        self.record_bar.show_recording(rec.elapsed_s if rec is not None and rec.error is None else None)
+        self.record_bar.show_recording(
+            rec.elapsed_s if rec is not None and rec.error is None else None
+        )
         return True

@@ -1,4 +1,5 @@
-"""'Export annotated clip...': choose the outputs, then follow the export's progress; Cancel really cancels.
+"""'Export annotated clip...': choose the outputs, then follow the export's progress;
+Cancel really cancels.
 
 The export itself (a clone of the playing stream on its own worker, its log's sidecar, the
 report) is :mod:`polypvision.viewer.export`, started through the session controller. An output
@@ -35,8 +36,13 @@ from polypvision.viewer.export import ExportJob, plan_export
 class ExportDialog(QDialog):
     """Pick the output, run the export, show progress; Cancel really cancels."""
 
-    def __init__(self, spec: str, default_out: Path, session: SessionController,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        default_out: Path,
+        session: SessionController,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export annotated clip")
         self.setMinimumWidth(520)
@@ -49,7 +55,9 @@ class ExportDialog(QDialog):
         browse = QPushButton("Browse\u2026")
         browse.clicked.connect(self._browse)
         self.log_box = QCheckBox("Also write the per-frame detection log (JSON lines)")
-        self.report_box = QCheckBox("Also write the procedure's report (HTML; with the detection log)")
+        self.report_box = QCheckBox(
+            "Also write the procedure's report (HTML; with the detection log)"
+        )
         self.report_box.toggled.connect(lambda on: on and self.log_box.setChecked(True))
         self.bar = QProgressBar()
         self.bar.setRange(0, 100)
@@ -76,7 +84,9 @@ class ExportDialog(QDialog):
         self._confirmed: Path | None = None  # a name the file dialog already asked to replace
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export annotated clip", self.path_edit.text(), "MP4 video (*.mp4)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export annotated clip", self.path_edit.text(), "MP4 video (*.mp4)"
+        )
         if path:
             self.path_edit.setText(path)
             self._confirmed = Path(path)  # the file dialog asked before returning an existing name
@@ -87,10 +97,13 @@ class ExportDialog(QDialog):
         if not existing:
             return True
         names = "\n".join(str(p) for p in existing)
-        answer = QMessageBox.question(self, "Replace existing files?",
-                                      f"These files already exist and would be replaced:\n{names}",
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
+        answer = QMessageBox.question(
+            self,
+            "Replace existing files?",
+            f"These files already exist and would be replaced:\n{names}",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     @property
@@ -101,16 +114,21 @@ class ExportDialog(QDialog):
         if self.running:
             return
         try:
-            plan = plan_export(self.spec, Path(self.path_edit.text()), log=self.log_box.isChecked(),
-                               report=self.report_box.isChecked())
+            plan = plan_export(
+                self.spec,
+                Path(self.path_edit.text()),
+                log=self.log_box.isChecked(),
+                report=self.report_box.isChecked(),
+            )
         except Exception as exc:  # a bad path: say so and let the user fix it
             self.status.setText(describe_error(exc))
             return
         if not self._may_replace(plan.outputs):
             self.status.setText("Not replaced; choose another name")
             return
-        self.job = self.session.start_export(self.spec, plan, on_progress=self.bridge.progress.emit,
-                                             on_exit=self.bridge.ended.emit)
+        self.job = self.session.start_export(
+            self.spec, plan, on_progress=self.bridge.progress.emit, on_exit=self.bridge.ended.emit
+        )
         if self.job is None:
             self.status.setText("Another export is running; wait for it or cancel it")
             return
@@ -138,7 +156,9 @@ class ExportDialog(QDialog):
             self.bar.setRange(0, p.total)
             self.bar.setValue(min(p.done, p.total))
         eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
-        self.status.setText(f"{p.done}{'/' + str(p.total) if p.total else ''} frames, {p.fps:.1f} fps{eta}")
+        self.status.setText(
+            f"{p.done}{'/' + str(p.total) if p.total else ''} frames, {p.fps:.1f} fps{eta}"
+        )
 
     def _on_ended(self) -> None:
         job = self.job
@@ -148,24 +168,33 @@ class ExportDialog(QDialog):
         self.cancel_btn.setEnabled(True)
         if job.report is not None:
             r = job.report
-            self.result_text = (f"Exported {r.frames} frames to {r.outputs.get('video')} "
-                                f"({r.fps:.1f} fps, polyp in {r.frames_with_polyp} frames)")
+            self.result_text = (
+                f"Exported {r.frames} frames to {r.outputs.get('video')} "
+                f"({r.fps:.1f} fps, polyp in {r.frames_with_polyp} frames)"
+            )
             if not r.complete:
                 of = f" of {r.expected}" if r.expected else ""
-                self.result_text = (f"\u26a0 Partial export: {r.frames}{of} frames to {r.outputs.get('video')}; "
-                                    f"{r.unreadable} could not be decoded (the input is damaged)")
+                self.result_text = (
+                    f"\u26a0 Partial export: {r.frames}{of} frames to {r.outputs.get('video')}; "
+                    f"{r.unreadable} could not be decoded (the input is damaged)"
+                )
             if job.report_page is not None:
                 self.result_text += f"; report: {job.report_page}"
             elif job.error is not None:  # the clip and its log are written; the page is not
-                self.result_text += f"; the report could not be written: {describe_error(job.error)}"
+                self.result_text += (
+                    f"; the report could not be written: {describe_error(job.error)}"
+                )
             self.bar.setRange(0, 1)
             self.bar.setValue(1)
             self.status.setText(self.result_text)
             super().accept()
             return
         err = job.error
-        self.result_text = ("Export cancelled; no file was written" if isinstance(err, Cancelled)
-                            else f"Export failed: {describe_error(err) if err else 'unknown error'}")
+        self.result_text = (
+            "Export cancelled; no file was written"
+            if isinstance(err, Cancelled)
+            else f"Export failed: {describe_error(err) if err else 'unknown error'}"
+        )
         self.status.setText(self.result_text)
         self.bar.setRange(0, 1)
         self.bar.setValue(0)

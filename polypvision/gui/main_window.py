@@ -112,16 +112,23 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.bridge = Bridge(self)
         self.session = SessionController(
-            WindowEvents(self), provider=provider, overlay=self.settings.overlay(),
-            loop=self.settings.get_bool("playback/loop", False), synchronous=self.settings.get_bool("view/sync", False),
+            WindowEvents(self),
+            provider=provider,
+            overlay=self.settings.overlay(),
+            loop=self.settings.get_bool("playback/loop", False),
+            synchronous=self.settings.get_bool("view/sync", False),
             output_dir=self.settings.output_dir,
-            run=lambda name, fn, done, failed: run_async(self.bridge, name, fn, done, failed))
+            run=lambda name, fn, done, failed: run_async(self.bridge, name, fn, done, failed),
+        )
         self._export: ExportDialog | None = None
         self.bridge.error.connect(self.show_error)
         self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.ended.connect(self.session.ended)
-        self.bridge.progress.connect(lambda pr: self.statusBar().showMessage(
-            f"Scanning the clip for detections: {pr.done}/{pr.total or '?'} frames", 2000))
+        self.bridge.progress.connect(
+            lambda pr: self.statusBar().showMessage(
+                f"Scanning the clip for detections: {pr.done}/{pr.total or '?'} frames", 2000
+            )
+        )
         self._build()
         self._wire()
         self.timer = QTimer(self)
@@ -130,7 +137,7 @@ class MainWindow(QMainWindow):
         self.timer.start(1000 // TICK_HZ)
         self.session.sweep_outputs()  # a recording a killed session left behind is recovered now
 
-    # -- the session's state, for the widgets (and tests) ----------------------------------------------
+    # -- the session's state, for the widgets (and tests) ------------------------------------------
     @property
     def player(self) -> Player | None:
         return self.session.player
@@ -227,7 +234,7 @@ class MainWindow(QMainWindow):
         self.model_panel.model_chosen.connect(lambda p: self.load_model(p, self.provider))
         self.model_panel.provider_chosen.connect(s.choose_provider)
 
-    # -- commands, forwarded to the session -------------------------------------------------------------
+    # -- commands, forwarded to the session --------------------------------------------------------
     def open_source(self, spec: str, source: FrameSource | None = None, **kwargs) -> None:
         """Open on a worker thread (a stream can take seconds); keep playing the old one until then.
 
@@ -262,8 +269,10 @@ class MainWindow(QMainWindow):
         return self.session.sweep_outputs()
 
     def scan_clip(self) -> None:
-        self.session.toggle_scan(self.bridge.progress.emit,
-                                 lambda err: self.bridge.done.emit(self.session.scan_finished, err))
+        self.session.toggle_scan(
+            self.bridge.progress.emit,
+            lambda err: self.bridge.done.emit(self.session.scan_finished, err),
+        )
 
     def export_clip(self) -> ExportDialog | None:
         chosen = self.session.export_source()
@@ -271,7 +280,9 @@ class MainWindow(QMainWindow):
             return None
         spec, default_out = chosen
         dlg = ExportDialog(spec, default_out, self.session, self)
-        dlg.finished.connect(lambda _: dlg.result_text and self.statusBar().showMessage(dlg.result_text, 10000))
+        dlg.finished.connect(
+            lambda _: dlg.result_text and self.statusBar().showMessage(dlg.result_text, 10000)
+        )
         self._export = dlg
         dlg.open()
         return dlg
@@ -298,7 +309,7 @@ class MainWindow(QMainWindow):
         self.settings.set("view/hud", on)
         self.view.update()
 
-    # -- what the session reports -------------------------------------------------------------------
+    # -- what the session reports ------------------------------------------------------------------
     def player_ready(self, player: Player) -> None:
         """A new player is about to start: the controls follow its source."""
         info = player.info
@@ -313,7 +324,7 @@ class MainWindow(QMainWindow):
         log.warning("%s", message)
         self.statusBar().showMessage(f"\u26a0 {message}", 15000)
 
-    # -- display ------------------------------------------------------------------------------------
+    # -- display -----------------------------------------------------------------------------------
     def _show_frame(self) -> None:
         if self.player is not None:
             self.display.show_newest(self.player)
@@ -327,9 +338,15 @@ class MainWindow(QMainWindow):
         self.session.poll()
         p = self.player
         if p is not None and self.display.tick(p):
-            self.actions_.sync_checks(record=p.recording, overlay=self.overlay_settings.enabled, hud=self.view.show_hud,
-                                      alert=self.display.alert_enabled, loop=p.runner.loop,
-                                      fullscreen=self.isFullScreen(), sync=p.runner.mode == "sync")
+            self.actions_.sync_checks(
+                record=p.recording,
+                overlay=self.overlay_settings.enabled,
+                hud=self.view.show_hud,
+                alert=self.display.alert_enabled,
+                loop=p.runner.loop,
+                fullscreen=self.isFullScreen(),
+                sync=p.runner.mode == "sync",
+            )
 
     # -- misc ---------------------------------------------------------------------------------
     def toggle_fullscreen(self) -> None:
@@ -345,7 +362,8 @@ class MainWindow(QMainWindow):
         super().keyPressEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        """Stop every thread (cancelling an export, finishing any recording) and save the settings."""
+        """Stop every thread (cancelling an export,
+        finishing any recording) and save the settings."""
         self.timer.stop()
         self.session.close()
         self.settings.set("window/geometry", self.saveGeometry())

@@ -36,7 +36,9 @@ class ModelPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
         self.combo = QComboBox()
-        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.combo.setMinimumContentsLength(10)
         self.combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.browse = QPushButton("Other\u2026")
@@ -63,7 +65,9 @@ class ModelPanel(QGroupBox):
 
         self.browse.clicked.connect(self._browse)
         self.combo.activated.connect(self._picked)
-        self.provider.activated.connect(lambda i: self.provider_chosen.emit(self.provider.itemText(i)))
+        self.provider.activated.connect(
+            lambda i: self.provider_chosen.emit(self.provider.itemText(i))
+        )
         self.populate()
 
     def populate(self, current: Path | None = None, extra: list[Path] | None = None) -> None:
@@ -90,8 +94,10 @@ class ModelPanel(QGroupBox):
         self.provider_label.setToolTip(str(segmenter.report) if segmenter else "")
         if segmenter is not None:
             c = segmenter.contract
-            self.info_label.setText(f"{c.name}: {c.input.width}x{c.input.height} input, "
-                                    f"threshold {c.output.threshold:.2f}")
+            self.info_label.setText(
+                f"{c.name}: {c.input.width}x{c.input.height} input, "
+                f"threshold {c.output.threshold:.2f}"
+            )
             self.populate(segmenter.path)
 
     def show_loading(self, path: Path) -> None:
@@ -104,6 +110,8 @@ class ModelPanel(QGroupBox):
             self.model_chosen.emit(Path(data))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an ONNX model", str(Path.cwd()), "ONNX models (*.onnx)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose an ONNX model", str(Path.cwd()), "ONNX models (*.onnx)"
+        )
         if path:
             self.model_chosen.emit(Path(path))

@@ -40,4 +40,5 @@ class SidePanel(QScrollArea):
             f"{info.description}\n{info.width}x{info.height} @ {info.fps:g} fps"
             + (f", {info.frame_count} frames" if info.frame_count else "")
             + (" (live)" if info.live else "")
-            + (f"\ngranted: {granted}" if granted else ""))
+            + (f"\ngranted: {granted}" if granted else "")
+        )

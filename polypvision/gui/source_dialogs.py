@@ -34,7 +34,9 @@ from polypvision.viewer.source_choices import (
 class DeviceDialog(QDialog):
     """Lists /dev/video* (plus a simulated capture card) with a requested format."""
 
-    def __init__(self, last_granted: dict[str, str] | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, last_granted: dict[str, str] | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect capture device")
         self.last_granted = last_granted or {}
@@ -59,7 +61,9 @@ class DeviceDialog(QDialog):
         form.addRow("Last granted", self.granted)
         note = QLabel("The device may grant a different format; the window shows what it granted.")
         note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Connect")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -80,8 +84,11 @@ class DeviceDialog(QDialog):
         self._fill(self.resolution, [f"{w}x{h}" for w, h in sizes] or list(RESOLUTIONS[1:]))
         self._fill(self.fps, [f"{r:g}" for r in rates] or list(FRAME_RATES[1:]))
         self._fill(self.fourcc, codes or list(FOURCCS[1:]))
-        self.offered.setText(f"{len(sizes)} sizes, {', '.join(codes)}, up to {rates[0]:g} fps" if rows
-                             else "unknown (install v4l-utils to list formats)")
+        self.offered.setText(
+            f"{len(sizes)} sizes, {', '.join(codes)}, up to {rates[0]:g} fps"
+            if rows
+            else "unknown (install v4l-utils to list formats)"
+        )
 
     @staticmethod
     def _fill(combo: QComboBox, items: list[str]) -> None:
@@ -106,11 +113,15 @@ class StreamDialog(QDialog):
         self.url.setEditable(True)
         self.url.addItems([r for r in (recent or []) if source_kind(r) == "stream"])
         self.url.setCurrentText("")
-        self.url.lineEdit().setPlaceholderText("rtsp://host:554/stream  or  udp://@:5000  or  http://\u2026")
+        self.url.lineEdit().setPlaceholderText(
+            "rtsp://host:554/stream  or  udp://@:5000  or  http://\u2026"
+        )
         self.url.setMinimumWidth(420)
         self.error = QLabel("")
         self.error.setStyleSheet("color: #b00020;")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._check)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -124,7 +135,9 @@ class StreamDialog(QDialog):
 
     def _check(self) -> None:
         if source_kind(self.value()) != "stream":
-            self.error.setText("That is not a stream URL; it must start with rtsp://, udp://, http:// \u2026")
+            self.error.setText(
+                "That is not a stream URL; it must start with rtsp://, udp://, http:// \u2026"
+            )
             return
         self.accept()
 
@@ -146,14 +159,18 @@ class SourceChooser:
     def open_file(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getOpenFileName(self.parent, "Open video", self._start_dir(), self.VIDEO_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self.parent, "Open video", self._start_dir(), self.VIDEO_FILTER
+        )
         if path:
             self.open_source(path)
 
     def open_folder(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path = QFileDialog.getExistingDirectory(self.parent, "Open a folder of frames", self._start_dir())
+        path = QFileDialog.getExistingDirectory(
+            self.parent, "Open a folder of frames", self._start_dir()
+        )
         if path:
             self.open_source(path)
 
@@ -171,8 +188,11 @@ class SourceChooser:
     def choose_output_dir(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path = QFileDialog.getExistingDirectory(self.parent, "Folder for recordings, snapshots and exports",
-                                                str(self.settings.output_dir()))
+        path = QFileDialog.getExistingDirectory(
+            self.parent,
+            "Folder for recordings, snapshots and exports",
+            str(self.settings.output_dir()),
+        )
         if path:
             self.settings.set("output/dir", path)
 
@@ -188,4 +208,6 @@ class SourceChooser:
             menu.addAction("(none yet)").setEnabled(False)
         menu.addSeparator()
         menu.addAction("Demo clip").triggered.connect(lambda: self.open_source("builtin:demo"))
-        menu.addAction("Simulated capture card").triggered.connect(lambda: self.open_source(SIMULATED))
+        menu.addAction("Simulated capture card").triggered.connect(
+            lambda: self.open_source(SIMULATED)
+        )

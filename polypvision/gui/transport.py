@@ -112,7 +112,9 @@ class DetectionTimeline(QWidget):
         if event.buttons() & Qt.MouseButton.LeftButton:
             self.seek_requested.emit(i)
         else:
-            what = {POLYP: "polyp", CLEAR: "no polyp"}.get(int(self.track.state[i]), "not analysed yet (T scans)")
+            what = {POLYP: "polyp", CLEAR: "no polyp"}.get(
+                int(self.track.state[i]), "not analysed yet (T scans)"
+            )
             ev = self.track.event_at(i)
             if ev is not None:
                 what += f" (polyp event {ev.number}: {ev.duration_s:.1f} s)"
@@ -130,11 +132,17 @@ class TransportBar(QWidget):
         st = self.style()
         self._play_icon = st.standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._pause_icon = st.standardIcon(QStyle.StandardPixmap.SP_MediaPause)
-        self.back_btn = self._button(st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward),
-                                     "Step back one frame (Left)", lambda: self.step.emit(-1))
+        self.back_btn = self._button(
+            st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward),
+            "Step back one frame (Left)",
+            lambda: self.step.emit(-1),
+        )
         self.play_btn = self._button(self._pause_icon, "Play / pause (Space)", self.play_pause.emit)
-        self.fwd_btn = self._button(st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward),
-                                    "Step forward one frame (Right)", lambda: self.step.emit(1))
+        self.fwd_btn = self._button(
+            st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward),
+            "Step forward one frame (Right)",
+            lambda: self.step.emit(1),
+        )
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.setToolTip("Seek")
@@ -143,8 +151,10 @@ class TransportBar(QWidget):
         self.timeline = DetectionTimeline()
         self.timeline.seek_requested.connect(self.seek.emit)
         self.events_label = QLabel("")
-        self.events_label.setToolTip("Polyp events so far: detections lasting long enough, short gaps bridged "
-                                     "(as in the report)")
+        self.events_label.setToolTip(
+            "Polyp events so far: detections lasting long enough, short gaps bridged "
+            "(as in the report)"
+        )
         self.time_label = QLabel("--:--")
         self.time_label.setMinimumWidth(150)
         self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -188,8 +198,14 @@ class TransportBar(QWidget):
         self.timeline.margin = self.style().pixelMetric(QStyle.PixelMetric.PM_SliderLength) // 2
 
     # -- state from the window -------------------------------------------------------------------
-    def set_source(self, frame_count: int | None, seekable: bool = False, fps: float = 25.0,
-                   track: DetectionTrack | None = None, active: bool = True) -> None:
+    def set_source(
+        self,
+        frame_count: int | None,
+        seekable: bool = False,
+        fps: float = 25.0,
+        track: DetectionTrack | None = None,
+        active: bool = True,
+    ) -> None:
         """Adapt to a new source; ``active=False`` before any source plays."""
         self.fps = fps if fps > 0 else 25.0
         can_seek = bool(seekable and frame_count)
@@ -218,11 +234,14 @@ class TransportBar(QWidget):
             self.slider.setValue(index)
             self.slider.blockSignals(False)
         total = f" / {frame_count}" if frame_count else ""
-        self.time_label.setText(f"{_clock(max(index, 0) / self.fps)}  frame {max(index, 0) + 1}{total}")
+        self.time_label.setText(
+            f"{_clock(max(index, 0) / self.fps)}  frame {max(index, 0) + 1}{total}"
+        )
         self.timeline.refresh(index)
 
     def show_events(self) -> None:
-        """Recount the timeline's polyp events if it changed (called at the figures' slower rate)."""
+        """Recount the timeline's polyp events if it changed
+        (called at the figures' slower rate)."""
         track = self.timeline.track
         if track is not None and track.version != self._events_version:
             self._events_version = track.version

@@ -25,7 +25,16 @@ from polypvision.types import SourceInfo
 if TYPE_CHECKING:
     from polypvision.model.session import Segmenter
 
-__all__ = ["AnnotateReport", "Cancelled", "Incomplete", "Progress", "Sinks", "annotate", "log_sidecar", "style_names"]
+__all__ = [
+    "AnnotateReport",
+    "Cancelled",
+    "Incomplete",
+    "Progress",
+    "Sinks",
+    "annotate",
+    "log_sidecar",
+    "style_names",
+]
 
 
 def _json_safe(value: Any) -> Any:
@@ -42,8 +51,17 @@ def style_names(style: OverlayStyle) -> str:
     return ",".join(names) if style.enabled and names else "none"
 
 
-def log_sidecar(input_spec: str, seg: Segmenter, info: SourceInfo, processor: FrameProcessor, *, batch: int,
-                style: str, blackout: bool, source: FrameSource | None = None) -> dict[str, Any]:
+def log_sidecar(
+    input_spec: str,
+    seg: Segmenter,
+    info: SourceInfo,
+    processor: FrameProcessor,
+    *,
+    batch: int,
+    style: str,
+    blackout: bool,
+    source: FrameSource | None = None,
+) -> dict[str, Any]:
     """The detection log's sidecar: what was read, the model and its contract, the settings.
 
     ``source`` (the opened FrameSource) names what was really read: the input string may be a
@@ -58,13 +76,23 @@ def log_sidecar(input_spec: str, seg: Segmenter, info: SourceInfo, processor: Fr
         read = getattr(source, "path", None) or getattr(source, "spec", None)
     else:
         read = input_spec if kind in ("file", "frames") else None
-    return {"software": {"polypvision": __version__}, "input": str(input_spec),
-            "input_kind": kind, "input_read": str(Path(read).resolve()) if read is not None else info.description,
-            "source": _json_safe(asdict(info)), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
-            "provider": str(seg.report), "settings": {
-                "batch": batch, "threshold": processor.threshold,
-                "smoothing": asdict(processor.smoothing), "style": style, "blackout": blackout},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "software": {"polypvision": __version__},
+        "input": str(input_spec),
+        "input_kind": kind,
+        "input_read": str(Path(read).resolve()) if read is not None else info.description,
+        "source": _json_safe(asdict(info)),
+        "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
+        "provider": str(seg.report),
+        "settings": {
+            "batch": batch,
+            "threshold": processor.threshold,
+            "smoothing": asdict(processor.smoothing),
+            "style": style,
+            "blackout": blackout,
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 @dataclass
@@ -80,7 +108,9 @@ class AnnotateReport:
     frames_with_polyp: int = 0
     complete: bool = True  # False: frames the input announced could not be decoded (exit status 3)
     expected: int | None = None  # frames the input announced, when it says exactly
-    facts: dict = field(default_factory=dict)  # timing, sizes, names, gaps: as in the sidecar's summary
+    facts: dict = field(
+        default_factory=dict
+    )  # timing, sizes, names, gaps: as in the sidecar's summary
 
 
 @dataclass
@@ -95,16 +125,35 @@ class Sinks:
         return [s for s in (self.video, self.masks, self.log) if s is not None]
 
 
-def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, batch: int = 4,
-             cancel: threading.Event | None = None,
-             progress: Callable[[Progress], None] | None = None, strict: bool = False) -> AnnotateReport:
+def annotate(
+    source: FrameSource,
+    processor: FrameProcessor,
+    sinks: Sinks,
+    *,
+    batch: int = 4,
+    cancel: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    strict: bool = False,
+) -> AnnotateReport:
     """Run the whole export. The source must be open. Commits or aborts every sink.
 
     A partial export (the input announced frames that could not be decoded) is published with
     ``complete`` False, or, with ``strict``, not at all (:class:`Incomplete` is raised).
     """
-    rep = run_offline(source, processor, sinks.all(), batch=batch, cancel=cancel, progress=progress, strict=strict)
-    return AnnotateReport(frames=rep.frames, seconds=rep.seconds, fps=rep.fps, provider=str(processor.segmenter.report),
-                          unreadable=rep.unreadable, resized=sinks.video.letterboxed if sinks.video else 0,
-                          warnings=rep.warnings, outputs=rep.outputs, frames_with_polyp=rep.frames_with_polyp,
-                          complete=rep.complete, expected=rep.expected, facts=rep.facts)
+    rep = run_offline(
+        source, processor, sinks.all(), batch=batch, cancel=cancel, progress=progress, strict=strict
+    )
+    return AnnotateReport(
+        frames=rep.frames,
+        seconds=rep.seconds,
+        fps=rep.fps,
+        provider=str(processor.segmenter.report),
+        unreadable=rep.unreadable,
+        resized=sinks.video.letterboxed if sinks.video else 0,
+        warnings=rep.warnings,
+        outputs=rep.outputs,
+        frames_with_polyp=rep.frames_with_polyp,
+        complete=rep.complete,
+        expected=rep.expected,
+        facts=rep.facts,
+    )

@@ -73,8 +73,13 @@ class Compositor:
         self._mask: np.ndarray | None = None
         self._contours: Sequence[np.ndarray] = ()
 
-    def compose(self, image: np.ndarray, overlay: FrameResult | None, settings: StreamSettings,
-                size: tuple[int, int] | None = None) -> np.ndarray:
+    def compose(
+        self,
+        image: np.ndarray,
+        overlay: FrameResult | None,
+        settings: StreamSettings,
+        size: tuple[int, int] | None = None,
+    ) -> np.ndarray:
         h, w = image.shape[:2]
         tw, th = size if size is not None else (w, h)
         canvas = self._buffer(th, tw)
@@ -89,7 +94,9 @@ class Compositor:
             draw(canvas, mask, contours, settings.style)
         return canvas
 
-    def _scaled(self, overlay: FrameResult, w: int, h: int) -> tuple[np.ndarray, Sequence[np.ndarray]]:
+    def _scaled(
+        self, overlay: FrameResult, w: int, h: int
+    ) -> tuple[np.ndarray, Sequence[np.ndarray]]:
         c = self._cached
         if c is None or c[0] is not overlay or c[1] != w or c[2] != h:
             if overlay.mask.shape[0] == h and overlay.mask.shape[1] == w:
@@ -107,5 +114,5 @@ class Compositor:
             if sys.getrefcount(self._pool[i]) <= 2 and self._pool[i].shape[:2] == (h, w):
                 return self._pool[i]
         buf = np.empty((h, w, 3), np.uint8)
-        self._pool = [b for b in self._pool if b.shape[:2] == (h, w)][-(POOL_SIZE - 1):] + [buf]
+        self._pool = [b for b in self._pool if b.shape[:2] == (h, w)][-(POOL_SIZE - 1) :] + [buf]
         return buf

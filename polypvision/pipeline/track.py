@@ -24,7 +24,9 @@ class DetectionTrack:
     name = "timeline"
     needs_image = False
 
-    def __init__(self, frame_count: int, fps: float = 0.0, events: EventSettings | None = None) -> None:
+    def __init__(
+        self, frame_count: int, fps: float = 0.0, events: EventSettings | None = None
+    ) -> None:
         n = max(frame_count, 0)
         self.state = np.zeros(n, np.uint8)
         self.t = np.full(n, np.nan)  # each analysed frame's own timestamp (variable frame rates)
@@ -72,13 +74,22 @@ class DetectionTrack:
             idx = np.arange(len(self.state))
             period = 1.0 / self.fps if self.fps > 0 else 1.0
             t = np.where(np.isnan(self.t), idx * period, self.t)
-            self._events = (version, find_events_in(t, self.state == POLYP, self.peak, self.area,
-                                                    self.event_settings, self.fps or None))
+            self._events = (
+                version,
+                find_events_in(
+                    t,
+                    self.state == POLYP,
+                    self.peak,
+                    self.area,
+                    self.event_settings,
+                    self.fps or None,
+                ),
+            )
         return self._events[1]
 
     def event_at(self, index: int) -> PolypEvent | None:
         return next((e for e in self.events() if e.start_frame <= index <= e.end_frame), None)
 
     def next_polyp(self, after: int) -> int | None:
-        idx = np.flatnonzero(self.state[after + 1:] == POLYP)
+        idx = np.flatnonzero(self.state[after + 1 :] == POLYP)
         return int(after + 1 + idx[0]) if idx.size else None

@@ -63,12 +63,18 @@ class StepProgress(keras.callbacks.Callback):
         self.bar: Progress | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.bar = Progress(self.steps, desc=f"[{self.name}] epoch {epoch + 1}/{self.epochs}", unit="step",
-                            every_s=self.every_s)
+        self.bar = Progress(
+            self.steps,
+            desc=f"[{self.name}] epoch {epoch + 1}/{self.epochs}",
+            unit="step",
+            every_s=self.every_s,
+        )
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.bar is not None:
-            self.bar.update_to(batch + 1, loss=f"{float((logs or {}).get('loss', float('nan'))):.4f}")
+            self.bar.update_to(
+                batch + 1, loss=f"{float((logs or {}).get('loss', float('nan'))):.4f}"
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.bar is not None:
@@ -117,13 +123,27 @@ class ValidateEpoch(keras.callbacks.Callback):
     ``val_dice_ema``, ``val_dice_raw``) for the callbacks after it.
     """
 
-    def __init__(self, out: Path, state: dict[str, Any], *, ema: WeightEMA,
-                 score: Callable[[], dict[float, tuple[float, float]]], detail: Callable[[], dict[str, Any]],
-                 phase_of: Callable[[int], str], lr_of: Callable[[int], float],
-                 save: Callable[[keras.Model, Path], str]) -> None:
+    def __init__(
+        self,
+        out: Path,
+        state: dict[str, Any],
+        *,
+        ema: WeightEMA,
+        score: Callable[[], dict[float, tuple[float, float]]],
+        detail: Callable[[], dict[str, Any]],
+        phase_of: Callable[[int], str],
+        lr_of: Callable[[int], float],
+        save: Callable[[keras.Model, Path], str],
+    ) -> None:
         super().__init__()
         self.out, self.state, self.ema = out, state, ema
-        self.score, self.detail, self.phase_of, self.lr_of, self.save = score, detail, phase_of, lr_of, save
+        self.score, self.detail, self.phase_of, self.lr_of, self.save = (
+            score,
+            detail,
+            phase_of,
+            lr_of,
+            save,
+        )
         self.best = float(state.get("best_dice", -1.0))
         self.record: EpochRecord | None = None
         self._t0 = 0.0
@@ -144,17 +164,33 @@ class ValidateEpoch(keras.callbacks.Callback):
         files["last_ema"] = self.save(model, self.out / "ckpt" / f"e{n:03d}.ema.weights.h5")
         model.set_weights(raw_w)
         use_ema = ema_scores[0.5][0] >= raw_scores[0.5][0]
-        rec = EpochRecord(n, self.phase_of(epoch), self.lr_of(epoch), float(logs.get("loss", float("nan"))),
-                          ema_scores if use_ema else raw_scores, ema_scores[0.5][0], raw_scores[0.5][0], use_ema,
-                          ema_detail if use_ema else raw_detail, files, time.time() - self._t0)
+        rec = EpochRecord(
+            n,
+            self.phase_of(epoch),
+            self.lr_of(epoch),
+            float(logs.get("loss", float("nan"))),
+            ema_scores if use_ema else raw_scores,
+            ema_scores[0.5][0],
+            raw_scores[0.5][0],
+            use_ema,
+            ema_detail if use_ema else raw_detail,
+            files,
+            time.time() - self._t0,
+        )
         rec.improved = rec.dice > self.best
         if rec.improved:
             self.best = rec.dice
-            self.state.update(best_file=files["last_ema" if use_ema else "last"], best_epoch=n,
-                              best_weights="ema" if use_ema else "raw",
-                              best_scores={str(t): v for t, v in rec.scores.items()}, best_detail=rec.detail)
+            self.state.update(
+                best_file=files["last_ema" if use_ema else "last"],
+                best_epoch=n,
+                best_weights="ema" if use_ema else "raw",
+                best_scores={str(t): v for t, v in rec.scores.items()},
+                best_detail=rec.detail,
+            )
         self.record = rec
-        logs.update(val_dice=rec.dice, val_iou=rec.iou, val_dice_ema=rec.ema_dice, val_dice_raw=rec.raw_dice)
+        logs.update(
+            val_dice=rec.dice, val_iou=rec.iou, val_dice_ema=rec.ema_dice, val_dice_raw=rec.raw_dice
+        )
 
 
 class Patience(keras.callbacks.Callback):
@@ -162,8 +198,16 @@ class Patience(keras.callbacks.Callback):
     the counter and the best value restored on resume and never stopping in the warm-up (epochs
     there count; ``may_stop(epoch)`` is False)."""
 
-    def __init__(self, patience: int, *, best: float, bad_epochs: int, may_stop: Callable[[int], bool],
-                 validated: ValidateEpoch, monitor: str = "val_dice") -> None:
+    def __init__(
+        self,
+        patience: int,
+        *,
+        best: float,
+        bad_epochs: int,
+        may_stop: Callable[[int], bool],
+        validated: ValidateEpoch,
+        monitor: str = "val_dice",
+    ) -> None:
         super().__init__()
         self.patience, self.best, self.bad_epochs = patience, best, bad_epochs
         self.may_stop, self.validated, self.monitor = may_stop, validated, monitor
@@ -202,10 +246,16 @@ class HistoryCSV(keras.callbacks.Callback):
 
 
 class EpochCommit(keras.callbacks.Callback):
-    """End the epoch: ``state.json`` (written atomically) is the commit (``commit``), then one line."""
+    """End the epoch: ``state.json`` (written atomically) is the commit
+    (``commit``), then one line."""
 
-    def __init__(self, state: dict[str, Any], validated: ValidateEpoch, commit: Callable[[dict[str, Any]], None],
-                 say: Callable[[EpochRecord, dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        state: dict[str, Any],
+        validated: ValidateEpoch,
+        commit: Callable[[dict[str, Any]], None],
+        say: Callable[[EpochRecord, dict[str, Any]], None],
+    ) -> None:
         super().__init__()
         self.state, self.validated, self.commit, self.say = state, validated, commit, say
 
@@ -214,10 +264,22 @@ class EpochCommit(keras.callbacks.Callback):
         assert rec is not None
         st = self.state
         wall = float(st.get("wall_s", 0.0)) + rec.seconds
-        st.update(epoch=rec.epoch, best_dice=self.validated.best, wall_s=wall, bad_epochs=rec.bad_epochs,
-                  phase=rec.phase, **rec.files)
-        st.setdefault("epoch_files", []).append({"epoch": rec.epoch, **rec.files, "val_dice_ema": rec.ema_dice,
-                                                 "val_dice_raw": rec.raw_dice})
+        st.update(
+            epoch=rec.epoch,
+            best_dice=self.validated.best,
+            wall_s=wall,
+            bad_epochs=rec.bad_epochs,
+            phase=rec.phase,
+            **rec.files,
+        )
+        st.setdefault("epoch_files", []).append(
+            {
+                "epoch": rec.epoch,
+                **rec.files,
+                "val_dice_ema": rec.ema_dice,
+                "val_dice_raw": rec.raw_dice,
+            }
+        )
         self.commit(st)
         self.say(rec, st)
 
@@ -229,12 +291,25 @@ class RefitCheckpoint(keras.callbacks.Callback):
     """A refit's epoch end: ``last.weights.h5`` and ``state.json`` (a refit cannot resume, so no
     epoch files are kept), then one line."""
 
-    def __init__(self, out: Path, state: dict[str, Any], *, phase_of: Callable[[int], str],
-                 save: Callable[[keras.Model, Path], str], save_state: Callable[[Path, dict[str, Any]], None],
-                 say: Callable[[int, float, float], None]) -> None:
+    def __init__(
+        self,
+        out: Path,
+        state: dict[str, Any],
+        *,
+        phase_of: Callable[[int], str],
+        save: Callable[[keras.Model, Path], str],
+        save_state: Callable[[Path, dict[str, Any]], None],
+        say: Callable[[int, float, float], None],
+    ) -> None:
         super().__init__()
         self.out, self.state, self.phase_of, self.save, self.save_state, self.say = (
-            out, state, phase_of, save, save_state, say)
+            out,
+            state,
+            phase_of,
+            save,
+            save_state,
+            say,
+        )
         self._t0 = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -243,6 +318,10 @@ class RefitCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.save(self.model, self.out / "last.weights.h5")
         dt = time.time() - self._t0
-        self.state.update(epoch=epoch + 1, wall_s=float(self.state.get("wall_s", 0.0)) + dt, phase=self.phase_of(epoch))
+        self.state.update(
+            epoch=epoch + 1,
+            wall_s=float(self.state.get("wall_s", 0.0)) + dt,
+            phase=self.phase_of(epoch),
+        )
         self.save_state(self.out / "state.json", self.state)
         self.say(epoch, float((logs or {}).get("loss", float("nan"))), dt)

@@ -36,13 +36,15 @@ def _cosine(lr: float, i: int, n: int, floor: float = 0.02) -> float:
 
 
 def epoch_phase(config: dict[str, Any], epoch: int) -> str:
-    """``warmup`` (pretrained encoder frozen), then ``finetune``; ``train`` throughout without a warm-up."""
+    """``warmup`` (pretrained encoder frozen), then ``finetune``;
+    ``train`` throughout without a warm-up."""
     warm = int(config.get("warmup_epochs") or 0)
     return "warmup" if epoch < warm else ("finetune" if warm else "train")
 
 
 def epoch_lr(config: dict[str, Any], epoch: int, epochs: int) -> float:
-    """The learning rate of ``epoch``: constant in the warm-up, then cosine decay to the end of ``epochs``."""
+    """The learning rate of ``epoch``: constant in the warm-up,
+    then cosine decay to the end of ``epochs``."""
     warm = int(config.get("warmup_epochs") or 0)
     phase = epoch_phase(config, epoch)
     base_lr = float(config["finetune_lr"] if phase == "finetune" else config["lr"])
@@ -76,24 +78,44 @@ def compile_for_phase(model: keras.Model, config: dict[str, Any], phase: str) ->
         encoders.set_encoder_trainable(model, phase != "warmup")
     n_out = len(model.outputs)
     loss = loss_of(config)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])),
-                  loss=[loss] * n_out if n_out > 1 else loss,
-                  loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n_out - 1) if n_out > 1 else None)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])),
+        loss=[loss] * n_out if n_out > 1 else loss,
+        loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n_out - 1) if n_out > 1 else None,
+    )
 
 
-def fit_epochs(model: keras.Model, data: Any, config: dict[str, Any], *, start: int, stop: int,
-               schedule_epochs: int, steps: int, callbacks: Sequence[keras.callbacks.Callback]) -> int:
+def fit_epochs(
+    model: keras.Model,
+    data: Any,
+    config: dict[str, Any],
+    *,
+    start: int,
+    stop: int,
+    schedule_epochs: int,
+    steps: int,
+    callbacks: Sequence[keras.callbacks.Callback],
+) -> int:
     """Train epochs ``start``..``stop - 1`` of a run whose schedule is ``schedule_epochs`` long
     (a refit stops early in its run's schedule). Returns the number of epochs done (fewer when a
     callback stopped the run)."""
     import keras
 
-    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: epoch_lr(config, epoch, schedule_epochs))
+    schedule = keras.callbacks.LearningRateScheduler(
+        lambda epoch, lr: epoch_lr(config, epoch, schedule_epochs)
+    )
     done = start
     for phase, first, end in phase_spans(config, start, stop):
         compile_for_phase(model, config, phase)
-        history = model.fit(data, initial_epoch=first, epochs=end, steps_per_epoch=steps, verbose=0,
-                            callbacks=[schedule, *callbacks], shuffle=False)
+        history = model.fit(
+            data,
+            initial_epoch=first,
+            epochs=end,
+            steps_per_epoch=steps,
+            verbose=0,
+            callbacks=[schedule, *callbacks],
+            shuffle=False,
+        )
         done = first + len(history.epoch)
         if model.stop_training:
             break

@@ -7,14 +7,13 @@ convolutional: train small first, then fine-tune at the export size). The epochs
 Keras's ``fit`` with callbacks (:mod:`polypvision.training.loop`, shared with ``refit``;
 :mod:`polypvision.training.callbacks`).
 
-Validation Dice is measured like the app measures it: the full frame resized to the
-model's size with OpenCV, the probability resized back to the frame, thresholded, and
-Dice taken per image at the frame's size. It is computed both on the current weights
-and on an exponential moving average of them (validation Dice of a single set of
-weights jumps between epochs on these few sequences; the average is steadier), and the
-better of the two is the epoch's score; the best such weights are kept (``state.json``
-names the file; ``best.weights.h5`` is a copy) and early stopping watches them. The decision threshold is then
-chosen on the validation split, never on test.
+Validation Dice is measured like the app measures it: the full frame resized to the model's size
+with OpenCV, the probability resized back to the frame, thresholded, and Dice taken per image at the
+frame's size. It is computed both on the current weights and on an exponential moving average of
+them (validation Dice of a single set of weights jumps between epochs on these few sequences; the
+average is steadier), and the better of the two is the epoch's score; the best such weights are kept
+(``state.json`` names the file; ``best.weights.h5`` is a copy) and early stopping watches them. The
+decision threshold is then chosen on the validation split, never on test.
 
 Pretrained encoders are frozen for ``--warmup-epochs`` (the random decoder would
 otherwise wreck them with large gradients), then the whole network is fine-tuned at
@@ -42,12 +41,37 @@ from polypvision.fileio import atomic_open, atomic_path, copy_file, write_text
 from polypvision.training import trainsets
 from polypvision.training.loop import AUX_LOSS_WEIGHT, epoch_lr, epoch_phase
 
-__all__ = ["AUX_LOSS_WEIGHT", "HISTORY_FIELDS", "build_model", "choose_threshold", "commit_epoch", "epoch_lr",
-           "epoch_phase", "loss_of", "run", "save_state", "save_weights_atomic", "truncate_history"]
+__all__ = [
+    "AUX_LOSS_WEIGHT",
+    "HISTORY_FIELDS",
+    "build_model",
+    "choose_threshold",
+    "commit_epoch",
+    "epoch_lr",
+    "epoch_phase",
+    "loss_of",
+    "run",
+    "save_state",
+    "save_weights_atomic",
+    "truncate_history",
+]
 
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
-HISTORY_FIELDS = ["epoch", "phase", "lr", "loss", "val_dice", "val_iou", "val_dice_ema", "val_dice_raw", "best_dice",
-                  "epoch_s", "wall_s", "val_per_dataset", "val_negative_flagged"]
+HISTORY_FIELDS = [
+    "epoch",
+    "phase",
+    "lr",
+    "loss",
+    "val_dice",
+    "val_iou",
+    "val_dice_ema",
+    "val_dice_raw",
+    "best_dice",
+    "epoch_s",
+    "wall_s",
+    "val_per_dataset",
+    "val_negative_flagged",
+]
 
 
 def choose_threshold(scores: dict[float, tuple[float, float]], tolerance: float = 0.01) -> float:
@@ -76,8 +100,13 @@ def configure_threads(threads: int | None) -> None:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[2],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -100,13 +129,19 @@ def preprocess_frames(frames_bgr: list[np.ndarray], size: int, mean, std) -> np.
     out = np.empty((len(frames_bgr), size, size, 3), np.float32)
     m, s = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     for i, f in enumerate(frames_bgr):
-        r = cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR)[..., ::-1].astype(np.float32) / 255.0
+        r = (
+            cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR)[..., ::-1].astype(
+                np.float32
+            )
+            / 255.0
+        )
         out[i] = (r - m) / s
     return out
 
 
 def dice_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of one binary prediction, as ``polypvision evaluate`` counts them (one definition)."""
+    """Dice and IoU of one binary prediction, as ``polypvision evaluate`` counts them
+    (one definition)."""
     from polypvision.evaluate import Counts
 
     m = Counts.of(pred, gt).metrics()
@@ -128,7 +163,7 @@ class Validator:
 
         probs = []
         for i in range(0, len(self.x), self.batch):
-            out = np.asarray(model(self.x[i:i + self.batch], training=False))[..., 0]
+            out = np.asarray(model(self.x[i : i + self.batch], training=False))[..., 0]
             for j, p in enumerate(out):
                 h, w = self.masks[i + j].shape
                 probs.append(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR))
@@ -138,7 +173,9 @@ class Validator:
         probs = self.probabilities(model)
         res = {}
         for t in THRESHOLDS:
-            d, j = zip(*(dice_iou(p > t, m) for p, m in zip(probs, self.masks, strict=True)), strict=True)
+            d, j = zip(
+                *(dice_iou(p > t, m) for p, m in zip(probs, self.masks, strict=True)), strict=True
+            )
             res[t] = (float(np.mean(d)), float(np.mean(j)))
         return res
 
@@ -150,9 +187,15 @@ class MultiValidator:
     datasets are measured apart: the share of their frames with any pixel over the threshold
     (the raw model, before the app's smoothing and gating) is logged every epoch."""
 
-    def __init__(self, groups: list[tuple[str, list[pdata.Sample], bool]], size: int, mean, std) -> None:
-        self.polyp = {name: Validator(s, size, mean, std) for name, s, neg in groups if not neg and s}
-        self.negative = {name: Validator(s, size, mean, std) for name, s, neg in groups if neg and s}
+    def __init__(
+        self, groups: list[tuple[str, list[pdata.Sample], bool]], size: int, mean, std
+    ) -> None:
+        self.polyp = {
+            name: Validator(s, size, mean, std) for name, s, neg in groups if not neg and s
+        }
+        self.negative = {
+            name: Validator(s, size, mean, std) for name, s, neg in groups if neg and s
+        }
 
     def score(self, model) -> dict[float, tuple[float, float]]:
         """{threshold: (mean Dice, mean IoU)} over the polyp datasets; details in ``last``."""
@@ -160,9 +203,15 @@ class MultiValidator:
         self.last: dict[str, dict] = {"per_dataset": {n: r[0.5][0] for n, r in per.items()}}
         neg_probs = [p for v in self.negative.values() for p in v.probabilities(model)]
         self.last["negative_frames_flagged"] = (
-            float(np.mean([float(p.max()) > 0.5 for p in neg_probs])) if neg_probs else None)
-        return {t: (float(np.mean([r[t][0] for r in per.values()])), float(np.mean([r[t][1] for r in per.values()])))
-                for t in THRESHOLDS}
+            float(np.mean([float(p.max()) > 0.5 for p in neg_probs])) if neg_probs else None
+        )
+        return {
+            t: (
+                float(np.mean([r[t][0] for r in per.values()])),
+                float(np.mean([r[t][1] for r in per.values()])),
+            )
+            for t in THRESHOLDS
+        }
 
 
 # ------------------------------------------------------------------ model pieces
@@ -182,7 +231,8 @@ def bce_dice_loss(y_true, y_pred):
 
 
 def structure_loss(y_true, y_pred):
-    """PraNet's boundary-aware loss: BCE and soft IoU, each pixel weighted by 1 + 5 |avgpool31(mask) - mask|.
+    """PraNet's boundary-aware loss: BCE and soft IoU,
+    each pixel weighted by 1 + 5 |avgpool31(mask) - mask|.
 
     The weight is high within ~15 pixels of the polyp's border, where masks are wrong most often
     and where the plain loss's error is a thin sliver that barely counts.
@@ -191,7 +241,9 @@ def structure_loss(y_true, y_pred):
     from keras import ops
 
     y_true = ops.cast(y_true, y_pred.dtype)
-    weit = 1.0 + 5.0 * ops.abs(keras.layers.AveragePooling2D(31, strides=1, padding="same")(y_true) - y_true)
+    weit = 1.0 + 5.0 * ops.abs(
+        keras.layers.AveragePooling2D(31, strides=1, padding="same")(y_true) - y_true
+    )
     eps = 1e-7
     p = ops.clip(y_pred, eps, 1.0 - eps)
     bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
@@ -212,13 +264,16 @@ def loss_of(config: dict[str, Any]):
     weight = float(config.get("distill_weight") or 0.5)
 
     def distill(y_true, y_pred):
-        """The run's loss on the ground truth (channel 0) plus ``weight`` x BCE towards the teacher's
-        probability (channel 1): the teacher's soft edges and its confidence carry more than 0/1 masks."""
+        """The run's loss on the ground truth (channel 0) plus ``weight`` x BCE towards the
+        teacher's probability (channel 1): the teacher's soft edges and its confidence carry more
+        than 0/1 masks."""
         import keras
         from keras import ops
 
         soft = ops.cast(y_true[..., 1:], y_pred.dtype)
-        return base(y_true[..., :1], y_pred) + weight * ops.mean(keras.losses.binary_crossentropy(soft, y_pred))
+        return base(y_true[..., :1], y_pred) + weight * ops.mean(
+            keras.losses.binary_crossentropy(soft, y_pred)
+        )
 
     return distill
 
@@ -227,8 +282,12 @@ def build_model(config: dict[str, Any], input_size: int | None = None):
     from polypvision.training import encoders
 
     arch = encoders.get(config["arch"])
-    return arch.build(input_size=input_size or config["input_size"], base_filters=config.get("base_filters") or 16,
-                      pretrained=arch.pretrained, deep_supervision=bool(config.get("deep_supervision")))
+    return arch.build(
+        input_size=input_size or config["input_size"],
+        base_filters=config.get("base_filters") or 16,
+        pretrained=arch.pretrained,
+        deep_supervision=bool(config.get("deep_supervision")),
+    )
 
 
 # ------------------------------------------------------------------ the loop
@@ -240,13 +299,17 @@ def _check_sizes(size: int, crop: int, multiple: int) -> int | None:
     from polypvision.errors import UserError
 
     if size <= 0 or size % multiple:
-        raise UserError(f"--input-size {size}: this architecture needs a positive multiple of {multiple} "
-                        f"(e.g. {max(multiple, size // multiple * multiple)})")
+        raise UserError(
+            f"--input-size {size}: this architecture needs a positive multiple of {multiple} "
+            f"(e.g. {max(multiple, size // multiple * multiple)})"
+        )
     if crop == 0:
         return None
     if crop < 0 or crop % multiple or crop >= size:
-        raise UserError(f"--crop-size {crop}: must be a multiple of {multiple} below --input-size {size} "
-                        f"(e.g. {max(multiple, size // 2 // multiple * multiple)}), or 0 for whole frames")
+        raise UserError(
+            f"--crop-size {crop}: must be a multiple of {multiple} below --input-size {size} "
+            f"(e.g. {max(multiple, size // 2 // multiple * multiple)}), or 0 for whole frames"
+        )
     return crop
 
 
@@ -258,7 +321,8 @@ def _fmt_share(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-KEEP_EPOCH_FILES = 8  # the last epochs' weights stay on disk, for weight averaging (SWA) after the run
+# the last epochs' weights stay on disk, for weight averaging (SWA) after the run
+KEEP_EPOCH_FILES = 8
 
 
 def save_weights_atomic(model, path: Path) -> str:
@@ -273,14 +337,20 @@ def save_weights_atomic(model, path: Path) -> str:
 
 def commit_epoch(out: Path, state: dict[str, Any]) -> None:
     """End an epoch: the state file (written atomically) is the commit; after it, the conventional
-    ``last.weights.h5`` / ``best.weights.h5`` copies are refreshed and epoch files nothing needs are pruned.
+    ``last.weights.h5`` / ``best.weights.h5`` copies are refreshed and epoch files nothing needs are
+    pruned.
 
     Killed at any point, the run resumes from the last committed epoch: every file the state names
     is complete, history rows of uncommitted epochs are dropped on resume, and an uncommitted epoch
     is trained again from the committed weights.
     """
     files = state.get("epoch_files", [])
-    keep = {state.get("last"), state.get("last_ema"), state.get("best_file"), (state.get("swa") or {}).get("file")}
+    keep = {
+        state.get("last"),
+        state.get("last_ema"),
+        state.get("best_file"),
+        (state.get("swa") or {}).get("file"),
+    }
     for rec in files[-KEEP_EPOCH_FILES:]:
         keep.update((rec.get("last"), rec.get("last_ema")))
     state["epoch_files"] = [r for r in files if r.get("last") in keep or r.get("last_ema") in keep]
@@ -294,7 +364,8 @@ def commit_epoch(out: Path, state: dict[str, Any]) -> None:
 
 
 def truncate_history(path: Path, epochs_done: int) -> None:
-    """Drop history rows of epochs after the last committed one (a run killed between the row and the commit)."""
+    """Drop history rows of epochs after the last committed one
+    (a run killed between the row and the commit)."""
     if not path.is_file():
         return
     rows = list(csv.reader(path.read_text().splitlines()))
@@ -331,32 +402,51 @@ def run(args) -> int:
         raise UserError("train needs --out, the run folder for checkpoints, state and history")
     configure_threads(args.threads)
     # Keras converts per-batch logs with np.array(copy=False) semantics that NumPy 2 flags.
-    warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+    warnings.filterwarnings(
+        "ignore", message="__array__ implementation", category=DeprecationWarning
+    )
     out = Path(args.out)
     state_path = out / "state.json"
     state: dict[str, Any] = {}
     if args.resume:
         if not state_path.is_file():
-            raise UserError(f"--resume: {state_path} does not exist; start the run without --resume")
+            raise UserError(
+                f"--resume: {state_path} does not exist; start the run without --resume"
+            )
         state = json.loads(state_path.read_text())
         if state.get("refit"):
-            raise UserError(f"--resume: {out} is a refit (train --refit-of), which cannot resume; "
-                            "rerun the refit with --force")
+            raise UserError(
+                f"--resume: {out} is a refit (train --refit-of), which cannot resume; "
+                "rerun the refit with --force"
+            )
         config = dict(state["config"])
         # Settings that may change on resume (e.g. train small, then fine-tune at 256).
-        for key in ("epochs", "input_size", "crop_size", "batch_size", "lr", "finetune_lr", "patience", "threads"):
+        for key in (
+            "epochs",
+            "input_size",
+            "crop_size",
+            "batch_size",
+            "lr",
+            "finetune_lr",
+            "patience",
+            "threads",
+        ):
             val = getattr(args, key, None)
             if val is not None:
                 config[key] = val
     else:
         if state_path.is_file() and not args.force:
-            raise UserError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
+            raise UserError(
+                f"{out} already holds a run; pass --resume to continue it or --force to start over"
+            )
         if not args.data:
             raise UserError("train needs at least one --data folder (images/ and masks/)")
         arch = encoders.get(args.arch)
         if getattr(args, "deep_supervision", False) and not arch.pretrained:
-            raise UserError("--deep-supervision is for the pretrained-encoder UNets (mobilenetv2, efficientnet-lite0); "
-                            "the research UNet is kept exactly as published")
+            raise UserError(
+                "--deep-supervision is for the pretrained-encoder UNets (mobilenetv2, "
+                "efficientnet-lite0); the research UNet is kept exactly as published"
+            )
         config = {
             "arch": args.arch,
             "base_filters": args.base_filters if args.arch == "unet" else None,
@@ -371,30 +461,46 @@ def run(args) -> int:
             "ema_decay": args.ema_decay,
             "seed": args.seed,
             "threads": args.threads,
-            "data": [d.to_dict() for d in pdata.specs_from(args.data, getattr(args, "negatives", None))],
+            "data": [
+                d.to_dict() for d in pdata.specs_from(args.data, getattr(args, "negatives", None))
+            ],
             "negative_share": float(getattr(args, "negative_share", None) or 0.15),
             "loss": getattr(args, "loss", None) or "bce-dice",
             "deep_supervision": bool(getattr(args, "deep_supervision", False)),
-            "teacher": str(Path(args.teacher).resolve()) if getattr(args, "teacher", None) else None,
+            "teacher": str(Path(args.teacher).resolve())
+            if getattr(args, "teacher", None)
+            else None,
             "distill_weight": float(getattr(args, "distill_weight", None) or 0.5),
             "mean": list(arch.mean),
             "std": list(arch.std),
         }
-    crop = _check_sizes(int(config["input_size"]), int(config.get("crop_size") or 0),
-                        encoders.get(config["arch"]).size_multiple)
+    crop = _check_sizes(
+        int(config["input_size"]),
+        int(config.get("crop_size") or 0),
+        encoders.get(config["arch"]).size_multiple,
+    )
     out.mkdir(parents=True, exist_ok=True)
 
-    specs = (pdata.specs_from(args.data, getattr(args, "negatives", None)) if args.data
-             else pdata.specs_of_config(config))
+    specs = (
+        pdata.specs_from(args.data, getattr(args, "negatives", None))
+        if args.data
+        else pdata.specs_of_config(config)
+    )
     config["data"] = [d.to_dict() for d in specs]
     split_file = args.split_file or (config.get("split_file") if args.resume else None)
     leaky_wanted = bool(getattr(args, "leaky_split", False) or config.get("per_image_split"))
     config["per_image_split"] = leaky_wanted
     sets = pdata.load_splits(specs, split_file, seed=config["seed"], per_image=leaky_wanted)
     paths = {str(d.split.path) for d in sets}
-    config["split_file"] = paths.pop() if len(paths) == 1 else {d.name: str(d.split.path) for d in sets}
+    config["split_file"] = (
+        paths.pop() if len(paths) == 1 else {d.name: str(d.split.path) for d in sets}
+    )
     config["split_leaky"] = any(d.split.leaky for d in sets)
-    cmd = "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "polypvision train"
+    cmd = (
+        "polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 1
+        else "polypvision train"
+    )
     state.setdefault("commands", []).append(cmd)
     state["config"] = config
 
@@ -404,24 +510,47 @@ def run(args) -> int:
     groups = []
     for d in sets:
         tr, va = d.samples("train"), d.samples("val")
-        print(f"[{out.name}] data {d.dataset.root}: train {len(tr)} / val {len(va)} "
-              f"{'polyp-free ' if d.negative else ''}frames ({d.split.method or 'split'}"
-              f"{'; LEAKY' if d.split.leaky else ''}; split {d.split.path})", flush=True)
+        print(
+            f"[{out.name}] data {d.dataset.root}: train {len(tr)} / val {len(va)} "
+            f"{'polyp-free ' if d.negative else ''}frames ({d.split.method or 'split'}"
+            f"{'; LEAKY' if d.split.leaky else ''}; split {d.split.path})",
+            flush=True,
+        )
         if tr:
             groups.append((*trainsets.training_arrays(tr, config), d.negative))
-    validator = MultiValidator([(d.name, d.samples("val"), d.negative) for d in sets], size, mean, std)
-    print(f"[{out.name}] frames decoded (or read from the cache) in {fmt_duration(time.time() - t_load)}", flush=True)
+    validator = MultiValidator(
+        [(d.name, d.samples("val"), d.negative) for d in sets], size, mean, std
+    )
+    print(
+        f"[{out.name}] frames decoded (or read from the cache) in "
+        f"{fmt_duration(time.time() - t_load)}",
+        flush=True,
+    )
     share = float(config.get("negative_share") or 0.15)
     n_pos = sum(len(g[0]) for g in groups if not g[2])
     has_neg = any(g[2] for g in groups)
     # One epoch draws about every polyp frame once, plus the polyp-free share on top.
-    steps = max(1, round((n_pos / (1.0 - share) if has_neg and n_pos else sum(len(g[0]) for g in groups)) / batch))
+    steps = max(
+        1,
+        round(
+            (n_pos / (1.0 - share) if has_neg and n_pos else sum(len(g[0]) for g in groups)) / batch
+        ),
+    )
     start = int(state.get("epoch", 0))
     epochs = int(config["epochs"])
     keras.utils.set_random_seed(int(config["seed"]) + start)
     model = build_model(config, crop or size)
-    ds = trainsets.make_mixed_dataset(groups, size, batch, mean, std, seed=int(config["seed"]) + start, crop=crop,
-                                      negative_share=share, n_outputs=len(model.outputs))
+    ds = trainsets.make_mixed_dataset(
+        groups,
+        size,
+        batch,
+        mean,
+        std,
+        seed=int(config["seed"]) + start,
+        crop=crop,
+        negative_share=share,
+        n_outputs=len(model.outputs),
+    )
     # Patches train a copy built at the crop size; validation runs the same weights at full size.
     vmodel = build_model(config, size) if crop else model
     vmain = encoders.main_output(vmodel)
@@ -436,16 +565,32 @@ def run(args) -> int:
         last = out / str(state.get("last") or "last.weights.h5")
         if last.is_file():
             if state.get("last_ema") and (out / state["last_ema"]).is_file():
-                model.load_weights(out / state["last_ema"])  # the weight average goes on where it stopped
+                model.load_weights(
+                    out / state["last_ema"]
+                )  # the weight average goes on where it stopped
                 ema = [np.array(v.value.numpy(), copy=True) for v in model.weights]
             model.load_weights(last)
             print(f"[{out.name}] resumed at epoch {start} from {last}", flush=True)
         truncate_history(out / "history.csv", start)
-    print(f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}"
-          f"{f' (trained on {crop}x{crop} crops)' if crop else ''}, batch {batch}, "
-          f"{steps} steps/epoch, epochs {start}..{epochs}", flush=True)
-    _fit(model, ds, config, out, state, start=start, epochs=epochs, steps=steps, ema=ema, score=_score,
-         detail=lambda: validator.last)
+    print(
+        f"[{out.name}] {config['arch']} {model.count_params():,} parameters, input {size}x{size}"
+        f"{f' (trained on {crop}x{crop} crops)' if crop else ''}, batch {batch}, "
+        f"{steps} steps/epoch, epochs {start}..{epochs}",
+        flush=True,
+    )
+    _fit(
+        model,
+        ds,
+        config,
+        out,
+        state,
+        start=start,
+        epochs=epochs,
+        steps=steps,
+        ema=ema,
+        score=_score,
+        detail=lambda: validator.last,
+    )
 
     # Threshold chosen on validation with the best weights.
     if (out / "best.weights.h5").is_file():
@@ -456,14 +601,29 @@ def run(args) -> int:
             state["val_dice_at_threshold"] = scores[t_best][0]
     state["finished"] = True
     save_state(state_path, state)
-    print(f"[{out.name}] done: best val Dice {float(state.get('best_dice', -1.0)):.4f} at epoch "
-          f"{state.get('best_epoch')}, threshold {state.get('threshold')}, wall "
-          f"{fmt_duration(float(state.get('wall_s', 0.0)))}", flush=True)
+    print(
+        f"[{out.name}] done: best val Dice {float(state.get('best_dice', -1.0)):.4f} at epoch "
+        f"{state.get('best_epoch')}, threshold {state.get('threshold')}, wall "
+        f"{fmt_duration(float(state.get('wall_s', 0.0)))}",
+        flush=True,
+    )
     return 0
 
 
-def _fit(model, ds, config: dict[str, Any], out: Path, state: dict[str, Any], *, start: int, epochs: int,
-         steps: int, ema: list | None, score, detail) -> None:
+def _fit(
+    model,
+    ds,
+    config: dict[str, Any],
+    out: Path,
+    state: dict[str, Any],
+    *,
+    start: int,
+    epochs: int,
+    steps: int,
+    ema: list | None,
+    score,
+    detail,
+) -> None:
     """Epochs ``start``..``epochs - 1`` through the shared loop, each ending with validation,
     patience, the history row and the commit (:mod:`polypvision.training.callbacks`)."""
     from polypvision.training.callbacks import (
@@ -478,32 +638,74 @@ def _fit(model, ds, config: dict[str, Any], out: Path, state: dict[str, Any], *,
     from polypvision.training.loop import fit_epochs
 
     averaged = WeightEMA(float(config["ema_decay"]), ema)
-    validate = ValidateEpoch(out, state, ema=averaged, score=score, detail=detail,
-                             phase_of=lambda e: epoch_phase(config, e), lr_of=lambda e: epoch_lr(config, e, epochs),
-                             save=save_weights_atomic)
-    patience = Patience(int(config["patience"]), best=float(state.get("best_dice", -1.0)),
-                        bad_epochs=int(state.get("bad_epochs", 0)), validated=validate,
-                        may_stop=lambda e: epoch_phase(config, e) != "warmup")
+    validate = ValidateEpoch(
+        out,
+        state,
+        ema=averaged,
+        score=score,
+        detail=detail,
+        phase_of=lambda e: epoch_phase(config, e),
+        lr_of=lambda e: epoch_lr(config, e, epochs),
+        save=save_weights_atomic,
+    )
+    patience = Patience(
+        int(config["patience"]),
+        best=float(state.get("best_dice", -1.0)),
+        bad_epochs=int(state.get("bad_epochs", 0)),
+        validated=validate,
+        may_stop=lambda e: epoch_phase(config, e) != "warmup",
+    )
 
     def row() -> list[Any]:
         r = validate.record
         assert r is not None
         wall = float(state.get("wall_s", 0.0)) + r.seconds
-        return [r.epoch, r.phase, f"{r.lr:.3g}", f"{r.loss:.4f}", f"{r.dice:.4f}", f"{r.iou:.4f}", f"{r.ema_dice:.4f}",
-                f"{r.raw_dice:.4f}", f"{validate.best:.4f}", f"{r.seconds:.0f}", f"{wall:.0f}", _per_dataset(r.detail),
-                _fmt_share(r.detail.get("negative_frames_flagged"))]
+        return [
+            r.epoch,
+            r.phase,
+            f"{r.lr:.3g}",
+            f"{r.loss:.4f}",
+            f"{r.dice:.4f}",
+            f"{r.iou:.4f}",
+            f"{r.ema_dice:.4f}",
+            f"{r.raw_dice:.4f}",
+            f"{validate.best:.4f}",
+            f"{r.seconds:.0f}",
+            f"{wall:.0f}",
+            _per_dataset(r.detail),
+            _fmt_share(r.detail.get("negative_frames_flagged")),
+        ]
 
     def say(r: EpochRecord, st: dict[str, Any]) -> None:
         left = (epochs - r.epoch) * r.seconds
-        print(f"[{out.name}] epoch {r.epoch}/{epochs} {r.phase} lr {r.lr:.2g} loss {r.loss:.4f} val Dice {r.dice:.4f} "
-              f"IoU {r.iou:.4f} (EMA {r.ema_dice:.4f}, raw {r.raw_dice:.4f}) best {validate.best:.4f}"
-              f"{' *' if r.improved else ''} [{_per_dataset(r.detail)}; polyp-free frames flagged "
-              f"{_fmt_share(r.detail.get('negative_frames_flagged'))}] {fmt_duration(r.seconds)}/epoch "
-              f"ETA {fmt_duration(left)}", flush=True)
+        print(
+            f"[{out.name}] epoch {r.epoch}/{epochs} {r.phase} lr {r.lr:.2g} loss {r.loss:.4f} "
+            f"val Dice {r.dice:.4f} IoU {r.iou:.4f} (EMA {r.ema_dice:.4f}, raw {r.raw_dice:.4f}) "
+            f"best {validate.best:.4f}{' *' if r.improved else ''} [{_per_dataset(r.detail)}; "
+            f"polyp-free frames flagged {_fmt_share(r.detail.get('negative_frames_flagged'))}] "
+            f"{fmt_duration(r.seconds)}/epoch ETA {fmt_duration(left)}",
+            flush=True,
+        )
         if patience.stopped:
-            print(f"[{out.name}] early stop: no val Dice gain for {patience.bad_epochs} epochs", flush=True)
+            print(
+                f"[{out.name}] early stop: no val Dice gain for {patience.bad_epochs} epochs",
+                flush=True,
+            )
 
-    fit_epochs(model, ds, config, start=start, stop=epochs, schedule_epochs=epochs, steps=steps,
-               callbacks=[averaged, StepProgress(out.name, epochs, steps), validate, patience,
-                          HistoryCSV(out / "history.csv", HISTORY_FIELDS, row),
-                          EpochCommit(state, validate, lambda st: commit_epoch(out, st), say)])
+    fit_epochs(
+        model,
+        ds,
+        config,
+        start=start,
+        stop=epochs,
+        schedule_epochs=epochs,
+        steps=steps,
+        callbacks=[
+            averaged,
+            StepProgress(out.name, epochs, steps),
+            validate,
+            patience,
+            HistoryCSV(out / "history.csv", HISTORY_FIELDS, row),
+            EpochCommit(state, validate, lambda st: commit_epoch(out, st), say),
+        ],
+    )

@@ -1,11 +1,12 @@
-"""The app's session state machine, without Qt: what plays, with which model, and what runs beside it.
+"""The app's session state machine, without Qt: what plays, with which model,
+and what runs beside it.
 
-One :class:`SessionController` per window. It owns the playing :class:`~polypvision.viewer.player.Player`
-(at most one), the loaded model, the source that waits for a model, the overlay settings, and the
-outputs in progress (a recording, an export, a clip scan), and it turns user commands into state
-changes. The window keeps layout and wiring: it forwards commands here and shows what the
-controller reports through a :class:`SessionEvents` (status-bar messages, placeholders, the
-banner of a lost live signal, the source's facts).
+One :class:`SessionController` per window. It owns the playing
+:class:`~polypvision.viewer.player.Player` (at most one), the loaded model, the source that waits
+for a model, the overlay settings, and the outputs in progress (a recording, an export, a clip
+scan), and it turns user commands into state changes. The window keeps layout and wiring: it
+forwards commands here and shows what the controller reports through a :class:`SessionEvents`
+(status-bar messages, placeholders, the banner of a lost live signal, the source's facts).
 
 Threads: every method is called on one thread (the window's). Opening a source and loading a
 model take seconds, so they go through ``run`` (the window passes one that works on a worker
@@ -45,7 +46,9 @@ __all__ = ["Phase", "SessionController", "SessionEvents", "SessionStatus", "run_
 LOST = ("signal lost", "reconnecting", "failed")
 EXPORT_WAIT_S = 1.0  # how long closing the window waits for a cancelled export to wind down
 
-Runner = Callable[[str, Callable[[], Any], Callable[[Any], None], Callable[[BaseException], None]], None]
+Runner = Callable[
+    [str, Callable[[], Any], Callable[[Any], None], Callable[[BaseException], None]], None
+]
 
 
 class Phase(enum.Enum):
@@ -76,8 +79,12 @@ class SessionStatus:
     frame_count: int | None
 
 
-def run_now(name: str, fn: Callable[[], Any], on_done: Callable[[Any], None],
-            on_error: Callable[[BaseException], None]) -> None:
+def run_now(
+    name: str,
+    fn: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+) -> None:
     """The default ``run``: at once, on the calling thread."""
     try:
         value = fn()
@@ -101,7 +108,7 @@ class SessionEvents:
     def placeholder(self, text: str, *, clear: bool = False) -> None:
         """Nothing plays: say why in the video's place (``clear``: drop the last picture too)."""
 
-    # -- sources, models, players --------------------------------------------------------------------
+    # -- sources, models, players ------------------------------------------------------------------
     def source_opened(self, spec: str, source: FrameSource) -> None:
         """A source opened (it plays now, or once a model is loaded)."""
 
@@ -121,7 +128,7 @@ class SessionEvents:
     def signal(self, lost: bool, description: str) -> None:
         """A live source lost its signal (reconnecting), or got it back."""
 
-    # -- from worker threads -------------------------------------------------------------------------
+    # -- from worker threads -----------------------------------------------------------------------
     def frame_ready(self) -> None:
         """The player has a picture waiting (worker thread)."""
 
@@ -135,11 +142,19 @@ class SessionEvents:
 class SessionController:
     """The state of one viewing session and the commands that change it (see the module's doc)."""
 
-    def __init__(self, events: SessionEvents | None = None, *, provider: str = "auto",
-                 overlay: OverlaySettings | None = None, loop: bool = False, synchronous: bool = False,
-                 output_dir: Callable[[], Path] | None = None, run: Runner = run_now,
-                 open_source: Callable[..., FrameSource] = open_blocking,
-                 load_model: Callable[[Path | None, str], Segmenter] = load_blocking) -> None:
+    def __init__(
+        self,
+        events: SessionEvents | None = None,
+        *,
+        provider: str = "auto",
+        overlay: OverlaySettings | None = None,
+        loop: bool = False,
+        synchronous: bool = False,
+        output_dir: Callable[[], Path] | None = None,
+        run: Runner = run_now,
+        open_source: Callable[..., FrameSource] = open_blocking,
+        load_model: Callable[[Path | None, str], Segmenter] = load_blocking,
+    ) -> None:
         self.events = events or SessionEvents()
         self.provider = provider
         self.overlay = overlay or OverlaySettings()
@@ -149,7 +164,8 @@ class SessionController:
         self.player: Player | None = None
         self.segmenter: Segmenter | None = None
         self.pending: tuple[str, FrameSource] | None = None  # an opened source waiting for a model
-        self.model_choice: Path | None = None  # only a model the user picked; None: the shipped default
+        # only a model the user picked; None: the shipped default
+        self.model_choice: Path | None = None
         self.no_model_text = ""
         self.export: ExportJob | None = None
         self.closed = False
@@ -176,20 +192,33 @@ class SessionController:
     def status(self) -> SessionStatus:
         p = self.player
         return SessionStatus(
-            phase=self.phase, spec=p.spec if p is not None else None, opening=self._in_flight.get("source"),
-            loading_model="model" in self._in_flight, recording=p is not None and p.recording,
-            exporting=self.exporting, scanning=p is not None and p.scanning,
-            live=bool(p is not None and p.info.live), seekable=p is not None and p.seekable,
+            phase=self.phase,
+            spec=p.spec if p is not None else None,
+            opening=self._in_flight.get("source"),
+            loading_model="model" in self._in_flight,
+            recording=p is not None and p.recording,
+            exporting=self.exporting,
+            scanning=p is not None and p.scanning,
+            live=bool(p is not None and p.info.live),
+            seekable=p is not None and p.seekable,
             position=p.runner.position if p is not None else -1,
-            frame_count=p.info.frame_count if p is not None else None)
+            frame_count=p.info.frame_count if p is not None else None,
+        )
 
     @property
     def exporting(self) -> bool:
         return self.export is not None and self.export.running
 
-    # -- background requests, newest wins --------------------------------------------------------------
-    def _submit(self, kind: str, what: str, fn: Callable[[], Any], on_done: Callable[[Any], None],
-                on_error: Callable[[BaseException], None], on_stale: Callable[[Any], None] | None = None) -> None:
+    # -- background requests, newest wins ----------------------------------------------------------
+    def _submit(
+        self,
+        kind: str,
+        what: str,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        on_stale: Callable[[Any], None] | None = None,
+    ) -> None:
         token = self._latest.get(kind, 0) + 1
         self._latest[kind] = token
         self._in_flight[kind] = what
@@ -217,16 +246,23 @@ class SessionController:
         self.events.message(f"Opening {spec}\u2026")
         if self.player is None:
             self.events.placeholder(f"Opening {spec}\u2026")
-        self._submit("source", spec, lambda: self._open(spec, source, **kwargs),
-                     lambda src: self._source_opened(spec, src), lambda exc: self._open_failed(spec, exc),
-                     on_stale=lambda src: src.close())
+        self._submit(
+            "source",
+            spec,
+            lambda: self._open(spec, source, **kwargs),
+            lambda src: self._source_opened(spec, src),
+            lambda exc: self._open_failed(spec, exc),
+            on_stale=lambda src: src.close(),
+        )
 
     def _open_failed(self, spec: str, exc: BaseException) -> None:
         msg = describe_error(exc)
         self.events.error(msg)
         if self.player is None:
-            self.events.placeholder(f"Could not open {spec}\n\n{msg}\n\nDrop a video here or use File \u25b8 Open.",
-                                    clear=True)
+            self.events.placeholder(
+                f"Could not open {spec}\n\n{msg}\n\nDrop a video here or use File \u25b8 Open.",
+                clear=True,
+            )
 
     def _source_opened(self, spec: str, source: FrameSource) -> None:
         if self.closed:  # a slow stream answered after the window was closed
@@ -252,9 +288,16 @@ class SessionController:
         self.pending = None
         self.stop_player()
         ev = self.events
-        self.player = Player(spec, source, self._processor(self.segmenter), loop=self.loop,
-                             mode="sync" if self.synchronous else "pass-through", on_frame=ev.frame_ready,
-                             on_error=ev.worker_error, on_end=ev.player_ended)
+        self.player = Player(
+            spec,
+            source,
+            self._processor(self.segmenter),
+            loop=self.loop,
+            mode="sync" if self.synchronous else "pass-through",
+            on_frame=ev.frame_ready,
+            on_error=ev.worker_error,
+            on_end=ev.player_ended,
+        )
         self._live_state = "ok"
         ev.player_ready(self.player)
         self.player.start()
@@ -281,14 +324,20 @@ class SessionController:
 
     # -- models ----------------------------------------------------------------------------------
     def load_model(self, path: Path | None, provider: str | None = None) -> None:
-        """Load ``path`` (None: the shipped default); the running model goes on until it is ready."""
+        """Load ``path`` (None: the shipped default);
+        the running model goes on until it is ready."""
         if provider is not None:
             self.provider = provider
         self.model_choice = Path(path) if path is not None else None
         self.events.model_loading(self.model_choice, self.provider)
         chosen, prov = self.model_choice, self.provider
-        self._submit("model", str(chosen or "default"), lambda: self._load(chosen, prov),
-                     lambda seg: self._model_loaded(seg, chosen is not None), self._model_failed)
+        self._submit(
+            "model",
+            str(chosen or "default"),
+            lambda: self._load(chosen, prov),
+            lambda seg: self._model_loaded(seg, chosen is not None),
+            self._model_failed,
+        )
 
     def choose_provider(self, provider: str) -> None:
         self.load_model(self.model_choice, provider)
@@ -299,7 +348,10 @@ class SessionController:
         self.events.error(msg)
         self.events.model_shown(self.segmenter, self.provider)
         if self.segmenter is None:
-            self.no_model_text = f"No model loaded\n\n{msg}\n\nChoose one with \u201cOther\u2026\u201d in the Model panel."
+            self.no_model_text = (
+                f"No model loaded\n\n{msg}\n\nChoose one with "
+                "\u201cOther\u2026\u201d in the Model panel."
+            )
             self.events.placeholder(self.no_model_text, clear=True)
 
     def _model_loaded(self, seg: Segmenter, remembered: bool) -> None:
@@ -338,7 +390,9 @@ class SessionController:
             return None
         nxt = p.track.next_polyp(p.runner.position)
         if nxt is None:
-            self.events.message("No later detection seen yet (the timeline fills as the clip plays)", 4000)
+            self.events.message(
+                "No later detection seen yet (the timeline fills as the clip plays)", 4000
+            )
             return None
         p.runner.pause()
         p.runner.seek(nxt)
@@ -426,15 +480,24 @@ class SessionController:
         error message) for a live source or nothing playing."""
         p = self.player
         if p is None or p.info.live:
-            self.events.error("export needs a video file or a folder of frames; live sources can be recorded (R)")
+            self.events.error(
+                "export needs a video file or a folder of frames; live sources can be recorded (R)"
+            )
             return None
         spec = str(p.source.path) if source_kind(p.spec) == "demo" else p.spec  # type: ignore[attr-defined]
         stem = Path(spec).stem if source_kind(spec) in ("file", "frames") else "clip"
         return spec, self.output_dir() / f"{stem}-annotated.mp4"
 
-    def start_export(self, spec: str, plan: ExportPlan, *, on_progress: Callable[[Progress], None] | None = None,
-                     on_exit: Callable[[], None] | None = None) -> ExportJob | None:
-        """Export ``spec`` per ``plan`` with the playing model and settings (one export at a time)."""
+    def start_export(
+        self,
+        spec: str,
+        plan: ExportPlan,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> ExportJob | None:
+        """Export ``spec`` per ``plan`` with the playing model and settings
+        (one export at a time)."""
         p = self.player
         if p is None:
             self.events.error("open a video file or a folder of frames first")
@@ -445,11 +508,16 @@ class SessionController:
         from polypvision.partials import sweep
 
         sweep(plan.video.parent)  # what a killed export left there
-        self.export = ExportJob(spec, p.processor, plan, p.info.fps, on_progress=on_progress, on_exit=on_exit)
+        self.export = ExportJob(
+            spec, p.processor, plan, p.info.fps, on_progress=on_progress, on_exit=on_exit
+        )
         return self.export.start()
 
-    def toggle_scan(self, on_progress: Callable[[Progress], None],
-                    on_done: Callable[[BaseException | None], None]) -> bool | None:
+    def toggle_scan(
+        self,
+        on_progress: Callable[[Progress], None],
+        on_done: Callable[[BaseException | None], None],
+    ) -> bool | None:
         """Start scanning the whole clip for the timeline (True) or stop the scan (False); None
         when it cannot run (a message says why). The callbacks come on the scan's worker."""
         p = self.player
@@ -458,7 +526,9 @@ class SessionController:
             return None
         started = self._attempt(lambda: p.toggle_scan(on_progress, on_done), "")
         if started is not None:
-            self.events.message("Scanning the clip for detections\u2026" if started else "Scan stopped", 3000)
+            self.events.message(
+                "Scanning the clip for detections\u2026" if started else "Scan stopped", 3000
+            )
         return started
 
     def scan_finished(self, err: BaseException | None) -> None:
@@ -467,12 +537,15 @@ class SessionController:
         if err is None and p is not None and p.track is not None:
             n = sum(b - a for a, b in p.track.runs())
             events = len(p.track.events())
-            self.events.message(f"Scan complete: {events} polyp event{'s' if events != 1 else ''}, a polyp in "
-                                f"{n} of {len(p.track)} frames (N jumps to the next)", 10000)
+            self.events.message(
+                f"Scan complete: {events} polyp event{'s' if events != 1 else ''}, a polyp in "
+                f"{n} of {len(p.track)} frames (N jumps to the next)",
+                10000,
+            )
         elif err is not None and not isinstance(err, Cancelled):
             self.events.error(f"scan failed: {describe_error(err)}")
 
-    # -- the window's timer --------------------------------------------------------------------------
+    # -- the window's timer ------------------------------------------------------------------------
     def poll(self) -> None:
         """Periodic checks: a failed recording is stopped; a live source's signal lost or back."""
         p = self.player
@@ -492,9 +565,10 @@ class SessionController:
         elif state == "ok":
             self.events.signal(False, p.info.description)
 
-    # -- the end -------------------------------------------------------------------------------------
+    # -- the end -----------------------------------------------------------------------------------
     def close(self) -> Path | None:
-        """Stop every thread (cancelling an export, finishing a recording); returns the saved recording."""
+        """Stop every thread (cancelling an export, finishing a recording);
+        returns the saved recording."""
         self.closed = True
         if self.export is not None:
             self.export.wait(EXPORT_WAIT_S)
@@ -503,4 +577,3 @@ class SessionController:
             self.pending[1].close()
             self.pending = None
         return saved
-

@@ -64,9 +64,16 @@ def plan_export(spec: str, out: Path, *, log: bool = False, report: bool = False
 class ExportJob:
     """Runs one export on a named worker thread (``pv-export``)."""
 
-    def __init__(self, spec: str, processor: FrameProcessor, plan: ExportPlan, fps: float = 25.0, *,
-                 on_progress: Callable[[Progress], None] | None = None,
-                 on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        processor: FrameProcessor,
+        plan: ExportPlan,
+        fps: float = 25.0,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self.spec, self.plan, self.fps = spec, plan, fps
         self.processor = processor.clone()  # same model and settings, its own buffers and smoothing
         self.on_progress = on_progress
@@ -99,7 +106,9 @@ class ExportJob:
 
     def _progress(self, p: Progress) -> None:
         now = time.perf_counter()
-        if self.on_progress is not None and (now - self._last >= PROGRESS_EVERY_S or (p.total and p.done >= p.total)):
+        if self.on_progress is not None and (
+            now - self._last >= PROGRESS_EVERY_S or (p.total and p.done >= p.total)
+        ):
             self._last = now
             self.on_progress(p)
 
@@ -108,15 +117,36 @@ class ExportJob:
         sinks: list = []
         try:
             info = source.open()
-            sinks.append(VideoWriter(self.plan.video, info.width, info.height, info.fps,
-                                     sar=info.extra.get("pixel_aspect")))
+            sinks.append(
+                VideoWriter(
+                    self.plan.video,
+                    info.width,
+                    info.height,
+                    info.fps,
+                    sar=info.extra.get("pixel_aspect"),
+                )
+            )
             if self.plan.log is not None:
                 p = self.processor
-                sidecar = log_sidecar(self.spec, p.segmenter, info, p, batch=BATCH, style=style_names(p.style),
-                                      blackout=p.settings.blackout is not None, source=source)
+                sidecar = log_sidecar(
+                    self.spec,
+                    p.segmenter,
+                    info,
+                    p,
+                    batch=BATCH,
+                    style=style_names(p.style),
+                    blackout=p.settings.blackout is not None,
+                    source=source,
+                )
                 sinks.append(DetectionLog(self.plan.log, sidecar))
-            self.report = run_offline(source, self.processor, sinks, batch=BATCH, cancel=self.cancel,
-                                      progress=self._progress)
+            self.report = run_offline(
+                source,
+                self.processor,
+                sinks,
+                batch=BATCH,
+                cancel=self.cancel,
+                progress=self._progress,
+            )
         except BaseException:  # the worker keeps it for the caller; no temporary file stays
             abort_all(sinks)
             raise

@@ -1,4 +1,5 @@
-"""Opening a source and loading a model for the app (blocking; the app runs them off its GUI thread)."""
+"""Opening a source and loading a model for the app (blocking;
+the app runs them off its GUI thread)."""
 
 from __future__ import annotations
 

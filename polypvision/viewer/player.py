@@ -35,17 +35,34 @@ log = logging.getLogger(__name__)
 class Player:
     """Runs one opened source through the model until stopped."""
 
-    def __init__(self, spec: str, source: FrameSource, processor: FrameProcessor, *, loop: bool = False,
-                 mode: str = "pass-through", on_frame: Callable[[], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None,
-                 on_end: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        source: FrameSource,
+        processor: FrameProcessor,
+        *,
+        loop: bool = False,
+        mode: str = "pass-through",
+        on_frame: Callable[[], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         if source.info is None:
             raise ValueError("open the source first")
         self.spec, self.source, self.info = spec, source, source.info
-        self.runner = LiveRunner(source, processor, on_frame=on_frame, on_error=on_error, on_end=on_end,
-                                 loop=loop, mode=mode)
+        self.runner = LiveRunner(
+            source,
+            processor,
+            on_frame=on_frame,
+            on_error=on_error,
+            on_end=on_end,
+            loop=loop,
+            mode=mode,
+        )
         n = self.info.frame_count or 0
-        self.track = DetectionTrack(n, self.info.fps or 0.0) if self.info.seekable and n > 0 else None
+        self.track = (
+            DetectionTrack(n, self.info.fps or 0.0) if self.info.seekable and n > 0 else None
+        )
         if self.track is not None:
             self.runner.result_sinks.append(self.track)
         self.recorder: Recorder | None = None
@@ -106,15 +123,20 @@ class Player:
     def scanning(self) -> bool:
         return self.scan is not None and self.scan.running
 
-    def toggle_scan(self, on_progress: Callable[[Progress], None],
-                    on_done: Callable[[BaseException | None], None]) -> bool:
+    def toggle_scan(
+        self,
+        on_progress: Callable[[Progress], None],
+        on_done: Callable[[BaseException | None], None],
+    ) -> bool:
         """Start a whole-clip scan for the timeline (True), or stop the running one (False)."""
         if self.scan is not None and self.scan.running:
             self.scan.stop()
             return False
         if self.track is None:
             raise OutputError("only a video file or a folder of frames can be scanned")
-        self.scan = ClipScan(self.spec, self.processor, self.track, self.info.fps, on_progress, on_done)
+        self.scan = ClipScan(
+            self.spec, self.processor, self.track, self.info.fps, on_progress, on_done
+        )
         self.scan.start()
         return True
 
@@ -128,7 +150,9 @@ class Player:
             if self.recorder is not None:
                 return self.recorder.path
             fps = self.info.fps if self.info.fps and self.info.fps > 0 else 25.0
-            self.recorder = Recorder(path, self.info.width, self.info.height, fps, live=self.info.live)
+            self.recorder = Recorder(
+                path, self.info.width, self.info.height, fps, live=self.info.live
+            )
             self.runner.recorder = self.recorder
             return self.recorder.path
 
@@ -141,7 +165,9 @@ class Player:
             self.runner.recorder = None
             if rec.frames == 0 and rec.pending == 0 and rec.error is None:
                 rec.abort()
-                raise OutputError("the recording has no frames (nothing was played); nothing was saved")
+                raise OutputError(
+                    "the recording has no frames (nothing was played); nothing was saved"
+                )
             return rec.stop()
 
     def snapshot(self, path: Path) -> Path:
@@ -153,10 +179,14 @@ class Player:
         image = Compositor().compose(item.frame.image, item.overlay, item.settings)
         ok, png = cv2.imencode(".png", image)
         if not ok:
-            raise OutputError(f"cannot encode the snapshot as PNG ({image.shape[1]}x{image.shape[0]})")
+            raise OutputError(
+                f"cannot encode the snapshot as PNG ({image.shape[1]}x{image.shape[0]})"
+            )
         try:
             with atomic_path(path, ".png") as tmp:
                 write_file(tmp, png.tobytes())  # a full disk raises here (cv2.imwrite says nothing)
         except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}; check the folder and free disk space") from None
+            raise OutputError(
+                f"cannot write {path}: {exc.strerror or exc}; check the folder and free disk space"
+            ) from None
         return path

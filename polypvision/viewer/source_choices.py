@@ -66,8 +66,13 @@ def device_formats(dev: str) -> list[tuple[str, int, int, float]]:
     if tool is None or not dev.startswith("/dev/"):
         return []
     try:
-        out = subprocess.run([tool, "-d", dev, "--list-formats-ext"], capture_output=True, text=True,
-                             timeout=3, check=False).stdout
+        out = subprocess.run(
+            [tool, "-d", dev, "--list-formats-ext"],
+            capture_output=True,
+            text=True,
+            timeout=3,
+            check=False,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return parse_v4l2_formats(out)

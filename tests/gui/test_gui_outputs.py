@@ -46,9 +46,14 @@ def test_snapshot_is_the_annotated_frame(make_window, frames_clip, qtbot):
     win.player.runner.pause()
     win.seek(10)  # a settled frame: nothing is in flight after the seek has been shown
     runner = win.player.runner
-    qtbot.waitUntil(lambda: getattr(runner.latest_shown(), "overlay", None) is not None
-                    and runner.latest_shown().frame.index == 10 and runner.latest_shown().overlay.index == 10,
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            getattr(runner.latest_shown(), "overlay", None) is not None
+            and runner.latest_shown().frame.index == 10
+            and runner.latest_shown().overlay.index == 10
+        ),
+        timeout=5000,
+    )
     path = win.snapshot()
     img = cv2.imread(str(path))
     assert img is not None and img.shape == (240, 320, 3)
@@ -127,7 +132,9 @@ def test_close_during_live_and_signal_loss_is_quick(make_window, qtbot):
     from polypvision.sources.synthetic import LiveSyntheticSource
 
     win = make_window()
-    win.open_source("device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120, outage=(5, 10_000)))
+    win.open_source(
+        "device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120, outage=(5, 10_000))
+    )
     qtbot.waitUntil(lambda: "SIGNAL LOST" in win.view.banner, timeout=10000)
     t0 = time.perf_counter()
     win.close()
@@ -157,7 +164,9 @@ def test_bad_model_keeps_the_running_one(make_window, frames_clip, tmp_path, qtb
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     win.load_model(bad, "cpu")
-    qtbot.waitUntil(lambda: "not a loadable ONNX model" in win.statusBar().currentMessage(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "not a loadable ONNX model" in win.statusBar().currentMessage(), timeout=5000
+    )
     assert win.segmenter is before and win.player.runner.running
 
 
@@ -198,7 +207,9 @@ def test_a_failing_recording_is_reported(make_window, frames_clip, qtbot):
     qtbot.waitUntil(lambda: not win.player.recording, timeout=5000)
     qtbot.waitUntil(lambda: "nothing was saved" in win.statusBar().currentMessage(), timeout=2000)
     assert "No space left on device" in win.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: not win.record_bar.elapsed.isVisible(), timeout=2000)  # REC stopped counting
+    qtbot.waitUntil(
+        lambda: not win.record_bar.elapsed.isVisible(), timeout=2000
+    )  # REC stopped counting
     assert not rec.path.exists() and leftovers(rec.path.parent) == []
 
 

@@ -63,8 +63,12 @@ def test_cpu_warning_visible_when_auto_falls_back(make_window, toy_model, qtbot)
 
     win = make_window()
     win.load_model(toy_model, "auto")
-    qtbot.waitUntil(lambda: win.segmenter is not None and "loading" not in win.model_panel.provider_label.text(),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            win.segmenter is not None and "loading" not in win.model_panel.provider_label.text()
+        ),
+        timeout=5000,
+    )
     label = win.model_panel.provider_label
     if win.segmenter.report.name == "CPU":
         assert "Running on CPU" in label.text() and label.styleSheet()
@@ -115,7 +119,9 @@ def test_saved_provider_is_used_when_none_is_given(app_settings, toy_model, qtbo
     win.close()
 
 
-def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_clip, toy_model, qtbot):
+def test_run_app_plays_the_demo_and_exits_cleanly(
+    monkeypatch, tmp_path, frames_clip, toy_model, qtbot
+):
     """``polypvision`` with no source: the demo clip, looping, until the window is closed."""
     import signal
 
@@ -132,7 +138,9 @@ def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_
     seen = {}
 
     def check_then_close():
-        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        wins = [
+            w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()
+        ]
         if not wins or wins[0].view.frame() is None:
             QTimer.singleShot(100, check_then_close)
             return
@@ -144,5 +152,12 @@ def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_
         assert run_app(None, toy_model, "cpu") == 0
     finally:
         signal.signal(signal.SIGINT, old_handler)
-    assert seen == {"spec": "builtin:demo", "loop": True}  # the keyword, whatever files the folder holds
-    assert QSettings().value("playback/loop") in (None, "false", False)  # not saved as the user's choice
+    assert seen == {
+        "spec": "builtin:demo",
+        "loop": True,
+    }  # the keyword, whatever files the folder holds
+    assert QSettings().value("playback/loop") in (
+        None,
+        "false",
+        False,
+    )  # not saved as the user's choice
