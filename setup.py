@@ -29,7 +29,9 @@ class build_py_with_data(build_py):
                 for src in sorted((ROOT / folder).glob(pattern)):
                     shutil.copy2(src, dest / src.name)
             if folder == "models" and not (dest / "manifest.json").is_file():
-                raise SystemExit(f"{ROOT / folder} has no manifest.json: the wheel would ship no models")
+                raise SystemExit(
+                    f"{ROOT / folder} has no manifest.json: the wheel would ship no models"
+                )
 
 
 setup(cmdclass={"build_py": build_py_with_data})

@@ -1,6 +1,7 @@
 """Throughput of ``polypvision batch`` (local engine) against ``annotate`` run clip after clip.
 
-    python benchmarks/batch_bench.py [--clips 8] [--frames 100] [--rounds 2] [--json benchmarks/batch.json]
+    python benchmarks/batch_bench.py [--clips 8] [--frames
+    100] [--rounds 2] [--json benchmarks/batch.json]
 
 Both sides annotate the same generated clips with the same model into fresh folders:
 
@@ -30,21 +31,35 @@ from pathlib import Path
 
 from polypvision import __version__
 from polypvision.cli import main as pv
-from polypvision.cli import resolve_model
 from polypvision.demo import write_synthetic_clip
+from polypvision.model.registry import resolve_model
 
 
 def make_clips(folder: Path, n: int, frames: int, size: tuple[int, int], fps: float) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_synthetic_clip(folder / f"clip{i:02d}.mp4", frames, *size, fps, seed=i) for i in range(n)]
+    return [
+        write_synthetic_clip(folder / f"clip{i:02d}.mp4", frames, *size, fps, seed=i)
+        for i in range(n)
+    ]
 
 
 def run_sequential(clips: list[Path], model: Path, out: Path) -> float:
     out.mkdir(parents=True)
     t0 = time.perf_counter()
     for c in clips:
-        rc = pv(["annotate", str(c), "-o", str(out / c.name), "--log", str(out / f"{c.stem}.jsonl"),
-                 "--model", str(model), "--quiet"])
+        rc = pv(
+            [
+                "annotate",
+                str(c),
+                "-o",
+                str(out / c.name),
+                "--log",
+                str(out / f"{c.stem}.jsonl"),
+                "--model",
+                str(model),
+                "--quiet",
+            ]
+        )
         if rc != 0:
             raise SystemExit(f"annotate failed on {c}")
     return time.perf_counter() - t0
@@ -70,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--rounds", type=int, default=2, help="sequential/batch pairs, alternating")
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped CPU default")
-    ap.add_argument("--compare", default="",
-                    help="also time these batch sizings each round, WORKERSxTHREADS, comma-separated (e.g. 2x1,1x2)")
+    ap.add_argument(
+        "--compare",
+        default="",
+        help=(
+            "also time these batch sizings each round, WORKERSxTHREADS, comma-separated (e.g. "
+            "2x1,1x2)"
+        ),
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     w, h = (int(x) for x in args.size.split("x"))
@@ -96,8 +117,17 @@ def main(argv: list[str] | None = None) -> int:
                     took = bat[-1]
                 else:
                     wk, th = kind.split("x")
-                    extra[kind].append(run_batch(work / "clips", model, work / f"{kind}-{r}",
-                                                 "--workers", wk, "--threads", th))
+                    extra[kind].append(
+                        run_batch(
+                            work / "clips",
+                            model,
+                            work / f"{kind}-{r}",
+                            "--workers",
+                            wk,
+                            "--threads",
+                            th,
+                        )
+                    )
                     took = extra[kind][-1]
                 print(f"round {r + 1} {kind}: {total / took:.1f} frames/s", file=sys.stderr)
         run_batch(work / "clips", model, work / "memory", "--workers", "1")
@@ -106,19 +136,32 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     seq_fps, bat_fps = total * len(seq) / sum(seq), total * len(bat) / sum(bat)
     result = {
-        "polypvision": __version__, "machine": platform.machine(), "python": platform.python_version(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": model.name,
-        "clips": args.clips, "frames_per_clip": args.frames, "size": args.size, "rounds": args.rounds,
-        "sequential_s": [round(s, 2) for s in seq], "batch_s": [round(s, 2) for s in bat],
-        "sequential_fps": round(seq_fps, 2), "batch_fps": round(bat_fps, 2),
+        "polypvision": __version__,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model.name,
+        "clips": args.clips,
+        "frames_per_clip": args.frames,
+        "size": args.size,
+        "rounds": args.rounds,
+        "sequential_s": [round(s, 2) for s in seq],
+        "batch_s": [round(s, 2) for s in bat],
+        "sequential_fps": round(seq_fps, 2),
+        "batch_fps": round(bat_fps, 2),
         "ratio_batch_to_sequential": round(bat_fps / seq_fps, 3),
         "one_worker_rss_mb_after_each_procedure": [round(x, 1) for x in rss],
     }
     if sizings:
         result["sizings_fps"] = {k: [round(total / t, 1) for t in v] for k, v in extra.items()}
-    print(f"sequential annotate: {seq_fps:.1f} frames/s; batch (local engine, defaults): {bat_fps:.1f} frames/s; "
-          f"ratio {bat_fps / seq_fps:.3f}")
-    print("one worker's resident memory after each procedure (MB): " + ", ".join(f"{x:.0f}" for x in rss))
+    print(
+        f"sequential annotate: {seq_fps:.1f} frames/s; batch (local engine, defaults): "
+        f"{bat_fps:.1f} frames/s; ratio {bat_fps / seq_fps:.3f}"
+    )
+    print(
+        "one worker's resident memory after each procedure (MB): "
+        + ", ".join(f"{x:.0f}" for x in rss)
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -5,10 +5,10 @@ All numbers come from one run on one machine, so ratios between them are meaning
   postprocess + smoothing + overlay only, encode only;
 - the whole offline pipeline (``annotate``) as FPS and as efficiency = pipeline FPS divided by
   the slowest single stage measured on the same frames;
-- live, synchronous view: the clip paced at 25 and 30 FPS, each frame shown with its own mask;
-  latency from capture to display (p50 / p95 / max) and frames the model skipped;
-- live, pass-through view: a simulated capture card at 1920x1080@60 and 640x480@30, every
-  frame shown with the newest overlay; video rate, overlay rate, overlay age (capture of the
+- live, synchronous view: the clip paced at each rate of ``LIVE_FPS``, each frame shown with its
+  own mask; latency from capture to display (p50 / p95 / max) and frames the model skipped;
+- live, pass-through view: a simulated capture card at each size and rate of ``PASS_THROUGH``,
+  every frame shown with the newest overlay; video rate, overlay rate, overlay age (capture of the
   mask's frame to display) p50 / p95, video delay (capture to display) p95, video drops;
 - optionally (``--keras``) Keras ``predict`` and a ``tf.function`` against onnxruntime on the
   same weights (needs the train extra).
@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from polypvision import __version__
 from polypvision.errors import UserError
@@ -59,9 +59,14 @@ def _machine() -> dict[str, Any]:
     from polypvision.model.runtime import import_onnxruntime
 
     ort = import_onnxruntime()
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": ort.__version__, "polypvision": __version__,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": ort.__version__,
+        "polypvision": __version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def _load_frames(spec: str, n: int):
@@ -69,7 +74,7 @@ def _load_frames(spec: str, n: int):
 
     src = make_source(spec)
     info = src.open()
-    frames = []
+    frames: list = []
     t0 = time.perf_counter()
     while len(frames) < n:
         f = src.read()
@@ -86,7 +91,9 @@ def _load_frames(spec: str, n: int):
     return frames, info, dt
 
 
-def bench_stages(frames, info, model_path: Path, provider: str, batches: tuple[int, ...]) -> tuple[list[Row], dict]:
+def bench_stages(
+    frames, info, model_path: Path, provider: str, batches: tuple[int, ...]
+) -> tuple[list[Row], dict]:
     from polypvision.model.processing import Preprocessor
     from polypvision.model.session import Segmenter
     from polypvision.pipeline.processor import FrameProcessor
@@ -102,13 +109,20 @@ def bench_stages(frames, info, model_path: Path, provider: str, batches: tuple[i
     for img in images:
         pre([img])
     fps, ms = _rate(n, time.perf_counter() - t0)
-    rows.append(Row("preprocess", f"{name}, resize+scale to {seg.contract.input.width}x{seg.contract.input.height}", fps, ms))
+    rows.append(
+        Row(
+            "preprocess",
+            f"{name}, resize+scale to {seg.contract.input.width}x{seg.contract.input.height}",
+            fps,
+            ms,
+        )
+    )
 
     model_fps: dict[int, float] = {}
     for b in batches:
         x = Preprocessor(seg.contract.input, b)(images[:b]).copy()
         t0 = time.perf_counter()
-        seg.run_batch(x)  # warm-up; also bounds the timed loop for slow models (about 10 s each)
+        seg.run_batch(x)  # warm-up; also bounds the timed loop of a slow model (MODEL_BUDGET_S)
         warm_s = time.perf_counter() - t0
         reps = max(3, min(n // b, 60 // b + 4, int(MODEL_BUDGET_S / max(warm_s, 1e-6))))
         t0 = time.perf_counter()
@@ -139,7 +153,9 @@ def bench_encode(frames, info, preset: str = "veryfast") -> Row:
             w.write_image(f.image)
         w.commit()
         fps, ms = _rate(len(frames), time.perf_counter() - t0)
-    return Row("encode", f"{w.backend} {preset}, {info.width}x{info.height}", fps, ms, {"preset": preset})
+    return Row(
+        "encode", f"{w.backend} {preset}, {info.width}x{info.height}", fps, ms, {"preset": preset}
+    )
 
 
 def bench_pipeline(spec: str, seg, n: int, batch: int, info, preset: str = "veryfast") -> Row:
@@ -147,16 +163,26 @@ def bench_pipeline(spec: str, seg, n: int, batch: int, info, preset: str = "very
     from polypvision.pipeline.processor import FrameProcessor
     from polypvision.recording import VideoWriter
     from polypvision.sources import make_source
+    from polypvision.sources.base import FrameSource
 
     src = make_source(spec)
     src.open()
     limited = _Limited(src, n)
     with tempfile.TemporaryDirectory() as d:
-        sinks = Sinks(video=VideoWriter(Path(d) / "p.mp4", info.width, info.height, info.fps, preset=preset))
-        rep = annotate(limited, FrameProcessor(seg), sinks, batch=batch)
+        sinks = Sinks(
+            video=VideoWriter(Path(d) / "p.mp4", info.width, info.height, info.fps, preset=preset)
+        )
+        rep = annotate(
+            cast(FrameSource, limited), FrameProcessor(seg), sinks, batch=batch
+        )  # duck-typed
     src.close()
-    return Row("annotate pipeline", f"{seg.contract.name}, batch {batch}, x264 {preset}, decode->model->overlay->encode",
-               rep.fps, 1000.0 / rep.fps if rep.fps else 0.0, {"frames": rep.frames, "batch": batch})
+    return Row(
+        "annotate pipeline",
+        f"{seg.contract.name}, batch {batch}, x264 {preset}, decode->model->overlay->encode",
+        rep.fps,
+        1000.0 / rep.fps if rep.fps else 0.0,
+        {"frames": rep.frames, "batch": batch},
+    )
 
 
 class _Limited:
@@ -164,7 +190,8 @@ class _Limited:
 
     def __init__(self, src, n: int) -> None:
         self.src, self.n, self.i = src, n, 0
-        self.info, self.unreadable, self.warnings = src.info, 0, []
+        self.info, self.unreadable = src.info, 0
+        self.warnings: list[str] = []
 
     def read(self):
         from dataclasses import replace
@@ -182,7 +209,11 @@ class _Limited:
         return f
 
 
-PASS_THROUGH = ((1920, 1080, 60.0, (1280, 720)), (640, 480, 30.0, (640, 480)))  # source WxH@fps, display
+PASS_THROUGH = (
+    (1920, 1080, 60.0, (1280, 720)),
+    (640, 480, 30.0, (640, 480)),
+)  # source WxH@fps, display
+LIVE_FPS = (25.0, 30.0)  # the synchronous view's paced rates
 WARMUP_S = 1.5
 
 
@@ -201,11 +232,21 @@ def _measure_live(runner, seconds: float) -> dict[str, Any]:
     try:
         time.sleep(WARMUP_S)  # model warm-up and the first pictures are not judged
         runner.overlay_age, runner.video_delay = LatencyWindow(1_000_000), LatencyWindow(1_000_000)
-        before = (runner.video_rate.total, runner.overlay_rate.total, runner.capture_rate.total,
-                  runner.video_dropped, runner.slot.dropped)
+        before = (
+            runner.video_rate.total,
+            runner.overlay_rate.total,
+            runner.capture_rate.total,
+            runner.video_dropped,
+            runner.slot.dropped,
+        )
         time.sleep(seconds)
-        after = (runner.video_rate.total, runner.overlay_rate.total, runner.capture_rate.total,
-                 runner.video_dropped, runner.slot.dropped)
+        after = (
+            runner.video_rate.total,
+            runner.overlay_rate.total,
+            runner.capture_rate.total,
+            runner.video_dropped,
+            runner.slot.dropped,
+        )
         age, delay = runner.overlay_age.percentiles(), runner.video_delay.percentiles()
     finally:
         runner.stop()
@@ -213,10 +254,19 @@ def _measure_live(runner, seconds: float) -> dict[str, Any]:
     if runner.error is not None:
         raise runner.error
     video, overlay, captured, dropped, skipped = (b - a for a, b in zip(before, after))
-    return {"video_fps": video / seconds, "overlay_fps": overlay / seconds, "source_fps": captured / seconds,
-            "overlay_age_p50_ms": age[0], "overlay_age_p95_ms": age[1], "overlay_age_max_ms": age[2],
-            "video_delay_p50_ms": delay[0], "video_delay_p95_ms": delay[1], "video_dropped": dropped,
-            "model_skipped": skipped, "overlays": overlay}
+    return {
+        "video_fps": video / seconds,
+        "overlay_fps": overlay / seconds,
+        "source_fps": captured / seconds,
+        "overlay_age_p50_ms": age[0],
+        "overlay_age_p95_ms": age[1],
+        "overlay_age_max_ms": age[2],
+        "video_delay_p50_ms": delay[0],
+        "video_delay_p95_ms": delay[1],
+        "video_dropped": dropped,
+        "model_skipped": skipped,
+        "overlays": overlay,
+    }
 
 
 def bench_live(spec: str, seg, fps: float, seconds: float) -> Row:
@@ -227,16 +277,31 @@ def bench_live(spec: str, seg, fps: float, seconds: float) -> Row:
 
     src = make_source(spec)
     info = src.open()
-    runner = LiveRunner(src, FrameProcessor(seg), paced=True, speed=fps / info.fps, loop=True, mode="sync")
+    runner = LiveRunner(
+        src, FrameProcessor(seg), paced=True, speed=fps / info.fps, loop=True, mode="sync"
+    )
     m = _measure_live(runner, seconds)
-    return Row("live", f"{seg.contract.name}, synchronous view, source paced at {fps:g} fps", m["overlay_fps"],
-               m["overlay_age_p50_ms"],
-               {"paced_fps": fps, "latency_p50_ms": m["overlay_age_p50_ms"], "latency_p95_ms": m["overlay_age_p95_ms"],
-                "latency_max_ms": m["overlay_age_max_ms"], "frames": m["overlays"], "dropped": m["model_skipped"]})
+    return Row(
+        "live",
+        f"{seg.contract.name}, synchronous view, source paced at {fps:g} fps",
+        m["overlay_fps"],
+        m["overlay_age_p50_ms"],
+        {
+            "paced_fps": fps,
+            "latency_p50_ms": m["overlay_age_p50_ms"],
+            "latency_p95_ms": m["overlay_age_p95_ms"],
+            "latency_max_ms": m["overlay_age_max_ms"],
+            "frames": m["overlays"],
+            "dropped": m["model_skipped"],
+        },
+    )
 
 
-def bench_passthrough(seg, width: int, height: int, fps: float, display: tuple[int, int], seconds: float) -> Row:
-    """The pass-through view on a simulated capture card: video rate and delay, overlay rate and age."""
+def bench_passthrough(
+    seg, width: int, height: int, fps: float, display: tuple[int, int], seconds: float
+) -> Row:
+    """The pass-through view on a simulated capture card: video rate and delay,
+    overlay rate and age."""
     from polypvision.pipeline.live import LiveRunner
     from polypvision.pipeline.processor import FrameProcessor
     from polypvision.sources.synthetic import LiveSyntheticSource
@@ -246,21 +311,37 @@ def bench_passthrough(seg, width: int, height: int, fps: float, display: tuple[i
     runner = LiveRunner(src, FrameProcessor(seg), mode="pass-through")
     runner.display_area = display
     m = _measure_live(runner, seconds)
-    detail = (f"{seg.contract.name}, pass-through, capture card {width}x{height}@{fps:g} (simulated), "
-              f"drawn at {display[0]}x{display[1]}")
-    return Row("live pass-through", detail, m["video_fps"], m["video_delay_p95_ms"],
-               {"source": f"{width}x{height}@{fps:g}", **{k: v for k, v in m.items() if k != "overlays"}})
+    detail = (
+        f"{seg.contract.name}, pass-through, capture card {width}x{height}@{fps:g} (simulated), "
+        f"drawn at {display[0]}x{display[1]}"
+    )
+    return Row(
+        "live pass-through",
+        detail,
+        m["video_fps"],
+        m["video_delay_p95_ms"],
+        {"source": f"{width}x{height}@{fps:g}", **{k: v for k, v in m.items() if k != "overlays"}},
+    )
 
 
 def _markdown(result: dict) -> str:
     m = result["machine"]
-    out = [f"Machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; Python {m['python']}; "
-           f"{m['date']}. Input: {result['input']}. Command: `{result['command']}`.", "",
-           "| stage | detail | FPS | ms/frame | notes |", "|---|---|---:|---:|---|"]
+    out = [
+        f"Machine: {m['cpu']}, {m['cores']} cores; onnxruntime {m['onnxruntime']}; Python "
+        f"{m['python']}; {m['date']}. Input: {result['input']}. Command: `{result['command']}`.",
+        "",
+        "| stage | detail | FPS | ms/frame | notes |",
+        "|---|---|---:|---:|---|",
+    ]
     for r in result["rows"]:
-        notes = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in r["extra"].items()
-                          if k not in ("batch",))
-        out.append(f"| {r['stage']} | {r['detail']} | {r['fps']:.1f} | {r['ms_per_frame']:.1f} | {notes} |")
+        notes = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in r["extra"].items()
+            if k not in ("batch",)
+        )
+        out.append(
+            f"| {r['stage']} | {r['detail']} | {r['fps']:.1f} | {r['ms_per_frame']:.1f} | {notes} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -276,12 +357,16 @@ def _io_rows(spec: str, frames, info, n: int) -> list[Row]:
         k += 1
     fps, ms = _rate(k, time.perf_counter() - t0)
     src.close()
-    return [Row("decode", f"{info.description} {info.width}x{info.height}", fps, ms),
-            bench_encode(frames, info), bench_encode(frames, info, "ultrafast")]
+    return [
+        Row("decode", f"{info.description} {info.width}x{info.height}", fps, ms),
+        bench_encode(frames, info),
+        bench_encode(frames, info, "ultrafast"),
+    ]
 
 
-def _offline_rows(args, model: Path, frames, info, n: int, decode_fps: float,
-                  encode_fps: dict[str, float]) -> list[Row]:
+def _offline_rows(
+    args, model: Path, frames, info, n: int, decode_fps: float, encode_fps: dict[str, float]
+) -> list[Row]:
     """One model's stages and its annotate pipeline at both encoder presets (and Keras if asked)."""
     rows, ctx = bench_stages(frames, info, model, args.provider, (1, 4))
     seg = ctx["segmenter"]
@@ -291,7 +376,13 @@ def _offline_rows(args, model: Path, frames, info, n: int, decode_fps: float,
     n_pipe = max(20, min(n, int(ctx["model_fps"][best_b] * PIPELINE_BUDGET_S)))
     for preset in ("veryfast", "ultrafast"):
         pipe = bench_pipeline(args.source, seg, n_pipe, best_b, info, preset)
-        slowest = min(decode_fps, ctx["pre_fps"], ctx["model_fps"][best_b], ctx["post_fps"], encode_fps[preset])
+        slowest = min(
+            decode_fps,
+            ctx["pre_fps"],
+            ctx["model_fps"][best_b],
+            ctx["post_fps"],
+            encode_fps[preset],
+        )
         pipe.extra["efficiency"] = pipe.fps / slowest if slowest else 0.0
         pipe.extra["slowest_stage_fps"] = slowest
         rows.append(pipe)
@@ -308,8 +399,9 @@ def run_bench(args) -> int:
 
     models = list(args.models or [])
     if not models:
-        models = [p for p in shipped_models() if not p.name.endswith(".int8.onnx")] + \
-                 [p for p in shipped_models() if p.name.endswith(".int8.onnx")]
+        models = [p for p in shipped_models() if not p.name.endswith(".int8.onnx")] + [
+            p for p in shipped_models() if p.name.endswith(".int8.onnx")
+        ]
     if not models:
         raise UserError("bench: no models given and none shipped in models/; pass --models M.onnx")
     n = max(20, int(args.frames))
@@ -320,23 +412,38 @@ def run_bench(args) -> int:
         rows += _io_rows(args.source, frames, info, n)
     for mp in models:
         if not args.live_only:
-            rows += _offline_rows(args, Path(mp), frames, info, n, rows[0].fps, {"veryfast": rows[1].fps,
-                                                                                  "ultrafast": rows[2].fps})
-        live_seg = Segmenter(Path(mp), args.provider, **live_options())  # as the desktop app runs it
-        for live_fps in (25.0, 30.0):
+            rows += _offline_rows(
+                args,
+                Path(mp),
+                frames,
+                info,
+                n,
+                rows[0].fps,
+                {"veryfast": rows[1].fps, "ultrafast": rows[2].fps},
+            )
+        live_seg = Segmenter(
+            Path(mp), args.provider, **live_options()
+        )  # as the desktop app runs it
+        for live_fps in LIVE_FPS:
             rows.append(bench_live(args.source, live_seg, live_fps, args.live_seconds))
         for w, h, fps, display in PASS_THROUGH:
             rows.append(bench_passthrough(live_seg, w, h, fps, display, args.live_seconds))
-    result = {"machine": _machine(), "input": f"{info.description} ({info.width}x{info.height} @ {info.fps:g} fps)",
-              "command": "polypvision " + " ".join(sys.argv[1:]),
-              "frames": n, "seconds": round(time.perf_counter() - t_start, 1),
-              "rows": [asdict(r) for r in rows]}
+    result = {
+        "machine": _machine(),
+        "input": f"{info.description} ({info.width}x{info.height} @ {info.fps:g} fps)",
+        "command": "polypvision " + " ".join(sys.argv[1:]),
+        "frames": n,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "rows": [asdict(r) for r in rows],
+    }
     table = _markdown(result)
     print(table)
+    from polypvision.fileio import write_text
+
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=2))
     if args.markdown:
-        Path(args.markdown).write_text(table, encoding="utf-8")
+        write_text(args.markdown, table)
     return 0
 
 

@@ -1,9 +1,9 @@
 """The ``polypvision`` command: the only place that parses arguments and sets up logging.
 
 Subcommands: ``gui`` (the default with no arguments), ``annotate``, ``bench``, ``devices``,
-``info``, ``demo``, from :mod:`polypvision.cli_train`, ``train``, ``export`` and
-``evaluate``, and from :mod:`polypvision.batch.cli`, ``batch`` and ``report``. Every user-facing failure is one line on stderr and exit status 2.
-"""
+``info``, ``demo``, from :mod:`polypvision.cli_train`, ``train``, ``export`` and ``evaluate``, and
+from :mod:`polypvision.batch.cli`, ``batch`` and ``report``. Every user-facing failure is one line
+on stderr and exit status 2."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import json
 import logging
 import math
 import sys
-import time
 from pathlib import Path
+from typing import NoReturn
 
 from polypvision import __version__
 from polypvision.errors import OutputError, UserError, cause_line
@@ -22,10 +22,23 @@ log = logging.getLogger("polypvision")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, help="ONNX model with a polypvision contract (default: the shipped one)")
-    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
-                   help="onnxruntime execution provider (default: auto = CUDA when it really runs)")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="ONNX model with a polypvision contract (default: the shipped one)",
+    )
+    p.add_argument(
+        "--provider",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="onnxruntime execution provider (default: auto = CUDA when it really runs)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads (default: all cores)",
+    )
 
 
 def positive_float(text: str) -> float:
@@ -53,68 +66,140 @@ def batch_size(text: str) -> int:
 
 def _add_overlay_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("overlay and smoothing")
-    g.add_argument("--style", default="fill,contour",
-                   help="comma list of fill, contour, box, or 'none' to draw nothing (default: fill,contour)")
-    g.add_argument("--color", default="#00ff00", help="overlay colour, '#rrggbb' or 'r,g,b' (default: #00ff00)")
+    g.add_argument(
+        "--style",
+        default="fill,contour",
+        help="comma list of fill, contour, box, or 'none' to draw nothing (default: fill,contour)",
+    )
+    g.add_argument(
+        "--color", default="#00ff00", help="overlay colour, '#rrggbb' or 'r,g,b' (default: #00ff00)"
+    )
     g.add_argument("--opacity", type=float, default=0.35, help="fill opacity 0..1 (default: 0.35)")
-    g.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's)")
-    g.add_argument("--smooth-alpha", type=float, default=None,
-                   help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.8)")
-    g.add_argument("--min-area", type=float, default=None,
-                   help="drop detections smaller than this fraction of the frame (default: the model's, from its contract)")
-    g.add_argument("--hud", action="store_true", help="draw frame index and detection state on the video")
-    g.add_argument("--blackout", action="store_true",
-                   help="black out everything outside the endoscope's field of view (removes on-screen text)")
+    g.add_argument(
+        "--threshold", type=float, default=None, help="probability threshold (default: the model's)"
+    )
+    g.add_argument(
+        "--smooth-alpha",
+        type=float,
+        default=None,
+        help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.8)",
+    )
+    g.add_argument(
+        "--min-area",
+        type=float,
+        default=None,
+        help=(
+            "drop detections smaller than this fraction of the frame (default: the model's, "
+            "from its contract)"
+        ),
+    )
+    g.add_argument(
+        "--hud", action="store_true", help="draw frame index and detection state on the video"
+    )
+    g.add_argument(
+        "--blackout",
+        action="store_true",
+        help="black out everything outside the endoscope's field of view (removes on-screen text)",
+    )
 
 
 class Parser(argparse.ArgumentParser):
     """Bad arguments get the one error line every other failure gets (not a usage block)."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"polypvision: error: {message}; see '{self.prog} --help'\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="polypvision", description="Real-time polyp segmentation on colonoscopy video.")
+    parser = Parser(
+        prog="polypvision", description="Real-time polyp segmentation on colonoscopy video."
+    )
     parser.add_argument("--version", action="version", version=f"polypvision {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    a = sub.add_parser("annotate", help="write an annotated copy of a video or frame folder",
-                       description="Every input frame out, in order, with the overlay burned in.")
-    a.add_argument("input", help="video file, folder of frames, frame pattern (frames/%%d.png), 'demo' or 'synthetic' "
-                   "(a file of that name wins; builtin:demo and builtin:synthetic always mean the keywords)")
-    a.add_argument("-o", "--output", type=Path, required=True,
-                   help="output video: .mp4 (or .m4v, .mov, .mkv), H.264")
-    a.add_argument("--log", type=Path, help="per-frame detection log (JSON lines) + .meta.json sidecar")
+    a = sub.add_parser(
+        "annotate",
+        help="write an annotated copy of a video or frame folder",
+        description="Every input frame out, in order, with the overlay burned in.",
+    )
+    a.add_argument(
+        "input",
+        help="video file, folder of frames, frame pattern (frames/%%d.png), 'demo' or 'synthetic' "
+        "(a file of that name wins; builtin:demo and builtin:synthetic always mean the keywords)",
+    )
+    a.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video: .mp4 (or .m4v, .mov, .mkv), H.264",
+    )
+    a.add_argument(
+        "--log", type=Path, help="per-frame detection log (JSON lines) + .meta.json sidecar"
+    )
     a.add_argument("--masks", type=Path, help="folder for one binary PNG mask per frame")
-    a.add_argument("--batch", type=batch_size, default=4, help="frames per model call, 1-64 (default: 4)")
-    a.add_argument("--fps", type=positive_float, default=25.0, help="frame rate for folders of frames (default: 25)")
-    a.add_argument("--strict", action="store_true",
-                   help="write nothing if any frame of the input cannot be decoded (default: write the "
-                   "decodable frames and exit with status 3)")
-    a.add_argument("--encoder-preset", default="veryfast",
-                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
-                   help="x264 speed/size trade-off (default: veryfast; ultrafast is ~3x cheaper, files ~2-3x larger)")
+    a.add_argument(
+        "--batch", type=batch_size, default=4, help="frames per model call, 1-64 (default: 4)"
+    )
+    a.add_argument(
+        "--fps",
+        type=positive_float,
+        default=25.0,
+        help="frame rate for folders of frames (default: 25)",
+    )
+    a.add_argument(
+        "--strict",
+        action="store_true",
+        help="write nothing if any frame of the input cannot be decoded (default: write the "
+        "decodable frames and exit with status 3)",
+    )
+    a.add_argument(
+        "--encoder-preset",
+        default="veryfast",
+        choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
+        help=(
+            "x264 speed/size trade-off (default: veryfast; ultrafast is ~3x cheaper, files "
+            "~2-3x larger)"
+        ),
+    )
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_args(a)
     _add_overlay_args(a)
     a.set_defaults(func=cmd_annotate, quick_interrupt=True)
 
     g = sub.add_parser("gui", help="open the desktop app (default with no command)")
-    g.add_argument("source", nargs="?", default=None, help="file, folder, device index, /dev/videoN or stream URL")
+    g.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        help="file, folder, device index, /dev/videoN or stream URL",
+    )
     _add_model_args(g)
     g.set_defaults(func=cmd_gui)
 
     b = sub.add_parser("bench", help="measure every stage and the whole pipeline")
-    b.add_argument("source", nargs="?", default="demo", help="input to measure on (default: the demo clip)")
-    b.add_argument("--models", nargs="*", type=Path, help="models to measure (default: the shipped ones)")
+    b.add_argument(
+        "source", nargs="?", default="demo", help="input to measure on (default: the demo clip)"
+    )
+    b.add_argument(
+        "--models", nargs="*", type=Path, help="models to measure (default: the shipped ones)"
+    )
     b.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
     b.add_argument("--frames", type=int, default=150, help="frames per measurement (default: 150)")
-    b.add_argument("--live-seconds", type=float, default=8.0, help="seconds per live-mode measurement")
-    b.add_argument("--live-only", action="store_true",
-                   help="only the live rows (synchronous and pass-through views), not the stages or annotate")
-    b.add_argument("--keras", action="store_true", help="also time Keras predict / tf.function (needs the train extra)")
+    b.add_argument(
+        "--live-seconds", type=float, default=8.0, help="seconds per live-mode measurement"
+    )
+    b.add_argument(
+        "--live-only",
+        action="store_true",
+        help="only the live rows (synchronous and pass-through views), not the stages or annotate",
+    )
+    b.add_argument(
+        "--keras",
+        action="store_true",
+        help="also time Keras predict / tf.function (needs the train extra)",
+    )
     b.add_argument("--json", type=Path, help="also write the results as JSON")
     b.add_argument("--markdown", type=Path, help="also write the table as Markdown")
     b.set_defaults(func=cmd_bench)
@@ -122,24 +207,37 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("devices", help="list capture devices")
     d.set_defaults(func=cmd_devices)
 
-    i = sub.add_parser("info", help="show the onnxruntime package, the provider that really runs, and a model's contract")
+    i = sub.add_parser(
+        "info",
+        help="show the onnxruntime package, the provider that really runs, and a model's contract",
+    )
     _add_model_args(i)
     i.set_defaults(func=cmd_info)
 
     m = sub.add_parser("demo", help="write the demo clip and print its path")
     m.set_defaults(func=cmd_demo)
 
-    t = sub.add_parser("tables", help="regenerate the README's and model cards' tables from the models and benchmarks",
-                       description="Rewrite the generated blocks (<!-- generated: NAME -->) of Markdown files from the "
-                       "shipped models' contracts, benchmarks/accuracy.json and benchmarks/cpu.json.")
-    t.add_argument("files", nargs="*", help="Markdown files (default: README.md and models/README.md)")
-    t.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is stale")
+    t = sub.add_parser(
+        "tables",
+        help="regenerate the README's and model cards' tables from the models and benchmarks",
+        description=(
+            "Rewrite the generated blocks (<!-- generated: NAME -->) of Markdown files "
+            "from the shipped models' contracts, benchmarks/accuracy.json and "
+            "benchmarks/cpu.json."
+        ),
+    )
+    t.add_argument(
+        "files", nargs="*", help="Markdown files (default: README.md and models/README.md)"
+    )
+    t.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a block is stale"
+    )
     t.set_defaults(func=cmd_tables)
 
     try:
         from polypvision import cli_train
     except ModuleNotFoundError:  # pragma: no cover - only while the module is being written
-        cli_train = None
+        cli_train = None  # type: ignore[assignment]
     if cli_train is not None:
         cli_train.register(sub)
     from polypvision.batch import cli as batch_cli
@@ -149,27 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- shared helpers -------------------------------------------------------------------------------
-def resolve_model(model: Path | None, provider: str, realtime: bool = False) -> Path:
-    """The model to use: the one given, else a shipped one.
-
-    Offline work takes the manifest's default for the provider; live viewing (``realtime``)
-    takes the shipped model with the best validation Dice that a quick timing shows keeps up here.
-    """
-    if model is not None:
-        return model
-    from polypvision.model.registry import cuda_likely, default_model, pick_realtime
-
-    if realtime:
-        path, reason = pick_realtime("auto" if provider != "cpu" and cuda_likely() else "cpu")
-        log.info("model: %s", reason)
-        return path
-    return default_model("cuda" if provider != "cpu" and cuda_likely() else "cpu")
-
-
 def load_segmenter(args: argparse.Namespace, max_batch: int = 8):
+    from polypvision.model.registry import resolve_model
     from polypvision.model.session import Segmenter
 
-    seg = Segmenter(resolve_model(args.model, args.provider), args.provider, args.threads, max_batch=max_batch)
+    seg = Segmenter(
+        resolve_model(args.model, args.provider), args.provider, args.threads, max_batch=max_batch
+    )
     log.info("model %s on %s", seg.contract.name, seg.report)
     return seg
 
@@ -182,16 +266,23 @@ def make_processor(args: argparse.Namespace, segmenter, blackout=None):
     try:
         names = [s.strip() for s in args.style.split(",") if s.strip()]
         if not names:
-            raise ValueError(f"--style {args.style!r} names no overlay; give any of fill, contour, box "
-                             "(or 'none' to draw nothing)")
-        style = OverlayStyle.from_names([] if names == ["none"] else names,
-                                        color=parse_color(args.color), opacity=float(args.opacity),
-                                        hud=bool(getattr(args, "hud", False)))
+            raise ValueError(
+                f"--style {args.style!r} names no overlay; give any of fill, contour, box "
+                "(or 'none' to draw nothing)"
+            )
+        style = OverlayStyle.from_names(
+            [] if names == ["none"] else names,
+            color=parse_color(args.color),
+            opacity=float(args.opacity),
+            hud=bool(getattr(args, "hud", False)),
+        )
         if not 0.0 <= style.opacity <= 1.0:
             raise ValueError(f"opacity must lie in 0..1, got {style.opacity}")
         base = SmoothingConfig()
-        cfg = SmoothingConfig(alpha=args.smooth_alpha if args.smooth_alpha is not None else base.alpha,
-                              min_area=args.min_area if args.min_area is not None else base.min_area).validated()
+        cfg = SmoothingConfig(
+            alpha=args.smooth_alpha if args.smooth_alpha is not None else base.alpha,
+            min_area=args.min_area if args.min_area is not None else base.min_area,
+        ).validated()
         if args.threshold is not None and not 0.0 < args.threshold < 1.0:
             raise ValueError(f"threshold must lie in (0, 1), got {args.threshold}")
     except ValueError as exc:
@@ -199,34 +290,23 @@ def make_processor(args: argparse.Namespace, segmenter, blackout=None):
     return FrameProcessor(segmenter, cfg, style, blackout, args.threshold)
 
 
+PROGRESS_LOG_EVERY_S = 5.0  # annotate's progress in a log (not a terminal): a line this often
+
+
 class ProgressBar:
-    """frames done, FPS and ETA on one line of stderr; a line every 5 s when not a terminal."""
+    """annotate's progress on stderr: frames done of the total, speed and time left (a tqdm bar
+    on a terminal; in a log, a line every ``PROGRESS_LOG_EVERY_S`` and one when complete)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self._last = 0.0
+        from polypvision.progress import Progress
+
+        self.bar = Progress(unit="frame", enabled=enabled, every_s=PROGRESS_LOG_EVERY_S)
 
     def __call__(self, p) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < (0.2 if self.tty else 5.0) and (p.total is None or p.done < p.total):
-            return
-        self._last = now
-        eta = p.eta_s
-        if p.total:
-            frac = min(p.done / p.total, 1.0)
-            bar = "#" * int(frac * 30)
-            text = f"[{bar:<30}] {p.done}/{p.total} {frac:4.0%} {p.fps:5.1f} fps ETA {eta:4.0f} s"
-        else:
-            text = f"{p.done} frames {p.fps:5.1f} fps"
-        sys.stderr.write(("\r" + text) if self.tty else (text + "\n"))
-        sys.stderr.flush()
+        self.bar.update_to(p.done, p.total)
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write("\n")
+        self.bar.close()
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -240,7 +320,8 @@ STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 def _quitting_at_once(handler: object) -> bool:
-    # By name: under ``python -m`` the handler lives in the module __main__, not polypvision.__main__.
+    # By name: under ``python -m`` the handler lives in the module __main__, not
+    # polypvision.__main__.
     return getattr(handler, "__name__", "") == "quit_at_once"
 
 
@@ -267,7 +348,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     if threading.current_thread() is not threading.main_thread():
         return _annotate(args)
     early = signal.getsignal(signal.SIGINT)
-    handler = early if _quitting_at_once(early) else _raise_interrupt  # nothing written yet: quit at once
+    handler = (
+        early if _quitting_at_once(early) else _raise_interrupt
+    )  # nothing written yet: quit at once
     previous = {}
     try:
         for name in STOP_SIGNALS:
@@ -288,8 +371,10 @@ def _check_outputs(args: argparse.Namespace) -> Path:
     inputs = input_paths(args.input)
     out = check_output_path(args.output, inputs)
     if out.suffix.lower() not in CONTAINERS:
-        raise OutputError(f"output {out} must end in {', '.join(CONTAINERS)} (annotate writes H.264 in MP4, "
-                          f"MOV or Matroska); for example {out.with_suffix('.mp4')}")
+        raise OutputError(
+            f"output {out} must end in {', '.join(CONTAINERS)} (annotate writes H.264 in MP4, "
+            f"MOV or Matroska); for example {out.with_suffix('.mp4')}"
+        )
     if args.log is not None:
         check_output_path(args.log, (*inputs, out), what="--log")
         check_output_path(sidecar_path(args.log), (*inputs, out, args.log), what="--log's sidecar")
@@ -300,7 +385,11 @@ def _sweep(args: argparse.Namespace, out: Path) -> None:
     """Clean up what killed runs left where this one writes; say what was done."""
     from polypvision.partials import sweep
 
-    folders = {p.parent.resolve() for p in (out, args.log, args.masks) if p is not None and p.parent.is_dir()}
+    folders = {
+        p.parent.resolve()
+        for p in (out, args.log, args.masks)
+        if p is not None and p.parent.is_dir()
+    }
     for folder in sorted(folders):
         for msg in sweep(folder):
             print(f"polypvision: note: {msg}", file=sys.stderr)
@@ -313,7 +402,10 @@ def _annotate(args: argparse.Namespace) -> int:
     from polypvision.sources import input_paths, make_source, source_kind
 
     if source_kind(args.input) in ("device", "stream"):
-        raise UserError(f"annotate exports recordings; {args.input} is a live source: use 'polypvision gui' to record it")
+        raise UserError(
+            f"annotate exports recordings; {args.input} is a live source: use 'polypvision gui' "
+            "to record it"
+        )
     out = _check_outputs(args)
     source = make_source(args.input, fps=args.fps)
     source.open()
@@ -327,16 +419,25 @@ def _annotate(args: argparse.Namespace) -> int:
             blackout = Blackout(fov) if fov is not None else None
         processor = make_processor(args, seg, blackout)
         info = source.info
+        assert info is not None  # opened above
         interrupts_raise()  # the first temporary file is next: Ctrl-C must now clean up
-        sinks.video = VideoWriter(out, info.width, info.height, info.fps, preset=args.encoder_preset,
-                                  sar=info.extra.get("pixel_aspect"))  # type: ignore[arg-type]
+        sinks.video = VideoWriter(
+            out,
+            info.width,
+            info.height,
+            info.fps,
+            preset=args.encoder_preset,
+            sar=info.extra.get("pixel_aspect"),
+        )
         if args.masks is not None:
             sinks.masks = MaskWriter(args.masks, protect=(*input_paths(args.input), out, args.log))
         if args.log is not None:
             sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor, source))
         bar = ProgressBar(not args.quiet)
         try:
-            report = annotate(source, processor, sinks, batch=args.batch, progress=bar, strict=args.strict)
+            report = annotate(
+                source, processor, sinks, batch=args.batch, progress=bar, strict=args.strict
+            )
         finally:
             bar.close()
     except BaseException:
@@ -347,49 +448,44 @@ def _annotate(args: argparse.Namespace) -> int:
         source.close()
     for w in report.warnings:
         print(f"polypvision: warning: {w}", file=sys.stderr)
-    if report.resized and "frame_sizes_in_input" not in report.facts:  # a folder has said so already
-        print(f"polypvision: warning: {report.resized} frame(s) of another size than the video's "
-              f"{info.width}x{info.height} were letterboxed into it", file=sys.stderr)
-    print(f"wrote {report.outputs['video']}: {report.frames} frames in {report.seconds:.1f} s "
-          f"({report.fps:.1f} fps), polyp in {report.frames_with_polyp}, model on {seg.report.name}"
-          + (f", {report.unreadable} unreadable frame(s) skipped" if report.unreadable else ""))
+    if (
+        report.resized and "frame_sizes_in_input" not in report.facts
+    ):  # a folder has said so already
+        print(
+            f"polypvision: warning: {report.resized} frame(s) of another size than the video's "
+            f"{info.width}x{info.height} were letterboxed into it",
+            file=sys.stderr,
+        )
+    print(
+        f"wrote {report.outputs['video']}: {report.frames} frames in {report.seconds:.1f} s "
+        f"({report.fps:.1f} fps), polyp in {report.frames_with_polyp}, model on {seg.report.name}"
+        + (f", {report.unreadable} unreadable frame(s) skipped" if report.unreadable else "")
+    )
     if not report.complete:
         exp = f" of {report.expected}" if report.expected else ""
-        print(f"PARTIAL: {report.frames}{exp} frames exported, {report.unreadable} could not be decoded; "
-              "exit status 3 (with --strict nothing is written)")
+        print(
+            f"PARTIAL: {report.frames}{exp} frames exported, {report.unreadable} could not be "
+            "decoded; exit status 3 (with --strict nothing is written)"
+        )
         return 3
     return 0
 
 
-def _json_safe(value):
-    from fractions import Fraction
-
-    if isinstance(value, Fraction):
-        return f"{value.numerator}:{value.denominator}"
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 def _sidecar(args, seg, info, processor, source=None) -> dict:
-    """The log's sidecar. ``source`` (the opened FrameSource) names what was really read: the
-    input string may be a keyword, a file named like one, or a pattern."""
-    from dataclasses import asdict
+    """The log's sidecar for ``annotate``'s arguments (see
+    :func:`polypvision.pipeline.annotate.log_sidecar`)."""
+    from polypvision.pipeline.annotate import log_sidecar
 
-    from polypvision.sources import source_kind
-
-    kind = source_kind(args.input)
-    if source is not None:
-        read = getattr(source, "path", None) or getattr(source, "spec", None)
-    else:
-        read = args.input if kind in ("file", "frames") else None
-    return {"software": {"polypvision": __version__}, "input": str(args.input),
-            "input_kind": kind, "input_read": str(Path(read).resolve()) if read is not None else info.description,
-            "source": _json_safe(asdict(info)), "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
-            "provider": str(seg.report), "settings": {
-                "batch": args.batch, "threshold": processor.threshold,
-                "smoothing": asdict(processor.smoothing), "style": args.style, "blackout": args.blackout},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return log_sidecar(
+        args.input,
+        seg,
+        info,
+        processor,
+        batch=args.batch,
+        style=args.style,
+        blackout=args.blackout,
+        source=source,
+    )
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -397,13 +493,20 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from polypvision.gui.app import run_app
     except ImportError as exc:
         if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6"):
-            raise UserError("the desktop app is not installed (no PySide6); pip install 'polypvision[app]'") from None
+            raise UserError(
+                "the desktop app is not installed (no PySide6); pip install 'polypvision[app]'"
+            ) from None
         if exc.name is None:  # PySide6 is there but a system library it loads is not
-            raise UserError(f"the desktop app cannot load Qt ({cause_line(exc)}); install the system libraries "
-                            "Qt needs (scripts/setup.sh lists them for Debian/Ubuntu)") from None
+            raise UserError(
+                f"the desktop app cannot load Qt ({cause_line(exc)}); install the system libraries "
+                "Qt needs (scripts/setup.sh lists them for Debian/Ubuntu)"
+            ) from None
         raise
-    return run_app(source=getattr(args, "source", None), model=getattr(args, "model", None),
-                   provider=getattr(args, "provider", "auto"))
+    return run_app(
+        source=getattr(args, "source", None),
+        model=getattr(args, "model", None),
+        provider=getattr(args, "provider", "auto"),
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -427,11 +530,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     seg = load_segmenter(args)  # a one-line error saying what to install when there is no runtime
     ort = runtime.import_onnxruntime()
     name, version = runtime.runtime_package() or ("onnxruntime", ort.__version__)
-    info = {"polypvision": __version__,
-            "runtime": {"package": name, "version": version,
-                        "providers_available": list(ort.get_available_providers())},
-            "provider": str(seg.report), "models_dir": str(models_dir()), "path": str(seg.path),
-            "contract": seg.contract.to_dict()}
+    info = {
+        "polypvision": __version__,
+        "runtime": {
+            "package": name,
+            "version": version,
+            "providers_available": list(ort.get_available_providers()),
+        },
+        "provider": str(seg.report),
+        "models_dir": str(models_dir()),
+        "path": str(seg.path),
+        "contract": seg.contract.to_dict(),
+    }
     if runtime.conflict():
         info["runtime"]["warning"] = runtime.conflict()
     print(json.dumps(info, indent=2))
@@ -455,8 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="polypvision: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="polypvision: %(levelname)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

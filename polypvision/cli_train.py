@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-TRAIN_EXTRA_HINT = "polypvision {cmd} needs the train extra: pip install 'polypvision[train,cpu]' (or [train,gpu])"
+TRAIN_EXTRA_HINT = (
+    "polypvision {cmd} needs the train extra: pip install 'polypvision[train,cpu]' (or [train,gpu])"
+)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -57,112 +59,316 @@ def _evaluate(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add ``train``, ``export``, ``ensemble`` and ``evaluate`` to the main parser's subparsers."""
     p = subparsers.add_parser(
-        "train", help="train a segmentation model on a leak-free split (needs the train extra)",
+        "train",
+        help="train a segmentation model on a leak-free split (needs the train extra)",
         description="Train a UNet on a dataset folder (images/, masks/, optional sequences.csv). "
         "Checkpoints every epoch; --resume continues a cut-off run.",
     )
-    p.add_argument("--data", action="append", default=None,
-                   help="dataset folder with images/ and masks/ (CVC-ClinicDB or Kvasir-SEG layout, any frame size); "
-                        "repeat for several datasets (default on --resume: the run's)")
-    p.add_argument("--negatives", action="append", default=None,
-                   help="folder of polyp-free frames (images/ only; sequences from sequences.csv or the stem "
-                        "'seqK_imgN'): trained on as all-background frames; repeatable")
-    p.add_argument("--negative-share", type=float, default=None,
-                   help="share of each batch drawn from --negatives (default 0.15)")
-    p.add_argument("--deep-supervision", action="store_true",
-                   help="side outputs on two coarser decoder stages, trained with the same loss (weight 0.4 each); "
-                        "pretrained-encoder UNets only, dropped at export")
-    p.add_argument("--teacher", default=None, metavar="MODEL.onnx",
-                   help="distil from this exported model (e.g. an ensemble): its probability on every training frame "
-                        "is an extra soft target (BCE, weight --distill-weight)")
-    p.add_argument("--distill-weight", type=float, default=None, help="weight of the teacher term (default 0.5)")
-    p.add_argument("--loss", default=None, choices=["bce-dice", "structure"],
-                   help="bce-dice (default): BCE + per-image soft Dice; structure: PraNet's boundary-weighted BCE + IoU")
-    p.add_argument("--out", default=None, help="run folder for checkpoints, state and history (e.g. runs/mnv2)")
-    p.add_argument("--arch", default="unet", choices=["unet", "mobilenetv2", "efficientnet-lite0"], help="model family (default: unet)")
-    p.add_argument("--base-filters", type=int, default=16, help="UNet width: 64 is the research model, 16 the real-time one")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs (default 40; on --resume, a new total)")
-    p.add_argument("--warmup-epochs", type=int, default=5, help="epochs with a pretrained encoder frozen (default 5)")
-    p.add_argument("--input-size", type=int, default=None, help="training resolution, square (default 256; may change on --resume)")
-    p.add_argument("--crop-size", type=int, default=None,
-                   help="train on random crop x crop patches at the zoom of --input-size (about 4x cheaper per "
-                        "step at half size); validation and export stay at --input-size; 0 turns it off on --resume")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        help=(
+            "dataset folder with images/ and masks/ (CVC-ClinicDB or Kvasir-SEG layout, any "
+            "frame size); repeat for several datasets (default on --resume: the run's)"
+        ),
+    )
+    p.add_argument(
+        "--negatives",
+        action="append",
+        default=None,
+        help="folder of polyp-free frames (images/ only; sequences from sequences.csv or the stem "
+        "'seqK_imgN'): trained on as all-background frames; repeatable",
+    )
+    p.add_argument(
+        "--negative-share",
+        type=float,
+        default=None,
+        help="share of each batch drawn from --negatives (default 0.15)",
+    )
+    p.add_argument(
+        "--deep-supervision",
+        action="store_true",
+        help=(
+            "side outputs on two coarser decoder stages, trained with the same loss (weight "
+            "0.4 each); pretrained-encoder UNets only, dropped at export"
+        ),
+    )
+    p.add_argument(
+        "--teacher",
+        default=None,
+        metavar="MODEL.onnx",
+        help=(
+            "distil from this exported model (e.g. an ensemble): its probability on every "
+            "training frame is an extra soft target (BCE, weight --distill-weight)"
+        ),
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=None,
+        help="weight of the teacher term (default 0.5)",
+    )
+    p.add_argument(
+        "--loss",
+        default=None,
+        choices=["bce-dice", "structure"],
+        help=(
+            "bce-dice (default): BCE + per-image soft Dice; structure: PraNet's "
+            "boundary-weighted BCE + IoU"
+        ),
+    )
+    p.add_argument(
+        "--out", default=None, help="run folder for checkpoints, state and history (e.g. runs/mnv2)"
+    )
+    p.add_argument(
+        "--arch",
+        default="unet",
+        choices=["unet", "mobilenetv2", "efficientnet-lite0"],
+        help="model family (default: unet)",
+    )
+    p.add_argument(
+        "--base-filters",
+        type=int,
+        default=16,
+        help="UNet width: 64 is the research model, 16 the real-time one",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="total epochs (default 40; on --resume, a new total)",
+    )
+    p.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=5,
+        help="epochs with a pretrained encoder frozen (default 5)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="training resolution, square (default 256; may change on --resume)",
+    )
+    p.add_argument(
+        "--crop-size",
+        type=int,
+        default=None,
+        help=(
+            "train on random crop x crop patches at the zoom of --input-size (about 4x cheaper "
+            "per step at half size); validation and export stay at --input-size; 0 turns it "
+            "off on --resume"
+        ),
+    )
     p.add_argument("--batch-size", type=int, default=None, help="images per step (default 8)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
-    p.add_argument("--finetune-lr", type=float, default=None, help="learning rate after the warm-up (default 2e-4)")
-    p.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without val Dice gain (default 15)")
-    p.add_argument("--ema-decay", type=float, default=0.99, help="per-step weight EMA used for validation and the best checkpoint")
-    p.add_argument("--seed", type=int, default=0, help="seed for the split (first use) and training")
-    p.add_argument("--split-file", default=None,
-                   help="split JSON with a part per dataset (default: splits/two-centre.json for the datasets it "
-                        "covers, else splits/<dataset>.json, made on first use)")
-    p.add_argument("--leaky-split", action="store_true",
-                   help="per-image random split even when sequences are known (splits/<dataset>-per-image-LEAKY.json): "
-                        "only for comparing with published tables; every report flags it as leaky")
-    p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all cores)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--refit-of", default=None, metavar="RUN",
-                   help="retrain RUN's recipe on train + val for the epoch count its validation chose "
-                        "(a final model; nothing is validated in the refit, --arch and schedule options are RUN's)")
-    p.add_argument("--swa-of", default=None, metavar="RUN",
-                   help="average the weights of RUN's last --swa-last epochs (SWA), validate the average, and make it "
-                        "RUN's best weights only if it scores higher on validation (recorded either way)")
-    p.add_argument("--swa-last", type=int, default=5, help="epochs averaged by --swa-of (default 5)")
+    p.add_argument(
+        "--finetune-lr",
+        type=float,
+        default=None,
+        help="learning rate after the warm-up (default 2e-4)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="early stop after this many epochs without val Dice gain (default 15)",
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.99,
+        help="per-step weight EMA used for validation and the best checkpoint",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed for the split (first use) and training"
+    )
+    p.add_argument(
+        "--split-file",
+        default=None,
+        help=(
+            "split JSON with a part per dataset (default: splits/two-centre.json for the "
+            "datasets it covers, else splits/<dataset>.json, made on first use)"
+        ),
+    )
+    p.add_argument(
+        "--leaky-split",
+        action="store_true",
+        help=(
+            "per-image random split even when sequences are known "
+            "(splits/<dataset>-per-image-LEAKY.json): only for comparing with published "
+            "tables; every report flags it as leaky"
+        ),
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="TensorFlow threads (default: all cores)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    p.add_argument(
+        "--refit-of",
+        default=None,
+        metavar="RUN",
+        help="retrain RUN's recipe on train + val for the epoch count its validation chose "
+        "(a final model; nothing is validated in the refit, --arch and schedule options are RUN's)",
+    )
+    p.add_argument(
+        "--swa-of",
+        default=None,
+        metavar="RUN",
+        help=(
+            "average the weights of RUN's last --swa-last epochs (SWA), validate the average, "
+            "and make it RUN's best weights only if it scores higher on validation "
+            "(recorded either way)"
+        ),
+    )
+    p.add_argument(
+        "--swa-last", type=int, default=5, help="epochs averaged by --swa-of (default 5)"
+    )
     p.add_argument("--force", action="store_true", help="start over even if --out holds a run")
     p.set_defaults(func=_train)
 
     e = subparsers.add_parser(
-        "export", help="export a trained run to ONNX with its contract (needs the train extra)",
-        description="Export a run folder (or a .weights.h5 inside one) to ONNX, opset 17, with the polypvision contract.",
+        "export",
+        help="export a trained run to ONNX with its contract (needs the train extra)",
+        description=(
+            "Export a run folder (or a .weights.h5 inside one) to ONNX, opset 17, with "
+            "the polypvision contract."
+        ),
     )
-    e.add_argument("checkpoint", help="run folder (uses best.weights.h5) or a .weights.h5 file in a run folder")
-    e.add_argument("-o", "--output", required=True, help="ONNX file to write, e.g. models/NAME.onnx")
-    e.add_argument("--name", default=None, help="model name in the contract (default: the output file's stem)")
-    e.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the one chosen on validation)")
-    e.add_argument("--metrics", default=None, help="JSON file of test metrics (from evaluate --json) to store in the contract")
+    e.add_argument(
+        "checkpoint", help="run folder (uses best.weights.h5) or a .weights.h5 file in a run folder"
+    )
+    e.add_argument(
+        "-o", "--output", required=True, help="ONNX file to write, e.g. models/NAME.onnx"
+    )
+    e.add_argument(
+        "--name", default=None, help="model name in the contract (default: the output file's stem)"
+    )
+    e.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold (default: the one chosen on validation)",
+    )
+    e.add_argument(
+        "--metrics",
+        default=None,
+        help="JSON file of test metrics (from evaluate --json) to store in the contract",
+    )
     e.add_argument("--threads", type=int, default=None, help="TensorFlow threads")
-    e.add_argument("--no-gate", action="store_true",
-                   help="do not choose a frame-level gate (min area / min peak) on the run's polyp-free validation "
-                        "frames (chosen by default when the run has --negatives)")
+    e.add_argument(
+        "--no-gate",
+        action="store_true",
+        help=(
+            "do not choose a frame-level gate (min area / min peak) on the run's polyp-free "
+            "validation frames (chosen by default when the run has --negatives)"
+        ),
+    )
     e.set_defaults(func=_export)
 
     n = subparsers.add_parser(
-        "ensemble", help="average exported models into one ONNX file with its contract (needs onnx)",
-        description="Combine two or more exported models (same input size) into one ONNX file that averages their "
-        "probabilities, each member keeping its own input scaling. Checked against the members run one by one "
-        "before it is written; with --data its validation mean Dice is measured and stored in the contract.",
+        "ensemble",
+        help="average exported models into one ONNX file with its contract (needs onnx)",
+        description=(
+            "Combine two or more exported models (same input size) into one ONNX file "
+            "that averages their probabilities, each member keeping its own input "
+            "scaling. Checked against the members run one by one before it is "
+            "written; with --data its validation mean Dice is measured and stored in "
+            "the contract."
+        ),
     )
-    n.add_argument("members", nargs="+", help="exported member models (.onnx with a polypvision contract)")
-    n.add_argument("-o", "--output", required=True, help="ONNX file to write, e.g. models/NAME.onnx")
-    n.add_argument("--name", default=None, help="model name in the contract (default: the output file's stem)")
+    n.add_argument(
+        "members", nargs="+", help="exported member models (.onnx with a polypvision contract)"
+    )
+    n.add_argument(
+        "-o", "--output", required=True, help="ONNX file to write, e.g. models/NAME.onnx"
+    )
+    n.add_argument(
+        "--name", default=None, help="model name in the contract (default: the output file's stem)"
+    )
     n.add_argument("--threshold", type=float, default=0.5, help="decision threshold (default 0.5)")
-    n.add_argument("--data", default=None, help="dataset folder: measure the validation mean Dice and store it")
+    n.add_argument(
+        "--data", default=None, help="dataset folder: measure the validation mean Dice and store it"
+    )
     n.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json)")
-    n.add_argument("--metrics", default=None, help="JSON file of test metrics (from evaluate --json) to store in the contract")
-    n.add_argument("--recipe-val-dice", type=float, default=None,
-                   help="for members refitted on train + val only: the validation Dice of the same ensemble of "
-                        "the runs they refit (measured before the refit), stored as the ensemble's")
+    n.add_argument(
+        "--metrics",
+        default=None,
+        help="JSON file of test metrics (from evaluate --json) to store in the contract",
+    )
+    n.add_argument(
+        "--recipe-val-dice",
+        type=float,
+        default=None,
+        help=(
+            "for members refitted on train + val only: the validation Dice of the same "
+            "ensemble of the runs they refit (measured before the refit), stored as the "
+            "ensemble's"
+        ),
+    )
     n.set_defaults(func=_ensemble)
 
     v = subparsers.add_parser(
-        "evaluate", help="evaluate an ONNX model on dataset splits, as the app runs it",
-        description="Run the ONNX model through the app's own preprocessing on one side of each dataset's split and "
-        "print the polyp literature's table (mDice, mIoU, weighted F, S-measure, E-measure, MAE) with Dice at the "
-        "model's threshold, precision, recall and the share of frames where the app finds the polyp; for folders of "
-        "polyp-free frames, the share of frames where it reports one.",
+        "evaluate",
+        help="evaluate an ONNX model on dataset splits, as the app runs it",
+        description=(
+            "Run the ONNX model through the app's own preprocessing on one side of each "
+            "dataset's split and print the polyp literature's table (mDice, mIoU, "
+            "weighted F, S-measure, E-measure, MAE) with Dice at the model's "
+            "threshold, precision, recall and the share of frames where the app "
+            "finds the polyp; for folders of polyp-free frames, the share of frames "
+            "where it reports one."
+        ),
     )
     v.add_argument("--model", required=True, help="ONNX model file with a polypvision contract")
-    v.add_argument("--data", action="append", default=None,
-                   help="dataset folder with images/ and masks/; repeat for several datasets")
-    v.add_argument("--negatives", action="append", default=None,
-                   help="folder of polyp-free frames (images/): report how often a polyp is reported; repeatable")
-    v.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which side of the split (default test)")
-    v.add_argument("--split-file", default=None,
-                   help="split JSON (default: splits/two-centre.json for the datasets it covers, else splits/<dataset>.json)")
+    v.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        help="dataset folder with images/ and masks/; repeat for several datasets",
+    )
+    v.add_argument(
+        "--negatives",
+        action="append",
+        default=None,
+        help=(
+            "folder of polyp-free frames (images/): report how often a polyp is reported; "
+            "repeatable"
+        ),
+    )
+    v.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test", "all"],
+        help="which side of the split (default test)",
+    )
+    v.add_argument(
+        "--split-file",
+        default=None,
+        help=(
+            "split JSON (default: splits/two-centre.json for the datasets it covers, else "
+            "splits/<dataset>.json)"
+        ),
+    )
     v.add_argument("--out", default=None, help="write the Markdown report here")
-    v.add_argument("--json", default=None, help="write the metrics as JSON here (for export --metrics)")
-    v.add_argument("--threshold", type=float, default=None, help="threshold for the main table (default: the contract's)")
-    v.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda"], help="onnxruntime provider (default cpu)")
+    v.add_argument(
+        "--json", default=None, help="write the metrics as JSON here (for export --metrics)"
+    )
+    v.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="threshold for the main table (default: the contract's)",
+    )
+    v.add_argument(
+        "--provider",
+        default="cpu",
+        choices=["auto", "cpu", "cuda"],
+        help="onnxruntime provider (default cpu)",
+    )
     v.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     v.add_argument("--batch", type=int, default=8, help="frames per inference call")
     v.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
@@ -178,17 +384,42 @@ def _accuracy(args: argparse.Namespace) -> int:
 
 def register_accuracy(subparsers) -> None:
     a = subparsers.add_parser(
-        "accuracy", help="every shipped model on the test splits beside published results (benchmarks/accuracy.md)",
-        description="Evaluate every shipped model (or --models) on the test side of each dataset's split and write "
-        "one Markdown table per dataset with the published U-Net, PraNet and Polyp-PVT figures (quoted), plus the "
-        "false-alarm table on polyp-free sequences.",
+        "accuracy",
+        help=(
+            "every shipped model on the test splits beside published results "
+            "(benchmarks/accuracy.md)"
+        ),
+        description=(
+            "Evaluate every shipped model (or --models) on the test side of each "
+            "dataset's split and write one Markdown table per dataset with the "
+            "published U-Net, PraNet and Polyp-PVT figures (quoted), plus the "
+            "false-alarm table on polyp-free sequences."
+        ),
     )
-    a.add_argument("--data", action="append", default=None, help="dataset folder; repeat (e.g. Kvasir-SEG, CVC-ClinicDB)")
-    a.add_argument("--negatives", action="append", default=None, help="folder of polyp-free frames; repeatable")
-    a.add_argument("--models", nargs="+", default=None, help="ONNX files (default: every shipped model)")
-    a.add_argument("--split-file", default=None, help="split JSON (default: splits/two-centre.json)")
-    a.add_argument("-o", "--output", default="benchmarks/accuracy.md", help="Markdown to write (default %(default)s)")
-    a.add_argument("--json", default="benchmarks/accuracy.json", help="JSON to write (default %(default)s)")
+    a.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        help="dataset folder; repeat (e.g. Kvasir-SEG, CVC-ClinicDB)",
+    )
+    a.add_argument(
+        "--negatives", action="append", default=None, help="folder of polyp-free frames; repeatable"
+    )
+    a.add_argument(
+        "--models", nargs="+", default=None, help="ONNX files (default: every shipped model)"
+    )
+    a.add_argument(
+        "--split-file", default=None, help="split JSON (default: splits/two-centre.json)"
+    )
+    a.add_argument(
+        "-o",
+        "--output",
+        default="benchmarks/accuracy.md",
+        help="Markdown to write (default %(default)s)",
+    )
+    a.add_argument(
+        "--json", default="benchmarks/accuracy.json", help="JSON to write (default %(default)s)"
+    )
     a.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     a.set_defaults(func=_accuracy)
 

@@ -26,11 +26,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from polypvision import paths
 from polypvision.errors import UserError
+from polypvision.fileio import write_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MASK_THRESHOLD = 127
@@ -69,7 +71,8 @@ class Dataset:
     layout: str
     samples: list[Sample] = field(default_factory=list)
     kind: str = "polyp"  # "polyp": every frame has a mask; "negative": polyp-free frames, no masks
-    test_ids: tuple[str, ...] | None = None  # a published test list shipped with the data (test-*.txt)
+    # a published test list shipped with the data (test-*.txt)
+    test_ids: tuple[str, ...] | None = None
     test_ids_file: str | None = None
 
     @property
@@ -110,8 +113,12 @@ class Split:
             "dataset": self.dataset,
             "seed": self.seed,
             "leaky": self.leaky,
-            "method": self.method or ("per-image (leaky: frames of one sequence on several sides)" if self.leaky
-                                      else "whole sequences"),
+            "method": self.method
+            or (
+                "per-image (leaky: frames of one sequence on several sides)"
+                if self.leaky
+                else "whole sequences"
+            ),
             "counts": {k: len(getattr(self, k)) for k in SPLIT_NAMES},
         }
         if self.sequences:
@@ -131,7 +138,10 @@ def _images_in(folder: Path) -> dict[str, Path]:
     for p in folder.iterdir():
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
             if p.stem in found:
-                raise DatasetError(f"{folder}: two files share the stem '{p.stem}' ({found[p.stem].name}, {p.name}); keep one")
+                raise DatasetError(
+                    f"{folder}: two files share the stem '{p.stem}' ({found[p.stem].name}, "
+                    f"{p.name}); keep one"
+                )
             found[p.stem] = p
     return found
 
@@ -149,12 +159,16 @@ def _read_sequences(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot be read ({exc}); fix or remove it") from None
     if not rows or not {"frame", "sequence"} <= set(rows[0]):
-        raise DatasetError(f"{path}: expected a CSV with columns 'frame,sequence'; fix or remove it")
+        raise DatasetError(
+            f"{path}: expected a CSV with columns 'frame,sequence'; fix or remove it"
+        )
     out: dict[str, str] = {}
     for row in rows:
         frame, seq = (row.get("frame") or "").strip(), (row.get("sequence") or "").strip()
         if not frame or not seq:
-            raise DatasetError(f"{path}: a row has an empty frame or sequence ({row}); fix or remove it")
+            raise DatasetError(
+                f"{path}: a row has an empty frame or sequence ({row}); fix or remove it"
+            )
         out[frame] = seq
     return out
 
@@ -168,8 +182,11 @@ def discover(root: str | Path, negative: bool = False) -> Dataset:
     stem up to its last underscore, PolypGen's naming), so they can be split by sequence.
     """
     root = Path(root)
-    what = "--negatives pointing at a folder with images/" if negative else \
-        "--data pointing at a folder with images/ and masks/"
+    what = (
+        "--negatives pointing at a folder with images/"
+        if negative
+        else "--data pointing at a folder with images/ and masks/"
+    )
     if not root.exists():
         raise DatasetError(f"dataset folder {root} does not exist; pass {what}")
     if not root.is_dir():
@@ -187,17 +204,26 @@ def discover(root: str | Path, negative: bool = False) -> Dataset:
         masks = _images_in(mask_dir)
         no_mask = set(images) - set(masks)
         if no_mask:
-            raise DatasetError(f"{root}: {len(no_mask)} image(s) have no mask in masks/: {_name_list(no_mask)}; add the masks or remove the images")
+            raise DatasetError(
+                f"{root}: {len(no_mask)} image(s) have no mask in masks/: {_name_list(no_mask)}; "
+                "add the masks or remove the images"
+            )
         no_image = set(masks) - set(images)
         if no_image:
-            raise DatasetError(f"{root}: {len(no_image)} mask(s) have no image in images/: {_name_list(no_image)}; add the images or remove the masks")
+            raise DatasetError(
+                f"{root}: {len(no_image)} mask(s) have no image in images/: "
+                f"{_name_list(no_image)}; add the images or remove the masks"
+            )
 
     seq_file = root / "sequences.csv"
     sequences = _read_sequences(seq_file) if seq_file.is_file() else {}
     if sequences:
         missing = set(images) - set(sequences)
         if missing:
-            raise DatasetError(f"{seq_file}: {len(missing)} frame(s) have no sequence: {_name_list(missing)}; add them to the CSV")
+            raise DatasetError(
+                f"{seq_file}: {len(missing)} frame(s) have no sequence: {_name_list(missing)}; "
+                "add them to the CSV"
+            )
     elif negative and all("_" in stem for stem in images):
         sequences = {stem: stem.rsplit("_", 1)[0] for stem in images}
     layout = "sequences" if sequences else "pairs"
@@ -206,8 +232,15 @@ def discover(root: str | Path, negative: bool = False) -> Dataset:
         for stem in sorted(images, key=natural_key)
     ]
     test_ids, ids_file = (None, None) if negative else _read_test_ids(root, set(images))
-    return Dataset(root=root, name=dataset_slug(root), layout=layout, samples=samples,
-                   kind="negative" if negative else "polyp", test_ids=test_ids, test_ids_file=ids_file)
+    return Dataset(
+        root=root,
+        name=dataset_slug(root),
+        layout=layout,
+        samples=samples,
+        kind="negative" if negative else "polyp",
+        test_ids=test_ids,
+        test_ids_file=ids_file,
+    )
 
 
 def _read_test_ids(root: Path, stems: set[str]) -> tuple[tuple[str, ...] | None, str | None]:
@@ -220,14 +253,20 @@ def _read_test_ids(root: Path, stems: set[str]) -> tuple[tuple[str, ...] | None,
     if not files:
         return None, None
     if len(files) > 1:
-        raise DatasetError(f"{root}: several test lists ({', '.join(f.name for f in files)}); keep one")
+        raise DatasetError(
+            f"{root}: several test lists ({', '.join(f.name for f in files)}); keep one"
+        )
     try:
-        ids = [Path(line.strip()).stem for line in files[0].read_text().splitlines() if line.strip()]
+        ids = [
+            Path(line.strip()).stem for line in files[0].read_text().splitlines() if line.strip()
+        ]
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{files[0]}: cannot be read ({exc}); fix or remove it") from None
     unknown = set(ids) - stems
     if unknown:
-        raise DatasetError(f"{files[0]}: {len(unknown)} id(s) have no image: {_name_list(unknown)}; fix the list")
+        raise DatasetError(
+            f"{files[0]}: {len(unknown)} id(s) have no image: {_name_list(unknown)}; fix the list"
+        )
     if len(set(ids)) != len(ids) or not ids:
         raise DatasetError(f"{files[0]}: the list is empty or repeats an id; fix it")
     return tuple(sorted(ids, key=natural_key)), files[0].name
@@ -245,7 +284,9 @@ def _imread(path: Path, flags: int) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
     img = cv2.imdecode(data, flags) if data is not None and data.size else None
     if img is None:
-        raise DatasetError(f"{path}: cannot be read as an image (missing, empty or corrupt); replace or remove it")
+        raise DatasetError(
+            f"{path}: cannot be read as an image (missing, empty or corrupt); replace or remove it"
+        )
     return img
 
 
@@ -272,14 +313,16 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """(BGR uint8 image, bool mask), checked to have the same size; all False for a polyp-free frame."""
+    """(BGR uint8 image, bool mask), checked to have the same size;
+    all False for a polyp-free frame."""
     img = read_image(sample.image)
     if sample.mask is None:
         return img, np.zeros(img.shape[:2], bool)
     mask = read_mask(sample.mask)
     if img.shape[:2] != mask.shape:
         raise DatasetError(
-            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is {img.shape[1]}x{img.shape[0]}; fix the pair"
+            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{img.shape[1]}x{img.shape[0]}; fix the pair"
         )
     return img, mask
 
@@ -337,8 +380,12 @@ def _split_sequences(
     return best[1]
 
 
-def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-               per_image: bool = False) -> Split:
+def make_split(
+    dataset: Dataset,
+    seed: int = 0,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    per_image: bool = False,
+) -> Split:
     """A new split of ``dataset``: by whole sequences when known, else per image (leaky).
 
     ``per_image`` forces the leaky per-image split even when sequences are known: only to
@@ -354,37 +401,60 @@ def make_split(dataset: Dataset, seed: int = 0, fractions: Sequence[float] = DEF
         parts = _split_sequences({k: len(v) for k, v in per_seq.items()}, seed, fractions)
         stems = {k: tuple(st for seq in parts[k] for st in per_seq[seq]) for k in SPLIT_NAMES}
         stems = {k: tuple(sorted(v, key=natural_key)) for k, v in stems.items()}
-        return Split(dataset.name, seed, False, stems["train"], stems["val"], stems["test"],
-                     sequences={k: tuple(parts[k]) for k in SPLIT_NAMES})
+        return Split(
+            dataset.name,
+            seed,
+            False,
+            stems["train"],
+            stems["val"],
+            stems["test"],
+            sequences={k: tuple(parts[k]) for k in SPLIT_NAMES},
+        )
     n = len(dataset.samples)
     if n < 3:
-        raise SplitError(f"{dataset.root}: need at least 3 images for a train/val/test split, found {n}")
+        raise SplitError(
+            f"{dataset.root}: need at least 3 images for a train/val/test split, found {n}"
+        )
     order = np.random.default_rng(seed).permutation(n)
     frac = np.asarray(fractions, dtype=float) / float(sum(fractions))
     n_val = max(1, int(round(frac[1] * n)))
     n_test = max(1, int(round(frac[2] * n)))
-    stems = [dataset.samples[i].stem for i in order]
-    val, test, train = stems[:n_val], stems[n_val:n_val + n_test], stems[n_val + n_test:]
+    shuffled = [dataset.samples[i].stem for i in order]
+    val, test, train = (
+        shuffled[:n_val],
+        shuffled[n_val : n_val + n_test],
+        shuffled[n_val + n_test :],
+    )
     srt = lambda v: tuple(sorted(v, key=natural_key))  # noqa: E731
     return Split(dataset.name, seed, True, srt(train), srt(val), srt(test))
 
 
 KVASIR_VAL_SIZE = 100
-NEAR_DUPLICATE_CORR = 0.98  # Kvasir-SEG's four known pairs score >= 0.99; the next closest frames 0.97
+# between Kvasir-SEG's known duplicate pairs and its closest distinct frames
+NEAR_DUPLICATE_CORR = 0.98
 
 
 def _thumbnail(path: Path) -> np.ndarray:
     """A 32x32 grey thumbnail, zero mean and unit variance (brightness and contrast drop out)."""
     import cv2
 
-    g = cv2.resize(cv2.cvtColor(read_image(path), cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+    g = cv2.resize(
+        cv2.cvtColor(read_image(path), cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA
+    )
     g = g.astype(np.float32).ravel()
     return (g - g.mean()) / (g.std() + 1e-6)
 
 
-def near_duplicate_groups(samples: Sequence[Sample], min_corr: float = NEAR_DUPLICATE_CORR) -> list[list[str]]:
-    """Stems grouped so that near-duplicate frames (thumbnail correlation >= ``min_corr``) share a group."""
-    thumbs = np.stack([_thumbnail(s.image) for s in samples]) if samples else np.zeros((0, 1024), np.float32)
+def near_duplicate_groups(
+    samples: Sequence[Sample], min_corr: float = NEAR_DUPLICATE_CORR
+) -> list[list[str]]:
+    """Stems grouped so that near-duplicate frames
+    (thumbnail correlation >= ``min_corr``) share a group."""
+    thumbs = (
+        np.stack([_thumbnail(s.image) for s in samples])
+        if samples
+        else np.zeros((0, 1024), np.float32)
+    )
     corr = thumbs @ thumbs.T / max(thumbs.shape[1], 1)
     parent = list(range(len(samples)))
 
@@ -399,7 +469,9 @@ def near_duplicate_groups(samples: Sequence[Sample], min_corr: float = NEAR_DUPL
     groups: dict[int, list[str]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(root(i), []).append(s.stem)
-    return sorted((sorted(g, key=natural_key) for g in groups.values()), key=lambda g: natural_key(g[0]))
+    return sorted(
+        (sorted(g, key=natural_key) for g in groups.values()), key=lambda g: natural_key(g[0])
+    )
 
 
 def _split_with_test_ids(dataset: Dataset, seed: int, n_val: int = KVASIR_VAL_SIZE) -> Split:
@@ -421,10 +493,19 @@ def _split_with_test_ids(dataset: Dataset, seed: int, n_val: int = KVASIR_VAL_SI
         val.extend(groups[i])
     vset = set(val)
     srt = lambda v: tuple(sorted(v, key=natural_key))  # noqa: E731
-    return Split(dataset.name, seed, False, srt(s.stem for s in rest if s.stem not in vset), srt(val), srt(test),
-                 method=f"test: the published ids of {dataset.test_ids_file or 'the test list'}; validation: "
-                        f"{len(val)} seeded frames of the rest, near-duplicates (grey thumbnail correlation >= "
-                        f"{NEAR_DUPLICATE_CORR}) kept on one side")
+    return Split(
+        dataset.name,
+        seed,
+        False,
+        srt(s.stem for s in rest if s.stem not in vset),
+        srt(val),
+        srt(test),
+        method=(
+            f"test: the published ids of {dataset.test_ids_file or 'the test list'}; "
+            f"validation: {len(val)} seeded frames of the rest, near-duplicates (grey "
+            f"thumbnail correlation >= {NEAR_DUPLICATE_CORR}) kept on one side"
+        ),
+    )
 
 
 def default_split_path(dataset: Dataset, per_image: bool = False) -> Path:
@@ -434,7 +515,11 @@ def default_split_path(dataset: Dataset, per_image: bool = False) -> Path:
     dataset, else a shipped ``<dataset>.json``, else ``<dataset>.json`` where new splits go
     (made on first use; see :func:`polypvision.paths.new_splits_dir`).
     """
-    if not per_image and _part_names(DEFAULT_SPLIT_FILE) and dataset.name in _part_names(DEFAULT_SPLIT_FILE):
+    if (
+        not per_image
+        and _part_names(DEFAULT_SPLIT_FILE)
+        and dataset.name in _part_names(DEFAULT_SPLIT_FILE)
+    ):
         return DEFAULT_SPLIT_FILE
     name = f"{dataset.name}-per-image-LEAKY.json" if per_image else f"{dataset.name}.json"
     return SPLITS_DIR / name if (SPLITS_DIR / name).is_file() else paths.new_splits_dir() / name
@@ -444,14 +529,17 @@ def _read_doc(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise SplitError(f"split file {path} cannot be read ({exc}); delete it to make a new split") from None
+        raise SplitError(
+            f"split file {path} cannot be read ({exc}); delete it to make a new split"
+        ) from None
     if not isinstance(doc, dict):
         raise SplitError(f"split file {path} is not a JSON object; delete it to make a new split")
     return doc
 
 
 def _part_names(path: Path) -> set[str]:
-    """The datasets a multi-dataset split file covers (empty for a missing or single-dataset file)."""
+    """The datasets a multi-dataset split file covers
+    (empty for a missing or single-dataset file)."""
     if not path.is_file():
         return set()
     doc = _read_doc(path)
@@ -463,19 +551,24 @@ def save_split(split: Split, path: str | Path, multi: bool = False) -> Path:
     for its dataset, keeping the other parts. Written atomically."""
     path = Path(path)
     if paths.inside_package(path):
-        raise SplitError(f"{path} is inside the installed polypvision package, whose split files are read-only; "
-                         "pass --split-file with a path outside it")
+        raise SplitError(
+            f"{path} is inside the installed polypvision package, whose split files are read-only; "
+            "pass --split-file with a path outside it"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict = split.to_dict()
-    if multi or _part_names(path) or (path.is_file() and _read_doc(path).get("schema") == MULTI_SCHEMA):
-        whole = _read_doc(path) if path.is_file() else {"schema": MULTI_SCHEMA, "datasets": {}}
+    if (
+        multi
+        or _part_names(path)
+        or (path.is_file() and _read_doc(path).get("schema") == MULTI_SCHEMA)
+    ):
+        whole: dict[str, Any] = (
+            _read_doc(path) if path.is_file() else {"schema": MULTI_SCHEMA, "datasets": {}}
+        )
         whole.setdefault("datasets", {})[split.dataset] = doc
         whole["datasets"] = dict(sorted(whole["datasets"].items()))
         doc = whole
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
 def read_split(path: str | Path, dataset: str | None = None) -> Split:
@@ -486,18 +579,27 @@ def read_split(path: str | Path, dataset: str | None = None) -> Split:
     if doc.get("schema") == MULTI_SCHEMA:
         parts = doc.get("datasets") or {}
         if dataset not in parts:
-            raise SplitError(f"split file {path} has no part for dataset '{dataset}' (it has "
-                             f"{', '.join(sorted(parts)) or 'none'}); pass the split file made for it")
+            raise SplitError(
+                f"split file {path} has no part for dataset '{dataset}' (it has "
+                f"{', '.join(sorted(parts)) or 'none'}); pass the split file made for it"
+            )
         doc = parts[dataset]
     try:
         return Split(
-            dataset=str(doc["dataset"]), seed=int(doc["seed"]), leaky=bool(doc["leaky"]),
-            train=tuple(doc["train"]), val=tuple(doc["val"]), test=tuple(doc["test"]),
+            dataset=str(doc["dataset"]),
+            seed=int(doc["seed"]),
+            leaky=bool(doc["leaky"]),
+            train=tuple(doc["train"]),
+            val=tuple(doc["val"]),
+            test=tuple(doc["test"]),
             sequences={k: tuple(v) for k, v in (doc.get("sequences") or {}).items()},
-            path=path, method=doc.get("method"),
+            path=path,
+            method=doc.get("method"),
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise SplitError(f"split file {path} cannot be read ({exc}); delete it to make a new split") from None
+        raise SplitError(
+            f"split file {path} cannot be read ({exc}); delete it to make a new split"
+        ) from None
 
 
 def check_split(split: Split, dataset: Dataset) -> None:
@@ -507,14 +609,24 @@ def check_split(split: Split, dataset: Dataset) -> None:
     missing = set(listed) - have
     if missing:
         raise SplitError(
-            f"split file {split.path}: {len(missing)} frame(s) are not in {dataset.root}: {_name_list(missing)}; "
-            "use the dataset it was made for, or pass another --split-file"
+            f"split file {split.path}: {len(missing)} frame(s) are not in {dataset.root}: "
+            f"{_name_list(missing)}; use the dataset it was made for, or pass another "
+            "--split-file"
         )
     if len(set(listed)) != len(listed):
-        raise SplitError(f"split file {split.path}: a frame is listed on two sides; delete it to make a new split")
-    if dataset.test_ids is not None and not split.leaky and set(split.test) != set(dataset.test_ids):
-        raise SplitError(f"split file {split.path}: its test side is not the published test list "
-                         f"{dataset.test_ids_file} of {dataset.root}; delete it to make a new split")
+        raise SplitError(
+            f"split file {split.path}: a frame is listed on two sides; delete it to make a new "
+            "split"
+        )
+    if (
+        dataset.test_ids is not None
+        and not split.leaky
+        and set(split.test) != set(dataset.test_ids)
+    ):
+        raise SplitError(
+            f"split file {split.path}: its test side is not the published test list "
+            f"{dataset.test_ids_file} of {dataset.root}; delete it to make a new split"
+        )
     if not split.leaky and dataset.has_sequences:
         side_of: dict[str, str] = {}
         by = dataset.by_stem()
@@ -522,11 +634,18 @@ def check_split(split: Split, dataset: Dataset) -> None:
             for st in split.stems(k):
                 seq = str(by[st].sequence)
                 if side_of.setdefault(seq, k) != k:
-                    raise SplitError(f"split file {split.path}: sequence {seq} is on both {side_of[seq]} and {k}; delete it to make a new split")
+                    raise SplitError(
+                        f"split file {split.path}: sequence {seq} is on both {side_of[seq]} and "
+                        f"{k}; delete it to make a new split"
+                    )
 
 
 def load_or_create_split(
-    dataset: Dataset, path: str | Path | None = None, seed: int = 0, create: bool = True, per_image: bool = False,
+    dataset: Dataset,
+    path: str | Path | None = None,
+    seed: int = 0,
+    create: bool = True,
+    per_image: bool = False,
     multi: bool = False,
 ) -> Split:
     """The split stored for ``dataset`` (made and written on first use), validated."""
@@ -536,8 +655,10 @@ def load_or_create_split(
     if path.is_file() and (not multi or dataset.name in _part_names(path)):
         split = read_split(path, dataset.name)
         if per_image and not split.leaky:
-            raise SplitError(f"split file {path} is a whole-sequence split, not a per-image one; drop --leaky-split "
-                             "or pass another --split-file")
+            raise SplitError(
+                f"split file {path} is a whole-sequence split, not a per-image one; drop "
+                "--leaky-split or pass another --split-file"
+            )
     elif create:
         # A multi-dataset file gains a part for a new dataset; the parts already in it never change.
         split = make_split(dataset, seed=seed, per_image=per_image)
@@ -547,7 +668,9 @@ def load_or_create_split(
         read_split(path, dataset.name)  # raises: no part for this dataset
         raise AssertionError  # pragma: no cover
     else:
-        raise SplitError(f"split file {path} does not exist; run 'polypvision train' first or pass --split-file")
+        raise SplitError(
+            f"split file {path} does not exist; run 'polypvision train' first or pass --split-file"
+        )
     check_split(split, dataset)
     return split
 
@@ -563,7 +686,8 @@ def select(dataset: Dataset, split: Split, which: str) -> list[Sample]:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """One dataset folder of a run: ``kind`` "polyp" (images + masks) or "negative" (images only)."""
+    """One dataset folder of a run: ``kind`` "polyp"
+    (images + masks) or "negative" (images only)."""
 
     path: str
     kind: str = "polyp"
@@ -584,7 +708,8 @@ def specs_from(data: list[str] | str | None, negatives: list[str] | None) -> lis
 
 
 def specs_of_config(config: dict) -> list[DataSpec]:
-    """The datasets a stored run config names (a single path in runs made before several were allowed)."""
+    """The datasets a stored run config names
+    (a single path in runs made before several were allowed)."""
     d = config.get("data")
     if isinstance(d, str):
         return [DataSpec(d)]
@@ -611,8 +736,13 @@ class SplitData:
         return select(self.dataset, self.split, which)
 
 
-def load_splits(specs: list[DataSpec], split_file: str | Path | dict[str, str] | None, seed: int = 0,
-                per_image: bool = False, create: bool = True) -> list[SplitData]:
+def load_splits(
+    specs: list[DataSpec],
+    split_file: str | Path | dict[str, str] | None,
+    seed: int = 0,
+    per_image: bool = False,
+    create: bool = True,
+) -> list[SplitData]:
     """Each dataset with its part of ``split_file`` (made on first use unless ``create`` is False);
     a dict names each dataset's own split file."""
 
@@ -621,11 +751,19 @@ def load_splits(specs: list[DataSpec], split_file: str | Path | dict[str, str] |
     for spec in specs:
         ds = spec.discover()
         if ds.name in seen:
-            raise DatasetError(f"{spec.path} and {seen[ds.name]} are both named '{ds.name}' in the split file; "
-                            "give each dataset folder its own name")
+            raise DatasetError(
+                f"{spec.path} and {seen[ds.name]} are both named '{ds.name}' in the split file; "
+                "give each dataset folder its own name"
+            )
         seen[ds.name] = spec.path
         path = split_file.get(ds.name) if isinstance(split_file, dict) else split_file
-        split = load_or_create_split(ds, path, seed=seed, create=create, multi=len(specs) > 1,
-                                           per_image=per_image and not ds.negative)
+        split = load_or_create_split(
+            ds,
+            path,
+            seed=seed,
+            create=create,
+            multi=len(specs) > 1,
+            per_image=per_image and not ds.negative,
+        )
         out.append(SplitData(spec, ds, split))
     return out

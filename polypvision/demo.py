@@ -20,8 +20,9 @@ def cache_dir() -> Path:
     return Path(base) / "polypvision"
 
 
-def write_synthetic_clip(path: Path, frames: int, width: int, height: int, fps: float,
-                         seed: int = 0, stamp: bool = False) -> Path:
+def write_synthetic_clip(
+    path: Path, frames: int, width: int, height: int, fps: float, seed: int = 0, stamp: bool = False
+) -> Path:
     """Render a synthetic clip to an H.264 file (temp file, then rename)."""
     from polypvision.recording import VideoWriter
     from polypvision.sources.synthetic import SyntheticClip

@@ -29,12 +29,22 @@ class OutputError(UserError):
     """An output path cannot be written."""
 
 
+def describe_error(exc: BaseException) -> str:
+    """The one line a user sees: UserError messages as written, anything else with its type."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 CAUSE_CHARS = 240
 # onnxruntime wraps its reason in boilerplate: a status prefix, "Load model from PATH failed:",
 # and the C++ source location with the full signature of the function that raised.
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
 _ORT_LOAD = re.compile(r"Load model from .*? failed:\s*")
-_CPP_WHERE = re.compile(r"/\S+\.(?:cc|cpp|h):\d+\s+(?:[\w:~<>]+\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?")
+_CPP_WHERE = re.compile(
+    r"/\S+\.(?:cc|cpp|h):\d+\s+(?:[\w:~<>]+\([^()]*(?:\([^()]*\)[^()]*)*\)\s*)?"
+)
 
 
 def cause_line(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
@@ -52,4 +62,4 @@ def cause_line(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
     if len(text) <= limit:
         return text
     head = limit // 3
-    return text[:head].rstrip() + " \u2026 " + text[-(limit - head - 3):].lstrip()
+    return text[:head].rstrip() + " \u2026 " + text[-(limit - head - 3) :].lstrip()

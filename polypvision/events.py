@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from polypvision.errors import UserError
 
@@ -38,7 +39,9 @@ class EventSettings:
     def validated(self) -> EventSettings:
         for name, value in (("min_duration_s", self.min_duration_s), ("max_gap_s", self.max_gap_s)):
             if not math.isfinite(value) or value < 0:
-                raise UserError(f"event {name} must be a non-negative number of seconds, got {value}")
+                raise UserError(
+                    f"event {name} must be a non-negative number of seconds, got {value}"
+                )
         return self
 
     def to_dict(self) -> dict[str, float]:
@@ -48,8 +51,10 @@ class EventSettings:
     def from_dict(cls, d: Mapping[str, Any] | None) -> EventSettings:
         d = d or {}
         base = cls()
-        return cls(float(d.get("min_duration_s", base.min_duration_s)),
-                   float(d.get("max_gap_s", base.max_gap_s))).validated()
+        return cls(
+            float(d.get("min_duration_s", base.min_duration_s)),
+            float(d.get("max_gap_s", base.max_gap_s)),
+        ).validated()
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,14 @@ class PolypEvent:
 
 def frame_period_s(records: Sequence[Mapping[str, Any]], fps: float | None = None) -> float:
     """The media time one frame stands for: the median timestamp step, else 1 / fps."""
-    steps = [b["t"] - a["t"] for a, b in zip(records, records[1:]) if b["t"] > a["t"]]
-    if steps:
-        return float(statistics.median(steps))
+    return _period(np.asarray([r["t"] for r in records], np.float64), fps)
+
+
+def _period(t: np.ndarray, fps: float | None) -> float:
+    steps = np.diff(t)
+    steps = steps[steps > 0]
+    if steps.size:
+        return float(np.median(steps))
     if fps and fps > 0:
         return 1.0 / fps
     return 0.0
@@ -92,46 +102,68 @@ def duration_s(records: Sequence[Mapping[str, Any]], fps: float | None = None) -
     return float(records[-1]["t"] - records[0]["t"] + frame_period_s(records, fps))
 
 
-def _runs(records: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive log positions with a detection, as (first, last)."""
-    runs: list[tuple[int, int]] = []
-    start = None
-    for i, r in enumerate(records):
-        if r.get("polyp") and start is None:
-            start = i
-        elif not r.get("polyp") and start is not None:
-            runs.append((start, i - 1))
-            start = None
-    if start is not None:
-        runs.append((start, len(records) - 1))
-    return runs
+def _runs(hit: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive positions with a detection, as (first, last)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], hit.astype(np.int8), [0]))))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def find_events(records: Sequence[Mapping[str, Any]], settings: EventSettings | None = None,
-                fps: float | None = None) -> list[PolypEvent]:
+def find_events(
+    records: Sequence[Mapping[str, Any]],
+    settings: EventSettings | None = None,
+    fps: float | None = None,
+) -> list[PolypEvent]:
     """The polyp events of a per-frame log (dicts with ``t``, ``polyp``, ``peak``, ``area``)."""
+    return find_events_in(
+        np.asarray([r["t"] for r in records], np.float64),
+        np.asarray([bool(r.get("polyp")) for r in records], bool),
+        np.asarray([float(r.get("peak", 0.0)) for r in records], np.float64),
+        np.asarray([float(r.get("area", 0.0)) for r in records], np.float64),
+        settings,
+        fps,
+    )
+
+
+def find_events_in(
+    t: np.ndarray,
+    polyp: np.ndarray,
+    peak: np.ndarray,
+    area: np.ndarray,
+    settings: EventSettings | None = None,
+    fps: float | None = None,
+) -> list[PolypEvent]:
+    """:func:`find_events` over per-frame arrays (the app's timeline keeps its verdicts so):
+    timestamps, detection flags, peak probabilities and outlined areas, one entry per position."""
     settings = (settings or EventSettings()).validated()
-    period = frame_period_s(records, fps)
+    t, hit = np.asarray(t, np.float64), np.asarray(polyp, bool)
+    period = _period(t, fps)
     merged: list[list[int]] = []
-    for first, last in _runs(records):
-        if merged:
-            prev_end_s = records[merged[-1][1]]["t"] + period
-            if records[first]["t"] - prev_end_s <= settings.max_gap_s + _EPS_S:
-                merged[-1][1] = last
-                continue
+    for first, last in _runs(hit):
+        if merged and t[first] - (t[merged[-1][1]] + period) <= settings.max_gap_s + _EPS_S:
+            merged[-1][1] = last
+            continue
         merged.append([first, last])
     events: list[PolypEvent] = []
     for first, last in merged:
-        start_s, end_s = float(records[first]["t"]), float(records[last]["t"] + period)
+        start_s, end_s = float(t[first]), float(t[last] + period)
         if end_s - start_s + _EPS_S < settings.min_duration_s:
             continue
-        hits = [i for i in range(first, last + 1) if records[i].get("polyp")]
-        largest = max(hits, key=lambda i: (records[i].get("area", 0.0), -i))
-        events.append(PolypEvent(
-            number=len(events) + 1, start_frame=first, end_frame=last, start_s=start_s, end_s=end_s,
-            frames_with_polyp=len(hits), peak=max(float(records[i].get("peak", 0.0)) for i in hits),
-            largest_area=float(records[largest].get("area", 0.0)), largest_frame=largest,
-            largest_t=float(records[largest]["t"])))
+        hits = first + np.flatnonzero(hit[first : last + 1])
+        largest = int(hits[int(np.argmax(area[hits]))])  # the earliest of equal largest areas
+        events.append(
+            PolypEvent(
+                number=len(events) + 1,
+                start_frame=first,
+                end_frame=last,
+                start_s=start_s,
+                end_s=end_s,
+                frames_with_polyp=int(hits.size),
+                peak=float(np.max(peak[hits])),
+                largest_area=float(area[largest]),
+                largest_frame=largest,
+                largest_t=float(t[largest]),
+            )
+        )
     return events
 
 
@@ -155,5 +187,7 @@ def event_settings_of(sidecar: Mapping[str, Any]) -> EventSettings:
     return EventSettings.from_dict((sidecar.get("settings") or {}).get("events"))
 
 
-def count_events(records: Iterable[Mapping[str, Any]], settings: EventSettings | None = None) -> int:
+def count_events(
+    records: Iterable[Mapping[str, Any]], settings: EventSettings | None = None
+) -> int:
     return len(find_events(list(records), settings))

@@ -49,7 +49,7 @@ def _field(blob: bytes, name: bytes) -> bytes | None:
     """The payload after a (nested) box's type, found by name: enough for mdhd and tfdt,
     which occur once in the boxes they are read from."""
     at = blob.find(name)
-    return blob[at + 4:] if at >= 0 else None
+    return blob[at + 4 :] if at >= 0 else None
 
 
 def _timescale(moov: bytes) -> int:
@@ -81,7 +81,12 @@ def scan(path: Path) -> Fragments | None:
                 else:
                     moof = blob
             elif kind == b"mdat" and moof and fragmented:
-                out.end, out.count, out.last_start, moof = stop, out.count + 1, _decode_time(moof), b""
+                out.end, out.count, out.last_start, moof = (
+                    stop,
+                    out.count + 1,
+                    _decode_time(moof),
+                    b"",
+                )
             elif kind in (b"mfra", b"sidx", b"styp", b"free") and out.count:
                 out.end = stop
     return out if fragmented else None

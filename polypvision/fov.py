@@ -21,8 +21,17 @@ def detect_fov(frames: list[np.ndarray]) -> np.ndarray:
     if not frames:
         raise ValueError("detect_fov needs at least one frame")
     h, w = frames[0].shape[:2]
-    stack = np.max(np.stack([cv2.cvtColor(f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)), cv2.COLOR_BGR2GRAY)
-                             for f in frames]), axis=0)
+    stack = np.max(
+        np.stack(
+            [
+                cv2.cvtColor(
+                    f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)), cv2.COLOR_BGR2GRAY
+                )
+                for f in frames
+            ]
+        ),
+        axis=0,
+    )
     # A median (not a Gaussian) blur: it removes noise but keeps text strokes thin, so the opening
     # below deletes the text instead of the blur merging it into a blob that joins the view.
     bright = (cv2.medianBlur(stack, 5) > BRIGHT_LEVEL).astype(np.uint8)
@@ -38,7 +47,7 @@ def detect_fov(frames: list[np.ndarray]) -> np.ndarray:
     fov = np.zeros((h, w), np.uint8)
     cv2.fillConvexPoly(fov, hull, 1)
     if ERODE_PX:
-        fov = cv2.erode(fov, np.ones((2 * ERODE_PX + 1, 2 * ERODE_PX + 1), np.uint8))
+        return cv2.erode(fov, np.ones((2 * ERODE_PX + 1, 2 * ERODE_PX + 1), np.uint8))
     return fov
 
 

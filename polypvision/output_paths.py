@@ -18,8 +18,13 @@ from pathlib import Path
 from polypvision.errors import OutputError
 
 _PATTERN = re.compile(r"%0?(\d*)d")
-_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
 
 
 def _resolved(p: Path) -> Path:
@@ -34,7 +39,9 @@ def _pattern_regex(pattern: Path) -> re.Pattern[str] | None:
     if m is None:
         return None
     name = pattern.name
-    return re.compile("^" + re.escape(name[: m.start()]) + r"\d+" + re.escape(name[m.end():]) + "$")
+    return re.compile(
+        "^" + re.escape(name[: m.start()]) + r"\d+" + re.escape(name[m.end() :]) + "$"
+    )
 
 
 def claims(inp: Path, path: Path) -> bool:
@@ -78,11 +85,17 @@ def check_output_path(path: Path, inputs: Iterable[Path] = (), *, what: str = "o
     for inp in inputs:
         if inp is not None and claims(Path(inp), path):
             same = _resolved(path) == _resolved(Path(inp))
-            raise OutputError(f"{what} {path} is the input itself; choose another output path" if same else
-                              f"{what} {path} would overwrite an input ({inp}); write outside the input folder")
+            raise OutputError(
+                f"{what} {path} is the input itself; choose another output path"
+                if same
+                else f"{what} {path} would overwrite an input ({inp}); write outside the input "
+                "folder"
+            )
     kind = not_regular(path)
     if kind == "a folder":
-        raise OutputError(f"{what} {path} is a folder; give a file name such as {path / 'annotated.mp4'}")
+        raise OutputError(
+            f"{what} {path} is a folder; give a file name such as {path / 'annotated.mp4'}"
+        )
     if kind is not None:
         raise OutputError(f"{what} {path} is {kind}, not a regular file; give a new file name")
     parent = path.parent if str(path.parent) else Path(".")

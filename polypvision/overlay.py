@@ -43,7 +43,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
     t = text.strip()
     try:
         if t.startswith("#") and len(t) == 7:
-            r, g, b = (int(t[i:i + 2], 16) for i in (1, 3, 5))
+            r, g, b = (int(t[i : i + 2], 16) for i in (1, 3, 5))
         else:
             r, g, b = (int(v) for v in t.split(","))
     except ValueError:
@@ -62,8 +62,12 @@ def describe(mask: np.ndarray, prob_small: np.ndarray, contours: Sequence[np.nda
     """Per-frame findings from the full-size mask (0/255) and the model-size probabilities."""
     boxes = tuple(tuple(int(v) for v in cv2.boundingRect(c)) for c in contours)
     area = float(cv2.countNonZero(mask)) / mask.size if mask.size else 0.0
-    return Detection(present=bool(boxes), area_fraction=area, boxes=boxes,  # type: ignore[arg-type]
-                     peak_probability=float(prob_small.max()) if prob_small.size else 0.0)
+    return Detection(
+        present=bool(boxes),
+        area_fraction=area,
+        boxes=boxes,  # type: ignore[arg-type]
+        peak_probability=float(prob_small.max()) if prob_small.size else 0.0,
+    )
 
 
 _SOLID: dict[str, np.ndarray] = {}
@@ -81,15 +85,19 @@ def _solid(h: int, w: int, color: tuple[int, int, int]) -> np.ndarray:
     return buf[:h, :w]
 
 
-def draw(canvas: np.ndarray, mask: np.ndarray, contours: Sequence[np.ndarray], style: OverlayStyle) -> np.ndarray:
+def draw(
+    canvas: np.ndarray, mask: np.ndarray, contours: Sequence[np.ndarray], style: OverlayStyle
+) -> np.ndarray:
     """Burn the overlay into ``canvas`` (BGR uint8, modified in place) and return it."""
     if not style.enabled or not len(contours):
         return canvas
     if style.fill and style.opacity > 0:
         x, y, w, h = cv2.boundingRect(np.concatenate(contours))
-        roi = canvas[y:y + h, x:x + w]
-        tinted = cv2.addWeighted(roi, 1.0 - style.opacity, _solid(h, w, style.color), style.opacity, 0.0)
-        cv2.copyTo(tinted, mask[y:y + h, x:x + w], roi)
+        roi = canvas[y : y + h, x : x + w]
+        tinted = cv2.addWeighted(
+            roi, 1.0 - style.opacity, _solid(h, w, style.color), style.opacity, 0.0
+        )
+        cv2.copyTo(tinted, mask[y : y + h, x : x + w], roi)
     if style.contour:
         cv2.drawContours(canvas, contours, -1, style.color, style.thickness, cv2.LINE_AA)
     if style.box:
@@ -105,12 +113,22 @@ def draw_hud(canvas: np.ndarray, lines: Sequence[str]) -> np.ndarray:
         return canvas
     scale = max(0.4, min(canvas.shape[1] / 1280.0, 1.0))
     pad, lh = 6, int(22 * scale) + 4
-    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines) + 2 * pad
+    width = (
+        max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for t in lines) + 2 * pad
+    )
     x0 = max(canvas.shape[1] - width - 8, 0)
     y1 = min(8 + lh * len(lines) + pad, canvas.shape[0])
-    roi = canvas[8:y1, x0:x0 + width]
+    roi = canvas[8:y1, x0 : x0 + width]
     roi //= 3
     for i, t in enumerate(lines):
-        cv2.putText(canvas, t, (x0 + pad, 8 + lh * (i + 1) - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            t,
+            (x0 + pad, 8 + lh * (i + 1) - 4),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return canvas

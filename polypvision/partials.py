@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".partial"
 # mkstemp/mkdtemp add eight characters from this alphabet.
-PARTIAL_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<token>[a-z0-9_]{8})\.partial(?P<ext>\.[A-Za-z0-9]+)?$")
+PARTIAL_NAME = re.compile(
+    r"^\.(?P<final>.+)\.(?P<token>[a-z0-9_]{8})\.partial(?P<ext>\.[A-Za-z0-9]+)?$"
+)
 OLD_NAME = re.compile(r"^\.(?P<final>.+)\.old$")
 # A temporary file younger than this is left alone even when unlocked: its writer may be
 # between creating it and locking it.
@@ -134,7 +136,11 @@ def _sweep_one(entry: os.DirEntry, folder: Path) -> str | None:
     path = Path(entry.path)
     if not _unlocked(path):
         return None  # a live run is writing it
-    if entry.is_file(follow_symlinks=False) and (m.group("ext") or "").lower() in (".mp4", ".m4v", ".mov"):
+    if entry.is_file(follow_symlinks=False) and (m.group("ext") or "").lower() in (
+        ".mp4",
+        ".m4v",
+        ".mov",
+    ):
         from polypvision.fmp4 import salvage
 
         seconds = salvage(path)

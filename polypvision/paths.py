@@ -33,7 +33,8 @@ def checkout_root() -> Path | None:
 
 
 def models_dir() -> Path:
-    """The folder with the shipped models: ``$POLYPVISION_MODELS``, the wheel's, or the checkout's."""
+    """The folder with the shipped models: ``$POLYPVISION_MODELS``, the wheel's,
+    or the checkout's."""
     env = os.environ.get(MODELS_ENV)
     if env:
         return Path(env).expanduser()

@@ -25,11 +25,19 @@ import cv2
 import numpy as np
 
 from polypvision.errors import OutputError
+from polypvision.fileio import fsync_path
 from polypvision.output_paths import check_output_path
 from polypvision.partials import Partial
 from polypvision.types import FrameResult
 
-__all__ = ["DetectionLog", "MaskWriter", "VideoWriter", "check_output_path", "container_for", "letterbox"]
+__all__ = [
+    "DetectionLog",
+    "MaskWriter",
+    "VideoWriter",
+    "check_output_path",
+    "container_for",
+    "letterbox",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +51,6 @@ def container_for(path: Path) -> str:
     return CONTAINERS.get(Path(path).suffix.lower(), "mp4")
 
 
-def _fsync(path: Path) -> None:
-    """Push a finished file to the disk before it is renamed into place: a full disk or a
-    vanished network share then fails here, while the earlier output is still untouched."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def letterbox(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
     """``bgr`` scaled to fit ``width`` x ``height`` with its aspect ratio kept, centred on black:
     a frame of another size is never squashed."""
@@ -62,7 +60,7 @@ def letterbox(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
     out = np.zeros((height, width, 3), np.uint8)
     x, y = (width - tw) // 2, (height - th) // 2
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    out[y:y + th, x:x + tw] = cv2.resize(bgr, (tw, th), interpolation=interp)
+    out[y : y + th, x : x + tw] = cv2.resize(bgr, (tw, th), interpolation=interp)
     return out
 
 
@@ -83,8 +81,18 @@ class VideoWriter:
     name = "video"
     needs_image = True
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 20,
-                 preset: str = "veryfast", *, sar: Fraction | None = None, fragmented: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 20,
+        preset: str = "veryfast",
+        *,
+        sar: Fraction | None = None,
+        fragmented: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
         self.fps = fps
@@ -104,19 +112,29 @@ class VideoWriter:
         try:
             import av  # before the temporary file exists: the first import is slow
         except ImportError:
-            av = None
+            av = None  # type: ignore[assignment]
         self._partial = Partial(self.path, self.path.suffix or ".mp4")
         self._tmp = self._partial.path
         self._ew, self._eh = width + (width % 2), height + (height % 2)
-        self._pad = np.zeros((self._eh, self._ew, 3), np.uint8) if (self._ew, self._eh) != (width, height) else None
+        self._pad = (
+            np.zeros((self._eh, self._ew, 3), np.uint8)
+            if (self._ew, self._eh) != (width, height)
+            else None
+        )
         self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
         self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
+        self._cv: cv2.VideoWriter | None = None
         try:
             if av is not None:
                 self._open_av(av, crf, preset)
             else:
-                log.warning("PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of H.264")
-                self._cv = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (self._ew, self._eh))
+                log.warning(
+                    "PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of "
+                    "H.264"
+                )
+                self._cv = cv2.VideoWriter(
+                    str(self._tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (self._ew, self._eh)
+                )
                 if not self._cv.isOpened():
                     raise OSError("OpenCV could not open a video writer")
         except OSError as exc:
@@ -133,8 +151,11 @@ class VideoWriter:
             # faststart puts the index (moov) first: the file streams, and a copy cut short
             # stays decodable up to the cut. A recording is fragmented instead: its index
             # grows with it, flushed a fragment at a time.
-            options = ({"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-                       if self.fragmented else {"movflags": "+faststart"})
+            options = (
+                {"movflags": "+frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+                if self.fragmented
+                else {"movflags": "+faststart"}
+            )
         self._container = av.open(str(self._tmp), mode="w", format=fmt, options=options)
         rate = Fraction(self.fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=rate)
@@ -152,6 +173,8 @@ class VideoWriter:
 
     def write(self, result: FrameResult) -> None:
         """The sink interface: the result's annotated frame, at its source timestamp."""
+        if result.annotated is None:
+            raise ValueError("VideoWriter needs drawn frames (a sink with needs_image)")
         self.write_at(result.annotated, result.frame.pts_s)
 
     def write_at(self, bgr: np.ndarray, t_s: float) -> None:
@@ -171,8 +194,10 @@ class VideoWriter:
         with self._lock:
             self._check_open()
             slot = self.next_pts if pts is None else max(int(pts), self.next_pts)
-            self._pts = max(round(slot * TICKS_PER_S / self.fps) if self.fps > 0 else slot * self._step,
-                            self._last_pts + 1)
+            self._pts = max(
+                round(slot * TICKS_PER_S / self.fps) if self.fps > 0 else slot * self._step,
+                self._last_pts + 1,
+            )
             self._write(bgr)
             self._last_pts = self._pts
             self.next_pts = slot + 1
@@ -192,18 +217,20 @@ class VideoWriter:
             bgr = self._pad
         try:
             if self.backend == "pyav-h264":
-                # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) costs about a
-                # fifth of letting swscale convert bgr24 inside the encoder.
+                # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) is much
+                # cheaper than letting swscale convert bgr24 inside the encoder.
                 cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
                 frame = self._av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
                 frame.pts = self._pts
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
-            else:
+            elif self._cv is not None:
                 self._cv.write(bgr)
         except OSError as exc:  # disk full, folder removed: say which output, in one line
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}; "
-                              "check that its folder still exists and the disk has space") from None
+            raise OutputError(
+                f"cannot write {self.path}: {exc.strerror or exc}; "
+                "check that its folder still exists and the disk has space"
+            ) from None
         self.frames += 1
 
     @property
@@ -226,7 +253,7 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-        else:
+        elif self._cv is not None:
             self._cv.release()
 
     def commit(self) -> Path:
@@ -246,7 +273,7 @@ class VideoWriter:
             self._closed = True
             try:
                 self._finish_encoder()
-                _fsync(self._tmp)
+                fsync_path(self._tmp)
             except OSError as exc:
                 self._discard()
                 raise OutputError(f"cannot finish {self.path}: {exc.strerror or exc}") from None
@@ -296,7 +323,7 @@ class VideoWriter:
         try:
             if self.backend == "pyav-h264":
                 self._container.close()
-            else:
+            elif self._cv is not None:
                 self._cv.release()
         except Exception:  # the encoder may already be broken: removal matters, not the close
             pass
@@ -321,16 +348,24 @@ class DetectionLog:
 
     def write(self, result: FrameResult) -> None:
         d = result.detection
-        rec = {"frame": result.index, "t": round(result.frame.pts_s, 4), "polyp": d.present,
-               "area": round(d.area_fraction, 5), "boxes": [list(b) for b in d.boxes],
-               "peak": round(d.peak_probability, 4), "latency_ms": round(result.processing_ms, 2)}
+        rec = {
+            "frame": result.index,
+            "t": round(result.frame.pts_s, 4),
+            "polyp": d.present,
+            "area": round(d.area_fraction, 5),
+            "boxes": [list(b) for b in d.boxes],
+            "peak": round(d.peak_probability, 4),
+            "latency_ms": round(result.processing_ms, 2),
+        }
         if result.frame.name is not None:
             rec["name"] = result.frame.name
         try:
             self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
         except OSError as exc:
-            raise OutputError(f"cannot write the log {self.path}: {exc.strerror or exc}; "
-                              "check that its folder still exists and the disk has space") from None
+            raise OutputError(
+                f"cannot write the log {self.path}: {exc.strerror or exc}; "
+                "check that its folder still exists and the disk has space"
+            ) from None
         self.lines += 1
 
     def commit(self, summary: dict[str, Any]) -> None:
@@ -381,12 +416,20 @@ def _check_replaceable(folder: Path, protect: tuple[Path | None, ...]) -> None:
     target = folder.resolve()
     for p in protect:
         if p is not None and (Path(p).resolve() == target or target in Path(p).resolve().parents):
-            raise OutputError(f"--masks {folder} would replace {p}; choose a separate folder for the masks")
+            raise OutputError(
+                f"--masks {folder} would replace {p}; choose a separate folder for the masks"
+            )
     if folder.is_dir():
-        foreign = sorted(e.name for e in os.scandir(folder) if not (e.is_file() and e.name.lower().endswith(".png")))
+        foreign = sorted(
+            e.name
+            for e in os.scandir(folder)
+            if not (e.is_file() and e.name.lower().endswith(".png"))
+        )
         if foreign:
-            raise OutputError(f"--masks {folder} already holds files that are not masks ({foreign[0]}); "
-                              "choose a new or empty folder")
+            raise OutputError(
+                f"--masks {folder} already holds files that are not masks ({foreign[0]}); "
+                "choose a new or empty folder"
+            )
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -433,8 +476,10 @@ class MaskWriter:
         try:
             write_file(self._tmp / f"{name}.png", png.tobytes())
         except OSError as exc:
-            raise OutputError(f"cannot write mask PNGs into {self.folder}: {exc.strerror or exc}; "
-                              "is the disk full?") from None
+            raise OutputError(
+                f"cannot write mask PNGs into {self.folder}: {exc.strerror or exc}; "
+                "is the disk full?"
+            ) from None
         self._names.add(name)
         self.count += 1
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Chosen by scripts/tune_smoothing.py on the validation sequences (README, "Temporal smoothing"):
-# alpha 0.8 with a 0.2 hysteresis gap cut the flicker the model adds on a steady scene from
-# 0.051 to 0.009 (1 - IoU between consecutive masks) at no cost in Dice.
+# Chosen by scripts/tune_smoothing.py on the validation sequences: the alpha and hysteresis gap
+# that cut the flicker the model adds on a steady scene most at no cost in Dice (the figures are
+# in docs/smoothing.md).
 HYSTERESIS_GAP = 0.2
 
 
@@ -43,11 +43,35 @@ class SmoothingConfig:
         return self
 
 
+@dataclass
+class _Buffers:
+    """A smoother's state at one frame size: the average, the mask, and two scratch masks."""
+
+    ema: np.ndarray
+    mask: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...]) -> _Buffers:
+        return cls(
+            np.zeros(shape, np.float32),
+            np.zeros(shape, np.uint8),
+            np.empty(shape, bool),
+            np.empty(shape, bool),
+        )
+
+
 class Smoother:
     """Stateful per-stream smoother. One instance per source; not thread-safe."""
 
-    def __init__(self, config: SmoothingConfig, threshold: float, min_area: float = 0.0,
-                 min_peak: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: SmoothingConfig,
+        threshold: float,
+        min_area: float = 0.0,
+        min_peak: float = 0.0,
+    ) -> None:
         """``min_area`` / ``min_peak``: the model's gate, used where ``config`` leaves them None."""
         self.config = config.validated()
         self.min_area = float(config.min_area if config.min_area is not None else min_area)
@@ -55,52 +79,49 @@ class Smoother:
         self.on = config.on if config.on is not None else threshold
         off = config.off if config.off is not None else self.on - HYSTERESIS_GAP
         self.off = float(min(max(off, 0.0), self.on))
-        self._ema: np.ndarray | None = None
-        self._mask: np.ndarray | None = None
-        self._hi = self._lo = self._cc = None
+        self._buf: _Buffers | None = None
 
     def reset(self) -> None:
-        self._ema = None
-        self._mask = None
+        self._buf = None
 
-    def retuned(self, config: SmoothingConfig, threshold: float, min_area: float = 0.0,
-                min_peak: float = 0.0) -> Smoother:
+    def retuned(
+        self,
+        config: SmoothingConfig,
+        threshold: float,
+        min_area: float = 0.0,
+        min_peak: float = 0.0,
+    ) -> Smoother:
         """A smoother with new parameters that keeps this one's history, so moving a slider
         changes the outline from the next frame on instead of restarting the average."""
         new = Smoother(config, threshold, min_area, min_peak)
-        new._ema, new._mask, new._hi, new._lo = self._ema, self._mask, self._hi, self._lo
+        new._buf = self._buf
         return new
-
-    def _buffers(self, shape: tuple[int, int]) -> None:
-        self._ema = np.zeros(shape, np.float32)
-        self._mask = np.zeros(shape, np.uint8)
-        self._hi = np.empty(shape, bool)
-        self._lo = np.empty(shape, bool)
 
     def update(self, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed one probability map (H,W float32); return (smoothed probability, mask uint8 0/1).
 
         The returned arrays are internal buffers, valid until the next call.
         """
-        first = self._ema is None or self._ema.shape != prob.shape
-        if first:
-            self._buffers(prob.shape)
-            np.copyto(self._ema, prob)
+        b = self._buf
+        first = b is None or b.ema.shape != prob.shape
+        if b is None or first:
+            b = self._buf = _Buffers.of(prob.shape)
+            np.copyto(b.ema, prob)
         else:
             a = self.config.alpha
             if a >= 1.0:
-                np.copyto(self._ema, prob)
+                np.copyto(b.ema, prob)
             else:
                 # ema += a * (prob - ema), in place
-                self._ema *= (1.0 - a)
-                self._ema += a * prob
-        ema, mask = self._ema, self._mask
-        np.greater_equal(ema, self.on, out=self._hi)
+                b.ema *= 1.0 - a
+                b.ema += a * prob
+        ema, mask = b.ema, b.mask
+        np.greater_equal(ema, self.on, out=b.hi)
         if not first and self.off < self.on:
-            np.greater_equal(ema, self.off, out=self._lo)
-            np.logical_and(self._lo, mask, out=self._lo)
-            self._hi |= self._lo
-        np.copyto(mask, self._hi, casting="unsafe")
+            np.greater_equal(ema, self.off, out=b.lo)
+            np.logical_and(b.lo, mask, out=b.lo)
+            b.hi |= b.lo
+        np.copyto(mask, b.hi, casting="unsafe")
         if (self.min_area > 0 or self.min_peak > self.on) and mask.any():
             self._gate(ema, mask)
         return ema, mask
@@ -115,8 +136,8 @@ class Smoother:
                 drop.append(i)
             elif self.min_peak > self.on:
                 x, y, w, h = stats[i, :4]
-                roi = labels[y:y + h, x:x + w] == i
-                if float(ema[y:y + h, x:x + w][roi].max()) < self.min_peak:
+                roi = labels[y : y + h, x : x + w] == i
+                if float(ema[y : y + h, x : x + w][roi].max()) < self.min_peak:
                     drop.append(i)
         if drop:
             mask[np.isin(labels, drop)] = 0

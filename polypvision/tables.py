@@ -20,8 +20,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from polypvision.fileio import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w.:-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- generated: (?P<name>[\w.:-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)",
+    re.S,
+)
 DEFAULT_FILES = ("README.md", "models/README.md")
 
 
@@ -46,7 +51,8 @@ class Context:
         return None
 
     def speed(self, model: str) -> dict[str, Any]:
-        """Model FPS at batch 1, annotate FPS, and frames dropped live at 30 FPS, from the bench JSON."""
+        """Model FPS at batch 1, annotate FPS, and frames dropped live at 30 FPS,
+        from the bench JSON."""
         out: dict[str, Any] = {}
         for row in (self.bench or {}).get("rows", []):
             if model not in row.get("detail", ""):
@@ -73,12 +79,17 @@ def _f(x: Any, fmt: str = ".3f") -> str:
 
 
 def _role(ctx: Context, stem: str) -> str:
-    roles = [k.replace("_default", "") for k, v in ctx.manifest.items() if k.endswith("_default") and v == ctx.files[stem]]
+    roles = [
+        k.replace("_default", "")
+        for k, v in ctx.manifest.items()
+        if k.endswith("_default") and v == ctx.files[stem]
+    ]
     return "default (" + ", ".join(r.upper() for r in roles) + ")" if roles else ""
 
 
 def models_table(ctx: Context) -> str:
-    """One row per shipped model: validation score, test figures per dataset, false alarms, speed."""
+    """One row per shipped model: validation score, test figures per dataset,
+    false alarms, speed."""
     test_sets: list[str] = []
     neg_sets: list[str] = []
     for stem in ctx.models:
@@ -86,15 +97,25 @@ def models_table(ctx: Context) -> str:
             target = neg_sets if s["kind"] == "negative" else test_sets
             if s["dataset"] not in target:
                 target.append(s["dataset"])
-    head = (["model", "role", "val score"] + [f"{d} test: mDice / Dice@t / found" for d in test_sets]
-            + [f"{d} test: polyp reported" for d in neg_sets] + ["model FPS", "annotate FPS"])
+    head = (
+        ["model", "role", "val score"]
+        + [f"{d} test: mDice / Dice@t / found" for d in test_sets]
+        + [f"{d} test: polyp reported" for d in neg_sets]
+        + ["model FPS", "annotate FPS"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
-    for stem, c in sorted(ctx.models.items(), key=lambda kv: -float(kv[1].training.get("val_dice_at_0.5") or 0)):
+    for stem, c in sorted(
+        ctx.models.items(), key=lambda kv: -float(kv[1].training.get("val_dice_at_0.5") or 0)
+    ):
         by = {s["dataset"]: s for s in (ctx.test(stem) or {}).get("sets", [])}
         cells = [f"`{stem}`", _role(ctx, stem), _f(c.training.get("val_dice_at_0.5"))]
         for d in test_sets:
             s = by.get(d)
-            cells.append(f"{_f(s['sod']['mdice'])} / {_f(s['mean']['dice'])} / {_f(s['found'], '.0%')}" if s else "n/a")
+            cells.append(
+                f"{_f(s['sod']['mdice'])} / {_f(s['mean']['dice'])} / {_f(s['found'], '.0%')}"
+                if s
+                else "n/a"
+            )
         cells += [_f(by[d]["flagged_app"], ".0%") if d in by else "n/a" for d in neg_sets]
         sp = ctx.speed(stem)
         cells += [_f(sp.get("model_fps"), ".0f"), _f(sp.get("annotate_fps"), ".0f")]
@@ -103,52 +124,86 @@ def models_table(ctx: Context) -> str:
 
 
 def card(ctx: Context, stem: str) -> str:
-    """A model's generated card: what it is, what it learned from, how it was chosen, what it scores."""
+    """A model's generated card: what it is, what it learned from,
+    how it was chosen, what it scores."""
     c = ctx.models[stem]
     t = c.training
     rec = t.get("recipe") or {}
     data = t.get("data") or []
-    data_txt = ", ".join(f"`{d['path']}`" + (" (polyp-free)" if d.get("kind") == "negative" else "")
-                         for d in data if isinstance(d, dict)) or f"`{data}`"
+    data_txt = (
+        ", ".join(
+            f"`{d['path']}`" + (" (polyp-free)" if d.get("kind") == "negative" else "")
+            for d in data
+            if isinstance(d, dict)
+        )
+        or f"`{data}`"
+    )
     gate = t.get("gate") or {}
     lines = [
         f"- File `models/{ctx.files[stem]}`; {c.architecture}"
         + (f", {t['parameters']:,} parameters" if t.get("parameters") else "")
-        + f"; input {c.input.width}x{c.input.height} {c.input.color} {c.input.layout}, scaled (x * {c.input.scale:.6g}"
-        f" - mean) / std with mean {list(c.input.mean)}, std {list(c.input.std)}.",
-        f"- Trained on {data_txt}, split `{t.get('split')}`; {t.get('epochs')} epochs run, kept epoch "
-        f"{t.get('best_epoch')} ({t.get('weights') or 'n/a'} weights); wall time {_dur(t.get('wall_time_s'))} on the "
-        "development machine's 2 CPU cores.",
+        + f"; input {c.input.width}x{c.input.height} {c.input.color} {c.input.layout}, scaled (x "
+        f"* {c.input.scale:.6g} - mean) / std with mean {list(c.input.mean)}, std "
+        f"{list(c.input.std)}.",
+        f"- Trained on {data_txt}, split `{t.get('split')}`; {t.get('epochs')} epochs run, kept "
+        f"epoch {t.get('best_epoch')} ({t.get('weights') or 'n/a'} weights); wall time "
+        f"{_dur(t.get('wall_time_s'))} on the development machine's 2 CPU cores.",
     ]
     if rec:
-        lines.append("- Recipe: " + ", ".join(f"{k} {v}" for k, v in rec.items() if v not in (None, False)) + ".")
+        lines.append(
+            "- Recipe: "
+            + ", ".join(f"{k} {v}" for k, v in rec.items() if v not in (None, False))
+            + "."
+        )
     per = t.get("val_per_dataset") or {}
-    lines.append(f"- Validation score {_f(t.get('val_dice_at_0.5'))} (mean Dice at 0.5 over "
-                 + (", ".join(f"{k} {_f(v)}" for k, v in per.items()) or "the validation split") + ").")
-    lines.append(f"- Threshold {c.output.threshold:g}, chosen on the {t.get('threshold_chosen_on', 'n/a')}; gate: min area "
-                 f"{c.output.min_area:g}, min peak {c.output.min_peak:g}"
-                 + (f" (on validation: polyp found {_f(gate.get('val_found'), '.1%')}, polyp-free frames reporting "
-                    f"a polyp {_f(gate.get('val_flagged'), '.1%')})" if gate.get("val_found") is not None else "") + ".")
+    lines.append(
+        f"- Validation score {_f(t.get('val_dice_at_0.5'))} (mean Dice at 0.5 over "
+        + (", ".join(f"{k} {_f(v)}" for k, v in per.items()) or "the validation split")
+        + ")."
+    )
+    lines.append(
+        f"- Threshold {c.output.threshold:g}, chosen on the "
+        f"{t.get('threshold_chosen_on', 'n/a')}; gate: min area {c.output.min_area:g}, min peak "
+        f"{c.output.min_peak:g}"
+        + (
+            f" (on validation: polyp found {_f(gate.get('val_found'), '.1%')}, polyp-free frames "
+            f"reporting a polyp {_f(gate.get('val_flagged'), '.1%')})"
+            if gate.get("val_found") is not None
+            else ""
+        )
+        + "."
+    )
     r = ctx.test(stem)
     if r:
         for s in r["sets"]:
             if s["kind"] == "negative":
-                lines.append(f"- Test, {s['dataset']} ({s['images']} polyp-free frames of {', '.join(s['sequences'])}):"
-                             f" a polyp reported on {_f(s['flagged_app'], '.1%')} of the frames through the app "
-                             f"({_f(s['flagged_raw'], '.1%')} by the raw model).")
+                lines.append(
+                    f"- Test, {s['dataset']} ({s['images']} polyp-free frames of "
+                    f"{', '.join(s['sequences'])}): a polyp reported on "
+                    f"{_f(s['flagged_app'], '.1%')} of the frames through the app "
+                    f"({_f(s['flagged_raw'], '.1%')} by the raw model)."
+                )
             else:
                 sod, m = s.get("sod") or {}, s["mean"]
-                lines.append(f"- Test, {s['dataset']} ({s['images']} frames): mDice {_f(sod.get('mdice'))}, mIoU "
-                             f"{_f(sod.get('miou'))}, F^w {_f(sod.get('wfm'))}, S {_f(sod.get('sm'))}, mean E "
-                             f"{_f(sod.get('mean_em'))}, MAE {_f(sod.get('mae'))}; at the threshold Dice "
-                             f"{_f(m['dice'])}, precision {_f(m['precision'])}, recall {_f(m['recall'])}; polyp "
-                             f"found on {_f(s['found'], '.1%')} of the frames. Lowest Dice: "
-                             + ", ".join(f"{w['frame']} ({_f(w['dice'], '.2f')})" for w in s.get("worst", [])[:4]) + ".")
+                lines.append(
+                    f"- Test, {s['dataset']} ({s['images']} frames): mDice "
+                    f"{_f(sod.get('mdice'))}, mIoU {_f(sod.get('miou'))}, F^w "
+                    f"{_f(sod.get('wfm'))}, S {_f(sod.get('sm'))}, mean E "
+                    f"{_f(sod.get('mean_em'))}, MAE {_f(sod.get('mae'))}; at the threshold Dice "
+                    f"{_f(m['dice'])}, precision {_f(m['precision'])}, recall {_f(m['recall'])}; "
+                    f"polyp found on {_f(s['found'], '.1%')} of the frames. Lowest Dice: "
+                    + ", ".join(
+                        f"{w['frame']} ({_f(w['dice'], '.2f')})" for w in s.get("worst", [])[:4]
+                    )
+                    + "."
+                )
     sp = ctx.speed(stem)
     if sp:
-        lines.append(f"- Speed (`benchmarks/cpu.json`): model {_f(sp.get('model_fps'), '.1f')} FPS at batch 1, "
-                     f"`annotate` {_f(sp.get('annotate_fps'), '.1f')} FPS at 640x480, "
-                     f"{sp.get('live30_dropped', 'n/a')} frames dropped live at 30 FPS.")
+        lines.append(
+            f"- Speed (`benchmarks/cpu.json`): model {_f(sp.get('model_fps'), '.1f')} FPS at "
+            f"batch 1, `annotate` {_f(sp.get('annotate_fps'), '.1f')} FPS at 640x480, "
+            f"{sp.get('live30_dropped', 'n/a')} frames dropped live at 30 FPS."
+        )
     cmds = list(t.get("command") or [])
     run_dir = next((c_.split("--out ", 1)[1].split()[0] for c_ in cmds if "--out " in c_), None)
     if run_dir:  # what export stores comes from the run folder; the gate is chosen by export itself
@@ -166,7 +221,8 @@ def _dur(s: Any) -> str:
 
 
 def targets_table(ctx: Context) -> str:
-    """The issue's targets for the CPU default model, each beside the measured figure and met / not met."""
+    """The issue's targets for the CPU default model,
+    each beside the measured figure and met / not met."""
     stem = Path(ctx.manifest.get("cpu_default", "")).stem
     r = ctx.test(stem) or {"sets": []}
     by = {s["dataset"]: s for s in r["sets"]}
@@ -174,31 +230,65 @@ def targets_table(ctx: Context) -> str:
     rows = []
 
     def add(what: str, value: float | None, ok: bool | None, shown: str) -> None:
-        rows.append(f"| {what} | {shown if value is not None else 'n/a'} | "
-                    f"{'n/a' if ok is None else ('met' if ok else '**not met**')} |")
+        rows.append(
+            f"| {what} | {shown if value is not None else 'n/a'} | "
+            f"{'n/a' if ok is None else ('met' if ok else '**not met**')} |"
+        )
 
     kv, cvc = by.get("kvasir-seg"), by.get("cvc-clinicdb")
     if kv:
-        add("Kvasir-SEG test mean Dice >= 0.90 (PraNet 0.898)", kv["sod"]["mdice"],
+        add(
+            "Kvasir-SEG test mean Dice >= 0.90 (PraNet 0.898)",
+            kv["sod"]["mdice"],
             kv["sod"]["mdice"] >= 0.90 and kv["mean"]["dice"] >= 0.90,
-            f"mDice {kv['sod']['mdice']:.3f} / Dice@t {kv['mean']['dice']:.3f}")
+            f"mDice {kv['sod']['mdice']:.3f} / Dice@t {kv['mean']['dice']:.3f}",
+        )
     if cvc:
-        add("CVC-ClinicDB test sequences mean Dice >= 0.85 (leak-free)", cvc["sod"]["mdice"],
+        add(
+            "CVC-ClinicDB test sequences mean Dice >= 0.85 (leak-free)",
+            cvc["sod"]["mdice"],
             cvc["sod"]["mdice"] >= 0.85 and cvc["mean"]["dice"] >= 0.85,
-            f"mDice {cvc['sod']['mdice']:.3f} / Dice@t {cvc['mean']['dice']:.3f}")
+            f"mDice {cvc['sod']['mdice']:.3f} / Dice@t {cvc['mean']['dice']:.3f}",
+        )
     negs = [s for s in r["sets"] if s["kind"] == "negative"]
     for s in negs:
-        add(f"polyp-free test sequences ({s['dataset']}): polyp reported on <= 5% of frames", s["flagged_app"],
-            s["flagged_app"] <= 0.05, f"{s['flagged_app']:.1%} of {s['images']} frames")
+        add(
+            f"polyp-free test sequences ({s['dataset']}): polyp reported on <= 5% of frames",
+            s["flagged_app"],
+            s["flagged_app"] <= 0.05,
+            f"{s['flagged_app']:.1%} of {s['images']} frames",
+        )
     polyp = [s for s in r["sets"] if s["kind"] != "negative"]
     if polyp:
         found = min(s["found"] for s in polyp)
-        add("polyp found on >= 95% of polyp frames (each test dataset)", found, found >= 0.95, f"lowest {found:.1%}")
+        add(
+            "polyp found on >= 95% of polyp frames (each test dataset)",
+            found,
+            found >= 0.95,
+            f"lowest {found:.1%}",
+        )
     fps, dropped = sp.get("annotate_fps"), sp.get("live30_dropped")
-    add(">= 30 FPS end to end in annotate at 640x480", fps, None if fps is None else fps >= 30.0,
-        f"{fps:.1f} FPS" if fps else "n/a")
-    add("0 frames dropped live at 30 FPS", dropped, None if dropped is None else dropped == 0, f"{dropped}")
-    return "\n".join([f"Targets for the default model, `{stem}`:", "", "| target | measured | |", "|---|---|---|", *rows])
+    add(
+        ">= 30 FPS end to end in annotate at 640x480",
+        fps,
+        None if fps is None else fps >= 30.0,
+        f"{fps:.1f} FPS" if fps else "n/a",
+    )
+    add(
+        "0 frames dropped live at 30 FPS",
+        dropped,
+        None if dropped is None else dropped == 0,
+        f"{dropped}",
+    )
+    return "\n".join(
+        [
+            f"Targets for the default model, `{stem}`:",
+            "",
+            "| target | measured | |",
+            "|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 def render(name: str, ctx: Context) -> str:
@@ -230,12 +320,13 @@ def run(args) -> int:
         if new != old:
             stale.append(str(path))
             if not args.check:
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(new, encoding="utf-8")
-                tmp.replace(path)
+                write_text(path, new)
     if args.check and stale:
-        print(f"polypvision: generated tables are stale in {', '.join(stale)}; run 'polypvision tables'",
-              file=sys.stderr)
+        print(
+            f"polypvision: generated tables are stale in {', '.join(stale)}; run 'polypvision "
+            "tables'",
+            file=sys.stderr,
+        )
         return 1
     print(("updated " + ", ".join(stale)) if stale else "tables are up to date")
     return 0

@@ -35,7 +35,11 @@ def main(paths: list[str]) -> int:
     head = ["run (UTC, end)"]
     for m in models:
         short = m.replace("polypvision-", "")
-        head += [f"{short} model b1", f"{short} annotate (veryfast / ultrafast)", f"{short} live 30 fps p95 ms (dropped)"]
+        head += [
+            f"{short} model b1",
+            f"{short} annotate (veryfast / ultrafast)",
+            f"{short} live 30 fps p95 ms (dropped)",
+        ]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for run in runs:
@@ -47,7 +51,9 @@ def main(paths: list[str]) -> int:
             lv = _find(run["rows"], "live", m + ",", "30 fps")
             cells.append(f"{mb['fps']:.1f}" if mb else "n/a")
             cells.append(f"{vf['fps']:.1f} / {uf['fps']:.1f}" if vf and uf else "n/a")
-            cells.append(f"{lv['extra']['latency_p95_ms']:.1f} ({lv['extra']['dropped']})" if lv else "n/a")
+            cells.append(
+                f"{lv['extra']['latency_p95_ms']:.1f} ({lv['extra']['dropped']})" if lv else "n/a"
+            )
         print("| " + " | ".join(cells) + " |")
     return 0
 

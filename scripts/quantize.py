@@ -38,10 +38,18 @@ class _Reader(CalibrationDataReader):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("model", type=Path)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/CVC-ClinicDB")
-    ap.add_argument("--calibration", type=int, default=64, help="training frames used for calibration")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared/data/CVC-ClinicDB",
+    )
+    ap.add_argument(
+        "--calibration", type=int, default=64, help="training frames used for calibration"
+    )
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args(argv)
     out = args.output or args.model.with_name(args.model.stem + ".int8.onnx")
@@ -52,21 +60,40 @@ def main(argv: list[str] | None = None) -> int:
     step = max(1, len(train) // args.calibration)
     images = [read_image(s.image) for s in train[::step][: args.calibration]]
     tmp = out.with_suffix(".tmp.onnx")
-    quantize_static(str(args.model), str(tmp), _Reader(images, seg), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(args.model),
+        str(tmp),
+        _Reader(images, seg),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     proto = onnx.load(str(tmp))
     doc = seg.contract.to_dict()
     doc["name"] = seg.contract.name + "-int8"
-    doc["training"] = {**doc["training"], "quantization": {
-        "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ", "per_channel": True,
-        "calibration": f"{len(images)} frames of the train split", "source_model": args.model.name}}
+    doc["training"] = {
+        **doc["training"],
+        "quantization": {
+            "tool": "onnxruntime.quantization.quantize_static",
+            "format": "QDQ",
+            "per_channel": True,
+            "calibration": f"{len(images)} frames of the train split",
+            "source_model": args.model.name,
+        },
+    }
     doc["metrics"] = {}
     del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(ModelContract.from_dict(doc).to_dict())})
+    onnx.helper.set_model_props(
+        proto, {METADATA_KEY: json.dumps(ModelContract.from_dict(doc).to_dict())}
+    )
     onnx.save(proto, str(out))
     tmp.unlink(missing_ok=True)
-    print(f"wrote {out}; now compare with:\n  polypvision evaluate --model {args.model} --data {args.data} --split test\n"
-          f"  polypvision evaluate --model {out} --data {args.data} --split test")
+    print(
+        f"wrote {out}; now compare with:\n  polypvision evaluate --model {args.model} --data "
+        f"{args.data} --split test\n  polypvision evaluate --model {out} --data {args.data} "
+        "--split test"
+    )
     return 0
 
 

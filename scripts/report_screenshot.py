@@ -27,8 +27,17 @@ from polypvision.sources.frames import natural_key
 
 SIZE = (384, 288)
 # (kind, name): a PolypGen negative sequence or a CVC-ClinicDB sequence (all four test sequences).
-PLAN = [("neg", "seq3"), ("cvc", "16"), ("neg", "seq4"), ("cvc", "22"), ("neg", "seq5"), ("cvc", "24"),
-        ("neg", "seq6"), ("cvc", "10"), ("neg", "seq7")]
+PLAN = [
+    ("neg", "seq3"),
+    ("cvc", "16"),
+    ("neg", "seq4"),
+    ("cvc", "22"),
+    ("neg", "seq5"),
+    ("cvc", "24"),
+    ("neg", "seq6"),
+    ("cvc", "10"),
+    ("neg", "seq7"),
+]
 
 
 def cvc_frames(data: Path, sequence: str) -> list[Path]:
@@ -50,7 +59,9 @@ def build(data: Path, folder: Path) -> list[tuple[str, str, int]]:
         sources = cvc_frames(data, name) if kind == "cvc" else negative_frames(data, name)
         for src in sources:
             img = cv2.imread(str(src))
-            cv2.imwrite(str(folder / f"{n:04d}.png"), cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA))
+            cv2.imwrite(
+                str(folder / f"{n:04d}.png"), cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA)
+            )
             n += 1
         stretches.append((kind, name, len(sources)))
     return stretches
@@ -61,17 +72,24 @@ def detections_per_stretch(log: Path, stretches: list[tuple[str, str, int]]) -> 
     records = read_log(log)
     first = 0
     for kind, name, count in stretches:
-        hits = sum(r["polyp"] for r in records[first:first + count])
+        hits = sum(r["polyp"] for r in records[first : first + count])
         what = "CVC-ClinicDB sequence" if kind == "cvc" else "PolypGen polyp-free"
-        print(f"frames {first}-{first + count - 1} ({what} {name}): a polyp outlined in {hits} of {count}")
+        print(
+            f"frames {first}-{first + count - 1} ({what} {name}): a polyp outlined in {hits} of "
+            f"{count}"
+        )
         first += count
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     ap.add_argument("--out", type=Path, default=Path("docs/batch-report.png"))
-    ap.add_argument("--browser", default=shutil.which("chromium") or shutil.which("chromium-browser") or "")
+    ap.add_argument(
+        "--browser", default=shutil.which("chromium") or shutil.which("chromium-browser") or ""
+    )
     args = ap.parse_args()
     if not args.browser:
         print("report_screenshot: no chromium found; apt-get install chromium", file=sys.stderr)
@@ -83,9 +101,21 @@ def main() -> int:
         if rc != 0:
             return rc
         report = work / "out" / "procedure-0001.report.html"
-        subprocess.run([args.browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        "--window-size=1100,1500", f"--screenshot={args.out.resolve()}", report.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                args.browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1100,1500",
+                f"--screenshot={args.out.resolve()}",
+                report.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         print((work / "out" / "summary.csv").read_text(), end="")
         detections_per_stretch(work / "out" / "procedure-0001.jsonl", stretches)
     finally:

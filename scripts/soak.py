@@ -55,7 +55,8 @@ def rss_bytes() -> int:
 
 
 class _CycleCapture:
-    """Quacks like cv2.VideoCapture: pre-rendered frames in a loop, paced at ``fps`` (0: unpaced)."""
+    """Quacks like cv2.VideoCapture: pre-rendered frames in a loop,
+    paced at ``fps`` (0: unpaced)."""
 
     def __init__(self, frames: list[np.ndarray], fps: float) -> None:
         self.frames, self.fps = frames, fps
@@ -80,7 +81,11 @@ class _CycleCapture:
 
     def get(self, prop: int) -> float:
         h, w = self.frames[0].shape[:2]
-        return {cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_FRAME_WIDTH: w, cv2.CAP_PROP_FRAME_HEIGHT: h}.get(prop, 0.0)
+        return {
+            cv2.CAP_PROP_FPS: self.fps,
+            cv2.CAP_PROP_FRAME_WIDTH: w,
+            cv2.CAP_PROP_FRAME_HEIGHT: h,
+        }.get(prop, 0.0)
 
     def release(self) -> None:
         self._open = False
@@ -109,7 +114,9 @@ def toy_model(folder: Path) -> Path:
     try:
         from toy_model import build_toy_model
     except ImportError as exc:
-        raise SystemExit(f"soak: cannot build the toy model ({exc}); pass --model PATH.onnx") from None
+        raise SystemExit(
+            f"soak: cannot build the toy model ({exc}); pass --model PATH.onnx"
+        ) from None
     return build_toy_model(folder / "toy.onnx", size=64)
 
 
@@ -118,8 +125,11 @@ WINDOWS = ("overlay_age", "video_delay")
 
 
 def _depths(runner: LiveRunner, source: CycleSource, recorder: Any) -> dict[str, int]:
-    d = {"slot": int(runner.slot._item is not None), "display_slot": int(runner.display._item is not None),
-         "source_slot": int(source._latest is not None)}
+    d = {
+        "slot": int(runner.slot._item is not None),
+        "display_slot": int(runner.display._item is not None),
+        "source_slot": int(source._latest is not None),
+    }
     for name in RATES:
         d[f"{name}_window"] = len(getattr(runner, name)._t)
     for name in WINDOWS:
@@ -175,8 +185,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         display.start()
         last_print = t0
         while not done.wait(0.5):
-            s = {"t": round(time.perf_counter() - t0, 1), "frames": count[0], "rss_mb": round(rss_bytes() / MB, 1),
-                 "threads": threading.active_count(), **_depths(runner, source, recorder)}
+            s = {
+                "t": round(time.perf_counter() - t0, 1),
+                "frames": count[0],
+                "rss_mb": round(rss_bytes() / MB, 1),
+                "threads": threading.active_count(),
+                **_depths(runner, source, recorder),
+            }
             samples.append(s)
             for k, v in s.items():
                 if k not in ("t", "frames", "rss_mb"):
@@ -185,8 +200,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rss_start = rss_bytes()
             if not args.quiet and time.perf_counter() - last_print >= 5:
                 last_print = time.perf_counter()
-                print(f"  {s['t']:7.1f} s  {count[0]:6d} frames  rss {s['rss_mb']:7.1f} MB  threads {s['threads']}",
-                      file=sys.stderr)
+                print(
+                    f"  {s['t']:7.1f} s  {count[0]:6d} frames  rss {s['rss_mb']:7.1f} MB  "
+                    f"threads {s['threads']}",
+                    file=sys.stderr,
+                )
             if args.timeout and time.perf_counter() - t0 > args.timeout:
                 break
         elapsed = time.perf_counter() - t0
@@ -205,33 +223,64 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if rss_start is None:
             rss_start = rss_end
         result = {
-            "frames": count[0], "seconds": round(elapsed, 1), "fps": round(count[0] / elapsed, 1) if elapsed else 0.0,
-            "size": f"{w}x{h}", "source_fps": args.fps, "model": str(model if args.model else "toy (64x64)"),
-            "provider": str(seg.report), "captured": source.grabbed,
-            "dropped": {"model_slot": runner.slot.dropped, "display_slot": runner.display.dropped,
-                        "source_slot": source.dropped, "recorder": recorder.dropped if recorder is not None else None},
-            "rss_mb": {"launch": round(rss_launch / MB, 1), "start": round(rss_start / MB, 1),
-                       "end": round(rss_end / MB, 1), "growth": round((rss_end - rss_start) / MB, 1),
-                       "growth_since_launch": round((rss_end - rss_launch) / MB, 1),
-                       "peak": max((s["rss_mb"] for s in samples), default=round(rss_end / MB, 1))},
+            "frames": count[0],
+            "seconds": round(elapsed, 1),
+            "fps": round(count[0] / elapsed, 1) if elapsed else 0.0,
+            "size": f"{w}x{h}",
+            "source_fps": args.fps,
+            "model": str(model if args.model else "toy (64x64)"),
+            "provider": str(seg.report),
+            "captured": source.grabbed,
+            "dropped": {
+                "model_slot": runner.slot.dropped,
+                "display_slot": runner.display.dropped,
+                "source_slot": source.dropped,
+                "recorder": recorder.dropped if recorder is not None else None,
+            },
+            "rss_mb": {
+                "launch": round(rss_launch / MB, 1),
+                "start": round(rss_start / MB, 1),
+                "end": round(rss_end / MB, 1),
+                "growth": round((rss_end - rss_start) / MB, 1),
+                "growth_since_launch": round((rss_end - rss_launch) / MB, 1),
+                "peak": max((s["rss_mb"] for s in samples), default=round(rss_end / MB, 1)),
+            },
             "warmup_frames": warm,
-            "threads": {"before": threads_before, "running": threads_running, "after_stop": threads_after,
-                        "peak": peak.get("threads", threads_running)},
-            "depth_peak": {k: v for k, v in peak.items() if k != "threads"}, "depth_end": final_depths,
-            "depth_bounds": _bounds(runner, recorder, max(args.fps, source.grabbed / max(elapsed, 1e-3))), "overlay_age_ms": {"p50": round(stats.overlay_age_p50_ms, 2),
-                                                                         "p95": round(stats.overlay_age_p95_ms, 2)},
-            "error": repr(runner.error) if runner.error else None, "recording": rec_path, "samples": len(samples),
+            "threads": {
+                "before": threads_before,
+                "running": threads_running,
+                "after_stop": threads_after,
+                "peak": peak.get("threads", threads_running),
+            },
+            "depth_peak": {k: v for k, v in peak.items() if k != "threads"},
+            "depth_end": final_depths,
+            "depth_bounds": _bounds(
+                runner, recorder, max(args.fps, source.grabbed / max(elapsed, 1e-3))
+            ),
+            "overlay_age_ms": {
+                "p50": round(stats.overlay_age_p50_ms, 2),
+                "p95": round(stats.overlay_age_p95_ms, 2),
+            },
+            "error": repr(runner.error) if runner.error else None,
+            "recording": rec_path,
+            "samples": len(samples),
         }
     problems = []
     if result["frames"] < args.frames:
         problems.append(f"only {result['frames']} of {args.frames} frames processed")
     if result["rss_mb"]["growth"] >= args.max_growth_mb:
-        problems.append(f"resident memory grew {result['rss_mb']['growth']} MB after warm-up (limit {args.max_growth_mb})")
+        problems.append(
+            f"resident memory grew {result['rss_mb']['growth']} MB after warm-up (limit "
+            f"{args.max_growth_mb})"
+        )
     for k, bound in result["depth_bounds"].items():
         if result["depth_peak"].get(k, 0) > bound:
             problems.append(f"{k} held {result['depth_peak'][k]} items (bound {bound})")
     if result["threads"]["after_stop"] > result["threads"]["before"]:
-        problems.append(f"threads leaked: {result['threads']['before']} before, {result['threads']['after_stop']} after stop")
+        problems.append(
+            f"threads leaked: {result['threads']['before']} before, "
+            f"{result['threads']['after_stop']} after stop"
+        )
     if result["error"]:
         problems.append(f"runner error: {result['error']}")
     result["problems"] = problems
@@ -240,16 +289,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Soak the live pipeline: memory, threads and queue depths.")
+    p = argparse.ArgumentParser(
+        description="Soak the live pipeline: memory, threads and queue depths."
+    )
     p.add_argument("--frames", type=int, default=20000, help="frames to process (default: 20000)")
-    p.add_argument("--fps", type=float, default=500.0, help="source frame rate, 0 = as fast as possible (default: 500)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=500.0,
+        help="source frame rate, 0 = as fast as possible (default: 500)",
+    )
     p.add_argument("--size", default="320x240", help="frame size WxH (default: 320x240)")
-    p.add_argument("--model", type=Path, help="ONNX model (default: the tests' tiny toy model, fast)")
+    p.add_argument(
+        "--model", type=Path, help="ONNX model (default: the tests' tiny toy model, fast)"
+    )
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
-    p.add_argument("--record", type=Path, help="also record the annotated stream to this MP4 (recorder queue)")
-    p.add_argument("--max-growth-mb", type=float, default=50.0, help="fail at this RSS growth after warm-up")
-    p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0: never)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)"
+    )
+    p.add_argument(
+        "--record", type=Path, help="also record the annotated stream to this MP4 (recorder queue)"
+    )
+    p.add_argument(
+        "--max-growth-mb", type=float, default=50.0, help="fail at this RSS growth after warm-up"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=0.0, help="give up after this many seconds (0: never)"
+    )
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p

@@ -79,9 +79,15 @@ def replay(runs, cfg_args, thr):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/CVC-ClinicDB")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared/data/CVC-ClinicDB",
+    )
     ap.add_argument("--split", default="val")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
     def infer(imgs):
-        return np.concatenate([seg.predict_small(imgs[i:i + 8]) for i in range(0, len(imgs), 8)])
+        return np.concatenate([seg.predict_small(imgs[i : i + 8]) for i in range(0, len(imgs), 8)])
 
     seqs: dict[str, list] = defaultdict(list)
     for s in select(ds, split, args.split):
@@ -122,13 +128,23 @@ def main(argv: list[str] | None = None) -> int:
     best_j, best_l = max(r[3] for r in rows), max(r[5] for r in rows)
     ok = [r for r in rows if r[3] >= best_j - 0.01 and r[5] >= best_l - 0.01]
     chosen = min(ok, key=lambda r: r[4])
-    print(f"model {seg.contract.name}, split {args.split}: {sum(len(g) for _, g in lag_runs)} frames in "
-          f"{len(lag_runs)} sequences; ground-truth change between consecutive dataset frames {np.mean(gt_change):.3f} "
-          f"(sparse samples, not adjacent video frames); jitter clips {len(jitter_runs)} x {JITTER_FRAMES} frames")
-    print("| alpha | hysteresis gap | min area | jitter Dice | jitter flicker (excess over truth) | sequence Dice |")
+    print(
+        f"model {seg.contract.name}, split {args.split}: {sum(len(g) for _, g in lag_runs)} "
+        f"frames in {len(lag_runs)} sequences; ground-truth change between consecutive dataset "
+        f"frames {np.mean(gt_change):.3f} (sparse samples, not adjacent video frames); jitter "
+        f"clips {len(jitter_runs)} x {JITTER_FRAMES} frames"
+    )
+    print(
+        "| alpha | hysteresis gap | min area | jitter Dice | jitter flicker (excess over truth) "
+        "| sequence Dice |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for r in sorted(rows, key=lambda r: r[4]):
-        mark = " **chosen**" if r == chosen else (" (no smoothing)" if r[:3] == (1.0, 0.0, 0.0) else "")
+        mark = (
+            " **chosen**"
+            if r == chosen
+            else (" (no smoothing)" if r[:3] == (1.0, 0.0, 0.0) else "")
+        )
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.4f} | {r[4]:.4f} | {r[5]:.4f}{mark} |")
     print(f"chosen: alpha={chosen[0]} gap={chosen[1]} min_area={chosen[2]}")
     return 0

@@ -22,14 +22,20 @@ from polypvision.training import weights as W
 
 def main() -> int:
     state = W.load_state_dict(W.packaged_path(W.MOBILENET_V2), sha256=W.MOBILENET_V2[2])
-    keep = {k: v for k, v in state.items()
-            if (m := re.match(r"features\.(\d+)\.", k)) and int(m.group(1)) <= 17
-            and not k.endswith("num_batches_tracked")}
+    keep = {
+        k: v
+        for k, v in state.items()
+        if (m := re.match(r"features\.(\d+)\.", k))
+        and int(m.group(1)) <= 17
+        and not k.endswith("num_batches_tracked")
+    }
     out = W.MOBILENET_V2_NPZ
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **dict(sorted(keep.items())))
-    print(f"wrote {out} ({len(keep)} tensors, {out.stat().st_size / 1e6:.1f} MB); "
-          f"content digest {W.tensors_digest(keep)}")
+    print(
+        f"wrote {out} ({len(keep)} tensors, {out.stat().st_size / 1e6:.1f} MB); "
+        f"content digest {W.tensors_digest(keep)}"
+    )
     return 0
 
 

@@ -25,7 +25,9 @@ RED_FRAMES = set(range(5, 15)) | set(range(17, 25)) | {32} | set(range(40, 50))
 FOLDER_FRAMES = 55
 
 
-def write_frame_folder(folder: Path, frames: int = FOLDER_FRAMES, red: set[int] = RED_FRAMES) -> Path:
+def write_frame_folder(
+    folder: Path, frames: int = FOLDER_FRAMES, red: set[int] = RED_FRAMES
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(frames):
         img = np.full((96, 128, 3), 90, np.uint8)
@@ -39,7 +41,9 @@ def make_archive(root: Path, clips: int = 2, frames: int = 16, broken: bool = Tr
     """root/a/c<i>.mp4 (stamped synthetic clips), root/b/frames/ (designed), root/b/broken.mp4."""
     for i in range(clips):
         (root / "a").mkdir(parents=True, exist_ok=True)
-        write_synthetic_clip(root / "a" / f"c{i}.mp4", frames + i, 160, 120, 10.0, seed=i, stamp=True)
+        write_synthetic_clip(
+            root / "a" / f"c{i}.mp4", frames + i, 160, 120, 10.0, seed=i, stamp=True
+        )
     write_frame_folder(root / "b" / "frames")
     if broken:
         (root / "b" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not a video " * 64)

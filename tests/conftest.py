@@ -24,8 +24,8 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked slow (long fault runs: real processes killed, real apps signalled) run only
-    when asked for (``-m slow``, as CI does after the default run), so the default run stays short."""
+    """Tests marked slow (long fault runs: real processes killed, real apps signalled) run only when
+    asked for (``-m slow``, as CI does after the default run), so the default run stays short."""
     if "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with -m slow (CI does)")
@@ -35,13 +35,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    """POLYPVISION_EXPECT_INSTALLED=1 (CI's installed-wheel run): refuse to test a source checkout."""
+    """POLYPVISION_EXPECT_INSTALLED=1 (CI's installed-wheel run):
+    refuse to test a source checkout."""
     if os.environ.get("POLYPVISION_EXPECT_INSTALLED") == "1":
         from polypvision import paths
 
         if paths.checkout_root() is not None:
-            raise pytest.UsageError(f"polypvision was imported from the checkout {paths.PACKAGE_DIR}, "
-                                    "not from the installed wheel")
+            raise pytest.UsageError(
+                f"polypvision was imported from the checkout {paths.PACKAGE_DIR}, "
+                "not from the installed wheel"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -54,14 +57,18 @@ def clip_640(tmp_path_factory) -> Path:
     """A real H.264 MP4, 640x480 at 25 fps, 30 frames, each stamped with its index."""
     from polypvision.demo import write_synthetic_clip
 
-    return write_synthetic_clip(tmp_path_factory.mktemp("clips") / "clip640.mp4", 30, 640, 480, 25.0, stamp=True)
+    return write_synthetic_clip(
+        tmp_path_factory.mktemp("clips") / "clip640.mp4", 30, 640, 480, 25.0, stamp=True
+    )
 
 
 @pytest.fixture(scope="session")
 def clip_small(tmp_path_factory) -> Path:
     from polypvision.demo import write_synthetic_clip
 
-    return write_synthetic_clip(tmp_path_factory.mktemp("clips") / "small.mp4", 12, 160, 120, 10.0, stamp=True)
+    return write_synthetic_clip(
+        tmp_path_factory.mktemp("clips") / "small.mp4", 12, 160, 120, 10.0, stamp=True
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""``polypvision accuracy`` (the published-comparison table) and ``polypvision tables`` (generated blocks)."""
+"""``polypvision accuracy`` (the published-comparison table) and ``polypvision tables``
+(generated blocks)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,19 @@ def test_accuracy_writes_ours_beside_the_quoted_rows(tmp_path):
     specs = pdata.specs_from([str(kv), str(cvc)], [str(neg)])
     split = tmp_path / "split.json"
     pdata.load_splits(specs, split)
-    models = [build_toy_model(tmp_path / "toy-a.onnx", size=64), build_toy_model(tmp_path / "toy-b.onnx", size=32)]
-    args = SimpleNamespace(data=[str(kv), str(cvc)], negatives=[str(neg)], models=[str(m) for m in models],
-                           split_file=str(split), output=str(tmp_path / "acc.md"), json=str(tmp_path / "acc.json"),
-                           threads=1)
+    models = [
+        build_toy_model(tmp_path / "toy-a.onnx", size=64),
+        build_toy_model(tmp_path / "toy-b.onnx", size=32),
+    ]
+    args = SimpleNamespace(
+        data=[str(kv), str(cvc)],
+        negatives=[str(neg)],
+        models=[str(m) for m in models],
+        split_file=str(split),
+        output=str(tmp_path / "acc.md"),
+        json=str(tmp_path / "acc.json"),
+        threads=1,
+    )
     assert accuracy.run(args) == 0
     md = (tmp_path / "acc.md").read_text()
     doc = json.loads((tmp_path / "acc.json").read_text())
@@ -35,10 +45,12 @@ def test_accuracy_writes_ours_beside_the_quoted_rows(tmp_path):
         section = md.split(f"## {ds}")[1].split("## ")[0]
         assert section.count("| **ours** |") == 2  # both models measured here
         assert section.count("*quoted*") == 3 and "PraNet" in section and "Polyp-PVT" in section
-    assert "**Not the same test set.**" in md  # CVC-ClinicDB's published protocol is leaky: said where it shows
+    assert (
+        "**Not the same test set.**" in md
+    )  # CVC-ClinicDB's published protocol is leaky: said where it shows
     assert "Polyp-free sequences" in md and md.count("| neg |") == 2
     assert doc["generated_by"].startswith("polypvision accuracy --data")
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.partial*"))
     table = accuracy.readme_table(doc, fps={"toy-redness": 123.0})
     assert table.count("| `toy-redness` |") == 2 and "123" in table
 
@@ -60,7 +72,10 @@ def test_update_rewrites_only_the_marked_blocks():
         out = tables.update(text, Ctx())
     finally:
         tables.render = orig
-    assert out == "keep\n<!-- generated: models -->\nNEW models\n<!-- end generated: models -->\nkeep too\n"
+    assert (
+        out == "keep\n<!-- generated: models -->\nNEW models\n<!-- end generated: models -->\nkeep "
+        "too\n"
+    )
 
 
 @pytest.mark.repo  # reads README.md and models/README.md of the checkout
@@ -69,7 +84,11 @@ def test_generated_tables_in_readme_and_model_cards_are_current():
     for name in tables.DEFAULT_FILES:
         text = (ROOT / name).read_text(encoding="utf-8")
         assert tables.BLOCK.search(text), f"{name} has no generated block"
-        assert tables.update(text, ctx) == text, f"{name}: generated tables are stale; run 'polypvision tables'"
+        assert tables.update(text, ctx) == text, (
+            f"{name}: generated tables are stale; run 'polypvision tables'"
+        )
     for stem in ctx.models:  # every shipped model has its test figures and its card
         assert ctx.test(stem) is not None, f"{stem} is missing from benchmarks/accuracy.json"
-        assert f"<!-- generated: card:{stem} -->" in (ROOT / "models" / "README.md").read_text(encoding="utf-8")
+        assert f"<!-- generated: card:{stem} -->" in (ROOT / "models" / "README.md").read_text(
+            encoding="utf-8"
+        )

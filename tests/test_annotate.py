@@ -35,8 +35,23 @@ def decode_all(path):
 
 def test_annotate_640_clip_every_frame_in_order(tmp_path, clip_640, toy_model, capsys):
     out, log, masks = tmp_path / "out.mp4", tmp_path / "log.jsonl", tmp_path / "masks"
-    rc = main(["annotate", str(clip_640), "-o", str(out), "--model", str(toy_model), "--log", str(log),
-               "--masks", str(masks), "--batch", "3", "--quiet"])
+    rc = main(
+        [
+            "annotate",
+            str(clip_640),
+            "-o",
+            str(out),
+            "--model",
+            str(toy_model),
+            "--log",
+            str(log),
+            "--masks",
+            str(masks),
+            "--batch",
+            "3",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     frames, fps = decode_all(out)
     assert len(frames) == 30 and fps == pytest.approx(25.0)
@@ -68,8 +83,24 @@ def test_annotate_frame_folder_names_masks_by_stem(tmp_path, toy_model):
     for n in (3, 12, 7):
         cv2.imwrite(str(folder / f"{n}.png"), np.full((60, 90, 3), 40 * (n % 5), np.uint8))
     out, masks = tmp_path / "o.mp4", tmp_path / "m"
-    assert main(["annotate", str(folder), "-o", str(out), "--model", str(toy_model), "--masks", str(masks),
-                 "--fps", "10", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(folder),
+                "-o",
+                str(out),
+                "--model",
+                str(toy_model),
+                "--masks",
+                str(masks),
+                "--fps",
+                "10",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.stem for p in masks.glob("*.png")) == ["12", "3", "7"]
     frames, fps = decode_all(out)
     assert len(frames) == 3 and fps == pytest.approx(10.0)
@@ -85,7 +116,9 @@ def test_annotate_clinicdb_folder(tmp_path, toy_model, clinicdb):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "polypvision", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "polypvision", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def _bad_inputs(tmp, clip, model):
@@ -101,17 +134,41 @@ def _bad_inputs(tmp, clip, model):
         "garbage mp4": ([str(tmp / "junk.mp4"), "-o", out, "--model", model], "cannot decode"),
         "text file": ([str(tmp / "notes.txt"), "-o", out, "--model", model], "not a video"),
         "no frames": ([str(tmp / "nofr"), "-o", out, "--model", model], "no image frames"),
-        "missing model": ([clip, "-o", out, "--model", str(tmp / "none.onnx")], "model file not found"),
-        "corrupt model": ([clip, "-o", out, "--model", str(tmp / "bad.onnx")], "not a loadable ONNX"),
-        "output dir missing": ([clip, "-o", str(tmp / "no" / "o.mp4"), "--model", model], "does not exist"),
+        "missing model": (
+            [clip, "-o", out, "--model", str(tmp / "none.onnx")],
+            "model file not found",
+        ),
+        "corrupt model": (
+            [clip, "-o", out, "--model", str(tmp / "bad.onnx")],
+            "not a loadable ONNX",
+        ),
+        "output dir missing": (
+            [clip, "-o", str(tmp / "no" / "o.mp4"), "--model", model],
+            "does not exist",
+        ),
         "output is input": ([clip, "-o", clip, "--model", model], "input itself"),
-        "bad style": ([clip, "-o", out, "--model", model, "--style", "glow"], "unknown overlay style"),
+        "bad style": (
+            [clip, "-o", out, "--model", model, "--style", "glow"],
+            "unknown overlay style",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["missing input", "empty file", "garbage mp4", "text file", "no frames",
-                                  "missing model", "corrupt model", "output dir missing", "output is input",
-                                  "bad style"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing input",
+        "empty file",
+        "garbage mp4",
+        "text file",
+        "no frames",
+        "missing model",
+        "corrupt model",
+        "output dir missing",
+        "output is input",
+        "bad style",
+    ],
+)
 def test_bad_input_one_line_exit_2_no_output(tmp_path, clip_small, toy_model, case):
     args, needle = _bad_inputs(tmp_path, str(clip_small), str(toy_model))[case]
     before = clip_small.stat().st_mtime_ns
@@ -130,7 +187,11 @@ def test_contract_missing_model(tmp_path, clip_small):
 
     m = build_toy_model(tmp_path / "nc.onnx", 64, contract=None)
     r = run_cli("annotate", str(clip_small), "-o", str(tmp_path / "o.mp4"), "--model", str(m))
-    assert r.returncode == 2 and "no 'polypvision' contract" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2
+        and "no 'polypvision' contract" in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 class _FailingVideo(VideoWriter):
@@ -148,7 +209,9 @@ def test_write_failure_keeps_existing_output_and_removes_temp(tmp_path, clip_640
     src = VideoFileSource(clip_640)
     src.open()
     proc = FrameProcessor(Segmenter(toy_model, "cpu"))
-    sinks = Sinks(video=_FailingVideo(out, 640, 480, 25.0), log=DetectionLog(tmp_path / "l.jsonl", {}))
+    sinks = Sinks(
+        video=_FailingVideo(out, 640, 480, 25.0), log=DetectionLog(tmp_path / "l.jsonl", {})
+    )
     with pytest.raises(OSError, match="No space"):
         annotate(src, proc, sinks, batch=2)
     src.close()
@@ -169,7 +232,14 @@ def test_cancel_leaves_nothing(tmp_path, clip_640, toy_model):
             cancel.set()
 
     with pytest.raises(Cancelled):
-        annotate(src, proc, Sinks(video=VideoWriter(out, 640, 480, 25.0)), batch=2, cancel=cancel, progress=progress)
+        annotate(
+            src,
+            proc,
+            Sinks(video=VideoWriter(out, 640, 480, 25.0)),
+            batch=2,
+            cancel=cancel,
+            progress=progress,
+        )
     src.close()
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
@@ -180,7 +250,9 @@ def test_odd_frame_sizes_and_size_change(tmp_path, toy_model):
     cv2.imwrite(str(folder / "1.png"), np.zeros((47, 63), np.uint8))  # grayscale, odd size
     cv2.imwrite(str(folder / "2.png"), np.zeros((30, 40, 4), np.uint8))  # BGRA, other size
     out = tmp_path / "o.mp4"
-    assert main(["annotate", str(folder), "-o", str(out), "--model", str(toy_model), "--quiet"]) == 0
+    assert (
+        main(["annotate", str(folder), "-o", str(out), "--model", str(toy_model), "--quiet"]) == 0
+    )
     frames, _ = decode_all(out)
     assert len(frames) == 2
 
@@ -203,6 +275,8 @@ def test_late_failure_publishes_nothing(tmp_path, clip_small, toy_model):
     with pytest.raises(OSError, match="No space"):
         annotate(src, FrameProcessor(Segmenter(toy_model, "cpu")), sinks, batch=2)
     src.close()
-    assert out.read_bytes() == b"previous video", "the video must not be replaced when the log fails"
+    assert out.read_bytes() == b"previous video", (
+        "the video must not be replaced when the log fails"
+    )
     assert log.read_text() == "previous log\n"
     assert not list(tmp_path.glob(".*partial*"))

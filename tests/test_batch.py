@@ -26,8 +26,17 @@ from polypvision.cli import main
 from polypvision.events import EventSettings, event_settings_of, find_events, read_log
 from polypvision.sources.synthetic import read_stamp
 
-ISSUE_COLUMNS = ["path", "frames_in", "frames_out", "unreadable_frames", "duration_s", "frames_with_polyp",
-                 "polyp_events", "status", "error"]
+ISSUE_COLUMNS = [
+    "path",
+    "frames_in",
+    "frames_out",
+    "unreadable_frames",
+    "duration_s",
+    "frames_with_polyp",
+    "polyp_events",
+    "status",
+    "error",
+]
 EVENTS = ["--event-min-s", "0.3", "--event-gap-s", "0.5"]
 
 
@@ -37,8 +46,25 @@ def summary(out: Path) -> dict[str, dict]:
 
 
 def batch(archive: Path, out: Path, model: Path, *extra: str) -> int:
-    return main(["batch", str(archive), "-o", str(out), "--model", str(model), "--fps", "10",
-                 "--workers", "2", "--threads", "1", "--quiet", *EVENTS, *extra])
+    return main(
+        [
+            "batch",
+            str(archive),
+            "-o",
+            str(out),
+            "--model",
+            str(model),
+            "--fps",
+            "10",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--quiet",
+            *EVENTS,
+            *extra,
+        ]
+    )
 
 
 def partials(folder: Path) -> list[Path]:
@@ -76,7 +102,11 @@ def test_every_procedure_gets_annotate_outputs_mirrored(first_run, archive):
         assert side["batch"]["model_sha256"] and side["batch"]["fingerprint"]
         assert len(list((out / f"{name}_masks").glob("*.png"))) == frames
         row = rows[f"{name}.mp4" if name.startswith("a/") else name]
-        assert row["status"] == "ok" and row["frames_out"] == str(frames) and row["frames_in"] == str(frames)
+        assert (
+            row["status"] == "ok"
+            and row["frames_out"] == str(frames)
+            and row["frames_in"] == str(frames)
+        )
         assert row["report"] == f"{name}.report.html" and (out / row["report"]).is_file()
     assert not partials(out), "nothing half-written left behind"
 
@@ -84,7 +114,9 @@ def test_every_procedure_gets_annotate_outputs_mirrored(first_run, archive):
 def test_damaged_procedure_reported_while_the_others_succeed(first_run):
     _, out = first_run
     bad = summary(out)["b/broken.mp4"]
-    assert bad["status"] == "failed" and "cannot decode" in bad["error"] and "\n" not in bad["error"]
+    assert (
+        bad["status"] == "failed" and "cannot decode" in bad["error"] and "\n" not in bad["error"]
+    )
     assert not list(out.glob("b/broken*")), "no output under a final name for the failed procedure"
     assert sum(r["status"] == "ok" for r in summary(out).values()) == 3
 
@@ -92,9 +124,27 @@ def test_damaged_procedure_reported_while_the_others_succeed(first_run):
 def test_batch_output_is_what_annotate_writes(first_run, archive, toy_model, tmp_path):
     _, out = first_run
     one = tmp_path / "c1.mp4"
-    assert main(["annotate", str(archive / "a" / "c1.mp4"), "-o", str(one), "--log", str(tmp_path / "c1.jsonl"),
-                 "--model", str(toy_model), "--threads", "1", "--quiet"]) == 0
-    assert log_lines_without_timing(tmp_path / "c1.jsonl") == log_lines_without_timing(out / "a" / "c1.jsonl")
+    assert (
+        main(
+            [
+                "annotate",
+                str(archive / "a" / "c1.mp4"),
+                "-o",
+                str(one),
+                "--log",
+                str(tmp_path / "c1.jsonl"),
+                "--model",
+                str(toy_model),
+                "--threads",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert log_lines_without_timing(tmp_path / "c1.jsonl") == log_lines_without_timing(
+        out / "a" / "c1.jsonl"
+    )
     for a, b in zip(decode_frames(one), decode_frames(out / "a" / "c1.mp4"), strict=True):
         assert (a == b).all()
 
@@ -109,7 +159,9 @@ def test_summary_and_report_count_the_events_of_the_jsonl(first_run):
     assert len(expected) == 2
     assert expected[0].start_frame <= 6 and 23 <= expected[0].end_frame <= 26
     assert 39 <= expected[1].start_frame <= 41
-    assert row["polyp_events"] == "2" and row["frames_with_polyp"] == str(sum(r["polyp"] for r in records))
+    assert row["polyp_events"] == "2" and row["frames_with_polyp"] == str(
+        sum(r["polyp"] for r in records)
+    )
     html = (out / "b" / "frames.report.html").read_text()
     table = re.findall(r'<tr class="event" ([^>]*)>', html)
     assert len(table) == len(expected)
@@ -118,11 +170,13 @@ def test_summary_and_report_count_the_events_of_the_jsonl(first_run):
         assert int(got["start-frame"]) == ev.start_frame and int(got["end-frame"]) == ev.end_frame
         assert float(got["start-s"]) == pytest.approx(ev.start_s, abs=1e-4)
         assert float(got["end-s"]) == pytest.approx(ev.end_s, abs=1e-4)
-        span = [r for r in records[ev.start_frame:ev.end_frame + 1] if r["polyp"]]
+        span = [r for r in records[ev.start_frame : ev.end_frame + 1] if r["polyp"]]
         assert float(got["peak"]) == pytest.approx(max(r["peak"] for r in span), abs=1e-4)
         assert float(got["largest-area"]) == pytest.approx(max(r["area"] for r in span), abs=1e-5)
     assert html.count('src="data:image/jpeg;base64,') == len(expected), "a thumbnail per event"
-    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", ""), "self-contained"
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", ""), (
+        "self-contained"
+    )
     index = (out / "index.html").read_text()
     for r in summary(out).values():
         if r["report"]:
@@ -147,23 +201,52 @@ def test_rerun_skips_complete_and_redoes_partial(archive, toy_model, tmp_path):
     assert rows["a/c0.mp4"]["status"] == "skipped"
     assert rows["a/c1.mp4"]["status"] == "ok" and rows["b/frames"]["status"] == "ok"
     assert rows["b/broken.mp4"]["status"] == "failed"
-    assert (out / "a" / "c0.mp4").stat().st_mtime_ns == c0_mtime, "a complete procedure is not rewritten"
+    assert (out / "a" / "c0.mp4").stat().st_mtime_ns == c0_mtime, (
+        "a complete procedure is not rewritten"
+    )
     assert len(read_log(log)) == 17 and len(decode_frames(out / "b" / "frames.mp4")) == 55
     assert rows["a/c0.mp4"]["frames_out"] == "16" and rows["a/c0.mp4"]["polyp_events"] != ""
     assert not stale.exists() and keep.read_text() == "mine"
 
 
-def test_rerun_with_other_settings_redoes_and_new_event_settings_recount(archive, toy_model, tmp_path):
+def test_rerun_with_other_settings_redoes_and_new_event_settings_recount(
+    archive, toy_model, tmp_path
+):
     out = tmp_path / "out"
     batch(archive, out, toy_model)
     # Another event definition: nothing re-annotated, the counts and sidecars follow it.
-    assert main(["batch", str(archive), "-o", str(out), "--model", str(toy_model), "--fps", "10",
-                 "--workers", "1", "--threads", "1", "--quiet", "--event-min-s", "0", "--event-gap-s", "0"]) == 1
+    assert (
+        main(
+            [
+                "batch",
+                str(archive),
+                "-o",
+                str(out),
+                "--model",
+                str(toy_model),
+                "--fps",
+                "10",
+                "--workers",
+                "1",
+                "--threads",
+                "1",
+                "--quiet",
+                "--event-min-s",
+                "0",
+                "--event-gap-s",
+                "0",
+            ]
+        )
+        == 1
+    )
     rows = summary(out)
     assert rows["b/frames"]["status"] == "skipped" and int(rows["b/frames"]["polyp_events"]) >= 3
     side = json.loads((out / "b" / "frames.meta.json").read_text())
     assert side["settings"]["events"] == {"min_duration_s": 0.0, "max_gap_s": 0.0}
-    assert f'data-number="{rows["b/frames"]["polyp_events"]}"' in (out / "b" / "frames.report.html").read_text()
+    assert (
+        f'data-number="{rows["b/frames"]["polyp_events"]}"'
+        in (out / "b" / "frames.report.html").read_text()
+    )
     # Another threshold changes the annotation itself: everything is redone.
     assert batch(archive, out, toy_model, "--threshold", "0.9") == 1
     assert {r["status"] for p, r in summary(out).items() if p != "b/broken.mp4"} == {"ok"}
@@ -171,25 +254,39 @@ def test_rerun_with_other_settings_redoes_and_new_event_settings_recount(archive
 
 def _ctx(out: Path, model: Path) -> JobContext:
     out.mkdir(parents=True, exist_ok=True)
-    return JobContext(out, model, sha256_file(model), AnnotateSettings(threads=1, fps=10.0), EventSettings(0.3, 0.5))
+    return JobContext(
+        out,
+        model,
+        sha256_file(model),
+        AnnotateSettings(threads=1, fps=10.0),
+        EventSettings(0.3, 0.5),
+    )
 
 
 def test_killed_worker_costs_one_attempt_and_is_retried(archive, toy_model, tmp_path, monkeypatch):
     monkeypatch.setenv(KILL_DIR_ENV, str(tmp_path))
     procs = [p for p in discover(archive) if p.out_rel.parent.name == "a"]
     engine = LocalEngine(workers=2, threads=1, retries=2, job=killed_once_job, poll_s=0.05)
-    results = {r.path: r for r in run_batch(procs, _ctx(tmp_path / "out", toy_model), engine, show_progress=False)}
+    results = {
+        r.path: r
+        for r in run_batch(procs, _ctx(tmp_path / "out", toy_model), engine, show_progress=False)
+    }
     assert results["a/c0.mp4"].status == "ok" and results["a/c0.mp4"].attempts == 2
     assert results["a/c1.mp4"].status == "ok" and results["a/c1.mp4"].attempts == 1
     assert len(decode_frames(tmp_path / "out" / "a" / "c0.mp4")) == 16
     assert not partials(tmp_path / "out")
 
 
-def test_worker_dying_every_time_fails_only_its_procedure(archive, toy_model, tmp_path, monkeypatch):
+def test_worker_dying_every_time_fails_only_its_procedure(
+    archive, toy_model, tmp_path, monkeypatch
+):
     monkeypatch.setenv(KILL_DIR_ENV, str(tmp_path))
     procs = [p for p in discover(archive) if p.out_rel.parent.name == "a"]
     engine = LocalEngine(workers=1, threads=1, retries=1, job=killed_always_job, poll_s=0.05)
-    results = {r.path: r for r in run_batch(procs, _ctx(tmp_path / "out", toy_model), engine, show_progress=False)}
+    results = {
+        r.path: r
+        for r in run_batch(procs, _ctx(tmp_path / "out", toy_model), engine, show_progress=False)
+    }
     bad = results["a/c0.mp4"]
     assert bad.status == "failed" and bad.attempts == 2 and "SIGKILL" in bad.error
     assert (tmp_path / "c0.attempts").read_text() == "2", "bounded: one try plus one retry"
@@ -199,8 +296,10 @@ def test_worker_dying_every_time_fails_only_its_procedure(archive, toy_model, tm
 
 def test_list_file_input(archive, toy_model, tmp_path):
     listing = tmp_path / "todo.txt"
-    listing.write_text(f"# two of them\n{archive / 'a' / 'c1.mp4'}\n\n{archive / 'b' / 'frames'}\n"
-                       f"{archive / 'missing.mp4'}\n")
+    listing.write_text(
+        f"# two of them\n{archive / 'a' / 'c1.mp4'}\n\n{archive / 'b' / 'frames'}\n"
+        f"{archive / 'missing.mp4'}\n"
+    )
     out = tmp_path / "out"
     assert batch(listing, out, toy_model) == 1
     rows = summary(out)
@@ -209,8 +308,18 @@ def test_list_file_input(archive, toy_model, tmp_path):
     assert "input not found" in rows[str(archive / "missing.mp4")]["error"]
 
 
-@pytest.mark.parametrize("case", ["missing input", "output is a file", "output is the input", "address without ray",
-                                  "broken model", "bad setting", "no ray"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing input",
+        "output is a file",
+        "output is the input",
+        "address without ray",
+        "broken model",
+        "bad setting",
+        "no ray",
+    ],
+)
 def test_bad_input_is_one_line_exit_2(case, archive, toy_model, tmp_path, capsys, monkeypatch):
     args = [str(archive), "-o", str(tmp_path / "out"), "--model", str(toy_model), "--quiet"]
     if case == "missing input":
@@ -238,8 +347,24 @@ def test_bad_input_is_one_line_exit_2(case, archive, toy_model, tmp_path, capsys
 
 def test_report_command_for_a_single_annotate_output(archive, toy_model, tmp_path, capsys):
     out, log = tmp_path / "one.mp4", tmp_path / "one.jsonl"
-    assert main(["annotate", str(archive / "b" / "frames"), "-o", str(out), "--log", str(log), "--fps", "10",
-                 "--model", str(toy_model), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(archive / "b" / "frames"),
+                "-o",
+                str(out),
+                "--log",
+                str(log),
+                "--fps",
+                "10",
+                "--model",
+                str(toy_model),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["report", str(log), "--event-min-s", "0.3"]) == 0
     html = (tmp_path / "one.report.html").read_text()
     assert html.count('<tr class="event"') == 2
@@ -258,7 +383,12 @@ def test_discovery_tree_collisions_hidden_and_order(tmp_path):
     (tmp_path / "x" / "case" / "0001.png").write_bytes(b"p")
     procs = discover(tmp_path)
     got = {p.label: p.out_rel.as_posix() for p in procs}
-    assert got == {"x/case": "x/case", "x/case.avi": "x/case_avi", "x/case.mp4": "x/case_mp4", "top.MOV": "top"}
+    assert got == {
+        "x/case": "x/case",
+        "x/case.avi": "x/case_avi",
+        "x/case.mp4": "x/case_mp4",
+        "top.MOV": "top",
+    }
     assert [p.id for p in procs] == list(range(len(procs)))
 
 
@@ -286,7 +416,8 @@ def test_progress_line_with_an_injected_clock():
 
 
 def test_summary_is_up_to_date_while_the_run_goes(archive, toy_model, tmp_path, monkeypatch):
-    """After each procedure, summary.csv already holds its row (a crashed run still leaves an account)."""
+    """After each procedure, summary.csv already holds its row
+    (a crashed run still leaves an account)."""
     from polypvision.batch.run import Book
 
     seen: list[int] = []
@@ -298,7 +429,12 @@ def test_summary_is_up_to_date_while_the_run_goes(archive, toy_model, tmp_path, 
 
     monkeypatch.setattr(Book, "add", add)
     procs = [p for p in discover(archive) if p.out_rel.parent.name == "a"]
-    run_batch(procs, _ctx(tmp_path / "out", toy_model), LocalEngine(1, 1, poll_s=0.05), show_progress=False)
+    run_batch(
+        procs,
+        _ctx(tmp_path / "out", toy_model),
+        LocalEngine(1, 1, poll_s=0.05),
+        show_progress=False,
+    )
     assert seen == [1, 2]
 
 
@@ -311,7 +447,12 @@ def test_no_worker_left_behind(archive, toy_model, tmp_path):
     import multiprocessing
 
     procs = discover(archive)[:1]
-    run_batch(procs, _ctx(tmp_path / "out", toy_model), LocalEngine(2, 1, poll_s=0.05), show_progress=False)
+    run_batch(
+        procs,
+        _ctx(tmp_path / "out", toy_model),
+        LocalEngine(2, 1, poll_s=0.05),
+        show_progress=False,
+    )
     assert not multiprocessing.active_children(), "every worker joined before run() returns"
 
 
@@ -323,7 +464,8 @@ def test_thumbnail_frames_are_the_frames_asked_for(archive):
 
 
 def test_sigterm_mid_run_leaves_no_partial_output_and_an_account(toy_model, tmp_path):
-    """A scheduler's SIGTERM: workers stop, annotate removes its temporary files, the summary says what ran."""
+    """A scheduler's SIGTERM: workers stop, annotate removes its temporary files,
+    the summary says what ran."""
     import signal
     import subprocess
     import sys
@@ -334,13 +476,33 @@ def test_sigterm_mid_run_leaves_no_partial_output_and_an_account(toy_model, tmp_
     for i in range(2):
         write_synthetic_clip(tmp_path / "in" / f"long{i}.mp4", 400, 320, 240, 25.0, seed=i)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "polypvision", "batch", str(tmp_path / "in"), "-o", str(out),
-                             "--model", str(toy_model), "--workers", "1", "--threads", "1", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "polypvision",
+            "batch",
+            str(tmp_path / "in"),
+            "-o",
+            str(out),
+            "--model",
+            str(toy_model),
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not partials(out) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)  # waiting for a condition (a temporary file exists), not for a duration
+            time.sleep(
+                0.05
+            )  # waiting for a condition (a temporary file exists), not for a duration
         assert partials(out), "the first procedure started writing"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
@@ -354,7 +516,9 @@ def test_sigterm_mid_run_leaves_no_partial_output_and_an_account(toy_model, tmp_
     assert len(rows) == 2 and rows["long1.mp4"]["status"] == "not run"
     assert rows["long1.mp4"]["error"] == "interrupted"
     assert rows["long0.mp4"]["status"] in ("ok", "not run")
-    if rows["long0.mp4"]["status"] == "not run":  # the usual case: stopped mid-procedure, nothing published
+    if (
+        rows["long0.mp4"]["status"] == "not run"
+    ):  # the usual case: stopped mid-procedure, nothing published
         assert not (out / "long0.mp4").exists()
 
 
@@ -368,17 +532,20 @@ def test_batch_runs_without_qt_tensorflow_or_ray(tmp_path, toy_model, clip_small
     (tmp_path / "in" / "one.mp4").write_bytes(clip_small.read_bytes())
     script = textwrap.dedent(f"""
         import importlib.abc, sys
+        BLOCKED = ('PySide6', 'shiboken6', 'tensorflow', 'tf2onnx', 'keras', 'ray')
         class Block(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
-                if name.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow', 'tf2onnx', 'keras', 'ray'):
+                if name.split('.')[0] in BLOCKED:
                     raise ImportError('blocked: ' + name)
         sys.meta_path.insert(0, Block())
-        import polypvision.batch.local, polypvision.batch.ray_engine, polypvision.report, polypvision.events
+        import polypvision.batch.local, polypvision.batch.ray_engine
+        import polypvision.report, polypvision.events
         from polypvision.cli import main
-        rc = main(['batch', {str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'out')!r}, '--model', {str(toy_model)!r},
-                   '--workers', '1', '--quiet'])
+        rc = main(['batch', {str(tmp_path / "in")!r}, '-o', {str(tmp_path / "out")!r},
+                   '--model', {str(toy_model)!r}, '--workers', '1', '--quiet'])
         assert rc == 0, rc
-        bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow', 'ray')]
+        bad = [m for m in sys.modules
+               if m.split('.')[0] in ('PySide6', 'shiboken6', 'tensorflow', 'ray')]
         assert not bad, bad
         print('ok')
     """)
@@ -387,7 +554,9 @@ def test_batch_runs_without_qt_tensorflow_or_ray(tmp_path, toy_model, clip_small
     assert (tmp_path / "out" / "one.report.html").is_file()
 
 
-def test_workers_that_cannot_start_stop_the_run_with_one_line(archive, toy_model, tmp_path, monkeypatch):
+def test_workers_that_cannot_start_stop_the_run_with_one_line(
+    archive, toy_model, tmp_path, monkeypatch
+):
     import batch_broken_start
 
     from polypvision.errors import UserError
@@ -395,6 +564,10 @@ def test_workers_that_cannot_start_stop_the_run_with_one_line(archive, toy_model
     monkeypatch.setenv("PV_TEST_BREAK_START", "1")
     procs = discover(archive)
     with pytest.raises(UserError, match="__main__"):
-        run_batch(procs, _ctx(tmp_path / "out", toy_model), LocalEngine(1, 1, job=batch_broken_start.job, poll_s=0.05),
-                  show_progress=False)
+        run_batch(
+            procs,
+            _ctx(tmp_path / "out", toy_model),
+            LocalEngine(1, 1, job=batch_broken_start.job, poll_s=0.05),
+            show_progress=False,
+        )
     assert {r["status"] for r in summary(tmp_path / "out").values()} == {"not run"}

@@ -20,16 +20,19 @@ def test_round_trip():
     assert json.loads(c.to_json())["input"]["std"] == [1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda d: d.pop("input"), "'input' is missing"),
-    (lambda d: d.__setitem__("schema", 2), "schema 2"),
-    (lambda d: d["input"].__setitem__("layout", "HWC"), "layout"),
-    (lambda d: d["input"].__setitem__("color", "YUV"), "color"),
-    (lambda d: d["input"].__setitem__("std", [1, 0, 1]), "std"),
-    (lambda d: d["input"].__setitem__("height", -3), "height"),
-    (lambda d: d["output"].__setitem__("threshold", 1.5), "threshold"),
-    (lambda d: d["output"].__setitem__("kind", "softmax"), "kind"),
-])
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda d: d.pop("input"), "'input' is missing"),
+        (lambda d: d.__setitem__("schema", 2), "schema 2"),
+        (lambda d: d["input"].__setitem__("layout", "HWC"), "layout"),
+        (lambda d: d["input"].__setitem__("color", "YUV"), "color"),
+        (lambda d: d["input"].__setitem__("std", [1, 0, 1]), "std"),
+        (lambda d: d["input"].__setitem__("height", -3), "height"),
+        (lambda d: d["output"].__setitem__("threshold", 1.5), "threshold"),
+        (lambda d: d["output"].__setitem__("kind", "softmax"), "kind"),
+    ],
+)
 def test_invalid_contracts_are_named(mutate, needle):
     doc = contract_doc(64)
     mutate(doc)
@@ -61,12 +64,15 @@ def test_auto_provider_reports_why_cpu(toy_model):
         assert "CUDA" in seg.report.reason  # says why CUDA is not running
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    ({"contract": None}, "no 'polypvision' contract"),
-    ({"contract": "{bad json"}, "not valid JSON"),
-    ({"graph_size": 32}, "height 32 but the contract says 64"),
-    ({"contract": contract_doc(64, layout="NCHW")}, "channels|height|width"),
-])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"contract": None}, "no 'polypvision' contract"),
+        ({"contract": "{bad json"}, "not valid JSON"),
+        ({"graph_size": 32}, "height 32 but the contract says 64"),
+        ({"contract": contract_doc(64, layout="NCHW")}, "channels|height|width"),
+    ],
+)
 def test_model_graph_mismatch(tmp_path, kwargs, needle):
     path = build_toy_model(tmp_path / "m.onnx", 64, **kwargs)
     with pytest.raises(ContractError, match=needle):

@@ -43,9 +43,18 @@ def test_mask_binarised_above_127(tmp_path):
 @pytest.mark.parametrize(
     "breakage, words",
     [
-        (lambda r: (r / "images" / "99.png").write_bytes((r / "images" / "1.png").read_bytes()), ["99", "no mask"]),
-        (lambda r: (r / "masks" / "77.png").write_bytes((r / "masks" / "1.png").read_bytes()), ["77", "no image"]),
-        (lambda r: (r / "sequences.csv").write_text("frame,seq\n1,2\n"), ["sequences.csv", "frame,sequence"]),
+        (
+            lambda r: (r / "images" / "99.png").write_bytes((r / "images" / "1.png").read_bytes()),
+            ["99", "no mask"],
+        ),
+        (
+            lambda r: (r / "masks" / "77.png").write_bytes((r / "masks" / "1.png").read_bytes()),
+            ["77", "no image"],
+        ),
+        (
+            lambda r: (r / "sequences.csv").write_text("frame,seq\n1,2\n"),
+            ["sequences.csv", "frame,sequence"],
+        ),
         (lambda r: (r / "sequences.csv").write_text("frame,sequence\n1,2\n"), ["no sequence", "2"]),
     ],
 )
@@ -176,7 +185,8 @@ def test_sixteen_bit_mask(tmp_path):
     assert got.dtype == bool and got.sum() == 1 and got[1, 1]
 
 
-# ------------------------------------------------------------------ several datasets, polyp-free frames
+# ------------------------------------------------------------------ several datasets, polyp-free
+# frames
 
 
 def test_negative_folder_gives_empty_masks_and_sequences_from_stems(tmp_path):
@@ -220,7 +230,9 @@ def test_published_test_ids_are_the_test_side_exactly(tmp_path):
 def test_near_duplicates_stay_on_one_side(tmp_path):
     root = make_dataset(tmp_path / "kv", n_seq=12, per_seq=2, sequences=False)
     img = cv2.imread(str(root / "images" / "5.png"))
-    cv2.imwrite(str(root / "images" / "6.png"), cv2.convertScaleAbs(img, alpha=1.1, beta=3))  # same frame, brighter
+    cv2.imwrite(
+        str(root / "images" / "6.png"), cv2.convertScaleAbs(img, alpha=1.1, beta=3)
+    )  # same frame, brighter
     cv2.imwrite(str(root / "masks" / "6.png"), cv2.imread(str(root / "masks" / "5.png")))
     ds = pdata.discover(root)
     groups = pdata.near_duplicate_groups(ds.samples)
@@ -248,7 +260,9 @@ def test_multi_dataset_split_file_gains_parts_and_keeps_them(tmp_path):
     b = pdata.discover(make_dataset(tmp_path / "beta", n_seq=6, per_seq=2))
     with pytest.raises(pdata.SplitError, match="no part for dataset 'beta'"):
         pdata.load_or_create_split(b, path, create=False)
-    sets = pdata.load_splits(pdata.specs_from([str(tmp_path / "alpha")], [str(tmp_path / "neg")]), path)
+    sets = pdata.load_splits(
+        pdata.specs_from([str(tmp_path / "alpha")], [str(tmp_path / "neg")]), path
+    )
     assert [s.name for s in sets] == ["alpha", "neg"] and sets[1].negative
 
 
@@ -256,13 +270,17 @@ def test_committed_two_centre_split_never_leaks(clinicdb, kvasir, negatives):
     """No Kvasir-SEG test id, no CVC-ClinicDB test sequence, no polyp-free test sequence is in
     training or validation; the CVC-ClinicDB part is the single-centre split of earlier models."""
     path = pdata.DEFAULT_SPLIT_FILE
-    sets = pdata.load_splits(pdata.specs_from([str(kvasir), str(clinicdb)], [str(negatives)]), path, create=False)
+    sets = pdata.load_splits(
+        pdata.specs_from([str(kvasir), str(clinicdb)], [str(negatives)]), path, create=False
+    )
     by = {s.name: s for s in sets}
     kv = by["kvasir-seg"]
     assert set(kv.split.test) == set(kv.dataset.test_ids) and len(kv.split.test) == 100
     assert not set(kv.split.test) & (set(kv.split.train) | set(kv.split.val))
     assert len(kv.split.val) >= 100
-    groups = pdata.near_duplicate_groups([s for s in kv.dataset.samples if s.stem not in set(kv.split.test)])
+    groups = pdata.near_duplicate_groups(
+        [s for s in kv.dataset.samples if s.stem not in set(kv.split.test)]
+    )
     for g in groups:  # near-duplicate pairs never straddle train and validation
         assert len({("val" if x in kv.split.val else "train") for x in g}) == 1
     for name in ("cvc-clinicdb", "polypgen-negatives"):
@@ -271,4 +289,6 @@ def test_committed_two_centre_split_never_leaks(clinicdb, kvasir, negatives):
         assert all(len(v) == 1 for v in sides.values()) and not sd.split.leaky
         assert any("test" in v for v in sides.values())
     legacy = pdata.read_split(pdata.SPLITS_DIR / "cvc-clinicdb.json")
-    assert by["cvc-clinicdb"].split.test == legacy.test and by["cvc-clinicdb"].split.val == legacy.val
+    assert (
+        by["cvc-clinicdb"].split.test == legacy.test and by["cvc-clinicdb"].split.val == legacy.val
+    )

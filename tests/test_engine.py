@@ -76,7 +76,9 @@ def test_live_view_and_export_on_one_session_never_mix_pixels(toy_256):
     reference = FrameProcessor(seg, settings=StreamSettings(smoothing=NO_SMOOTHING))
     for r in sink.results + live_results:
         want = reference.process([r.frame], render=False)[0]
-        assert np.array_equal(r.mask, want.mask), f"frame {r.index} ({r.frame.image.shape}) got another frame's mask"
+        assert np.array_equal(r.mask, want.mask), (
+            f"frame {r.index} ({r.frame.image.shape}) got another frame's mask"
+        )
 
 
 def test_worker_keeps_its_error_stops_the_others_and_reports_once():
@@ -90,7 +92,9 @@ def test_worker_keeps_its_error_stops_the_others_and_reports_once():
     w = Worker("pv-test", boom, stop, on_error=seen.append, on_exit=exited.set).start()
     assert w.join(5) and exited.is_set()
     assert isinstance(w.error, ValueError) and seen == [w.error] and stop.is_set()
-    late = Worker("pv-test-late", boom, stop, on_error=seen.append).start()  # an error while stopping
+    late = Worker(
+        "pv-test-late", boom, stop, on_error=seen.append
+    ).start()  # an error while stopping
     assert late.join(5) and isinstance(late.error, ValueError) and len(seen) == 1
 
 
@@ -105,13 +109,17 @@ def test_sink_writer_blocks_or_drops_as_asked():
     dropping = SinkWriter([Slow()], "pv-test-writer", 2, block=False).start()
     for i in range(10):
         dropping.put(i)
-    assert dropping.dropped >= 6  # one in the sink, two queued: the rest are counted, not waited for
+    assert (
+        dropping.dropped >= 6
+    )  # one in the sink, two queued: the rest are counted, not waited for
     gate.set()
     assert dropping.close(5)
     blocking = SinkWriter([Collect()], "pv-test-writer", 2).start()
     for i in range(50):
         assert blocking.put(i)
-    assert blocking.close(5) and blocking.sinks[0].results == list(range(50)) and blocking.dropped == 0
+    assert (
+        blocking.close(5) and blocking.sinks[0].results == list(range(50)) and blocking.dropped == 0
+    )
 
 
 def test_offline_batches_are_rejected_below_one(toy_model):

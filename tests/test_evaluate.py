@@ -38,16 +38,34 @@ def test_evaluate_end_to_end_writes_markdown_and_json(tmp_path):
 
     data = make_dataset(tmp_path / "toydb", n_seq=8, per_seq=3)
     model = build_toy_model(tmp_path / "toy.onnx", size=64)
-    with pytest.raises(pdata.SplitError, match="does not exist"):  # a mistyped split file is not made up
-        ev.evaluate_many(model, pdata.specs_from(str(data), None), split_file=tmp_path / "split.json")
+    with pytest.raises(
+        pdata.SplitError, match="does not exist"
+    ):  # a mistyped split file is not made up
+        ev.evaluate_many(
+            model, pdata.specs_from(str(data), None), split_file=tmp_path / "split.json"
+        )
     assert not (tmp_path / "split.json").exists()
     pdata.load_or_create_split(pdata.discover(data), tmp_path / "split.json")
-    args = SimpleNamespace(model=str(model), data=str(data), split="test", split_file=str(tmp_path / "split.json"),
-                           out=str(tmp_path / "r.md"), json=str(tmp_path / "r.json"), threshold=None,
-                           provider="cpu", threads=1, batch=4, tta=True)
+    args = SimpleNamespace(
+        model=str(model),
+        data=str(data),
+        split="test",
+        split_file=str(tmp_path / "split.json"),
+        out=str(tmp_path / "r.md"),
+        json=str(tmp_path / "r.json"),
+        threshold=None,
+        provider="cpu",
+        threads=1,
+        batch=4,
+        tta=True,
+    )
     assert ev.run(args) == 0
     md = (tmp_path / "r.md").read_text()
-    assert "| mean over images (the mask the app draws) |" in md and "research code" in md and "Threshold sweep" in md
+    assert (
+        "| mean over images (the mask the app draws) |" in md
+        and "research code" in md
+        and "Threshold sweep" in md
+    )
     assert "background" in md
     doc = json.loads((tmp_path / "r.json").read_text())["sets"][0]
     assert doc["leaky"] is False and doc["images"] > 0
@@ -88,7 +106,8 @@ def test_train_without_tensorflow_says_which_extra(monkeypatch, capsys):
     assert "pip install 'polypvision[train,cpu]'" in capsys.readouterr().err
 
 
-# ------------------------------------------------------------------ several datasets, the literature's table
+# ------------------------------------------------------------------ several datasets, the
+# literature's table
 
 
 def _multi(tmp_path, red_speck=False):
@@ -121,23 +140,41 @@ def test_evaluate_many_prints_the_literature_table_and_false_alarms(tmp_path):
         assert set(r["sod"]) == {"mdice", "miou", "wfm", "sm", "mean_em", "max_em", "mae"}
         assert r["sod"]["mdice"] > 0.7 and r["sod"]["mae"] < 0.1  # the toy model finds red discs
         assert r["found"] == 1.0 and len(r["worst"]) > 0
-    assert neg[0]["flagged_raw"] == 0.0 and neg[0]["flagged_app"] == 0.0  # green frames: nothing red
+    assert (
+        neg[0]["flagged_raw"] == 0.0 and neg[0]["flagged_app"] == 0.0
+    )  # green frames: nothing red
     md = ev.table_markdown(res)
     assert md.count("| toy-redness |") == 2 and "Polyp-free frames" in md and "pysodmetrics" in md
-    args = SimpleNamespace(model=str(model), data=[str(s.path) for s in specs if s.kind == "polyp"],
-                           negatives=[str(s.path) for s in specs if s.kind == "negative"], split="test",
-                           split_file=str(split), out=str(tmp_path / "r.md"), json=str(tmp_path / "r.json"),
-                           threshold=None, provider="cpu", threads=1, batch=4, tta=False)
+    args = SimpleNamespace(
+        model=str(model),
+        data=[str(s.path) for s in specs if s.kind == "polyp"],
+        negatives=[str(s.path) for s in specs if s.kind == "negative"],
+        split="test",
+        split_file=str(split),
+        out=str(tmp_path / "r.md"),
+        json=str(tmp_path / "r.json"),
+        threshold=None,
+        provider="cpu",
+        threads=1,
+        batch=4,
+        tta=False,
+    )
     assert ev.run(args) == 0
     doc = json.loads((tmp_path / "r.json").read_text())
-    assert [s["dataset"] for s in doc["sets"]] == ["alpha", "beta", "neg"] and "sweep" not in doc["sets"][0]
+    assert [s["dataset"] for s in doc["sets"]] == ["alpha", "beta", "neg"] and "sweep" not in doc[
+        "sets"
+    ][0]
 
 
 def test_sod_metrics_of_a_perfect_map_are_perfect():
     gt = np.zeros((40, 50), bool)
     gt[10:25, 12:30] = True
     m = ev.sod_metrics([gt.astype(np.float32)], [gt])
-    assert m["mdice"] == pytest.approx(1.0, abs=0.01) and m["miou"] == pytest.approx(1.0, abs=0.01) and m["mae"] == 0.0
+    assert (
+        m["mdice"] == pytest.approx(1.0, abs=0.01)
+        and m["miou"] == pytest.approx(1.0, abs=0.01)
+        and m["mae"] == 0.0
+    )
     assert m["sm"] == pytest.approx(1.0, abs=0.01) and m["wfm"] == pytest.approx(1.0, abs=1e-3)
 
 
@@ -153,21 +190,45 @@ def test_gate_chosen_on_validation_silences_specks_and_keeps_polyps(tmp_path):
     gate = ev.choose_gate(seg, sds, "val")
     assert gate["val_flagged"] <= ev.GATE_MAX_FLAGGED and gate["val_found"] == 1.0
     assert gate["min_area"] > 0 or gate["min_peak"] > 0
-    weaker = [g for g in gate["grid"] if g["flagged"] <= ev.GATE_MAX_FLAGGED and g["found"] == 1.0
-              and (g["min_area"], g["min_peak"]) < (gate["min_area"], gate["min_peak"])]
-    assert all(g["min_area"] > gate["min_area"] or g["min_peak"] > gate["min_peak"] for g in weaker) or not weaker
+    weaker = [
+        g
+        for g in gate["grid"]
+        if g["flagged"] <= ev.GATE_MAX_FLAGGED
+        and g["found"] == 1.0
+        and (g["min_area"], g["min_peak"]) < (gate["min_area"], gate["min_peak"])
+    ]
+    assert (
+        all(g["min_area"] > gate["min_area"] or g["min_peak"] > gate["min_peak"] for g in weaker)
+        or not weaker
+    )
     from polypvision.smoothing import SmoothingConfig
 
-    gated = ev.evaluate_set(seg, sds[2], "val", smoothing=SmoothingConfig(min_area=gate["min_area"],
-                                                                          min_peak=gate["min_peak"]))
+    gated = ev.evaluate_set(
+        seg,
+        sds[2],
+        "val",
+        smoothing=SmoothingConfig(min_area=gate["min_area"], min_peak=gate["min_peak"]),
+    )
     assert gated["flagged_app"] <= ev.GATE_MAX_FLAGGED
 
 
 def test_evaluate_without_any_folder_says_so(tmp_path):
     from polypvision.errors import UserError
 
-    args = SimpleNamespace(model="m.onnx", data=None, negatives=None, split="test", split_file=None, out=None,
-                           json=None, threshold=None, provider="cpu", threads=1, batch=4, tta=False)
+    args = SimpleNamespace(
+        model="m.onnx",
+        data=None,
+        negatives=None,
+        split="test",
+        split_file=None,
+        out=None,
+        json=None,
+        threshold=None,
+        provider="cpu",
+        threads=1,
+        batch=4,
+        tta=False,
+    )
     with pytest.raises(UserError, match="--data"):
         ev.run(args)
 
@@ -188,14 +249,30 @@ def test_evaluate_false_alarms_are_what_annotate_logs(tmp_path):
         img = np.zeros((120, 160, 3), np.uint8)
         img[:] = (30, 160, 40)
         if k % 3:
-            cv2.circle(img, (int(rng.integers(30, 130)), 60), int(rng.integers(2, 14)), (40, 40, 220), -1)
+            cv2.circle(
+                img, (int(rng.integers(30, 130)), 60), int(rng.integers(2, 14)), (40, 40, 220), -1
+            )
         cv2.imwrite(str(root / "images" / f"seq9_img{k + 1}.png"), img)
     model = build_toy_model(tmp_path / "toy.onnx", size=64)
     ds = pdata.discover(root, negative=True)
     r = ev.evaluate_set(Segmenter(model, provider="cpu"), None, "all", dataset=ds)
     log = tmp_path / "a.jsonl"
-    assert main(["annotate", str(root / "images"), "-o", str(tmp_path / "a.mp4"), "--model", str(model),
-                 "--log", str(log), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(root / "images"),
+                "-o",
+                str(tmp_path / "a.mp4"),
+                "--model",
+                str(model),
+                "--log",
+                str(log),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     logged = [json.loads(line)["polyp"] for line in log.read_text().splitlines()]
     assert len(logged) == 12 and 0 < sum(logged) < 12
     assert r["flagged_app"] == pytest.approx(sum(logged) / 12)

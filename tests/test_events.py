@@ -10,12 +10,24 @@ from polypvision.errors import UserError
 from polypvision.events import EventSettings, duration_s, find_events, frame_period_s
 
 
-def log(flags: str, fps: float = 10.0, areas: dict[int, float] | None = None,
-        peaks: dict[int, float] | None = None) -> list[dict]:
+def log(
+    flags: str,
+    fps: float = 10.0,
+    areas: dict[int, float] | None = None,
+    peaks: dict[int, float] | None = None,
+) -> list[dict]:
     """A log from a string: '#' a frame with a detection, '.' without."""
     areas, peaks = areas or {}, peaks or {}
-    return [{"frame": i, "t": i / fps, "polyp": c == "#", "area": areas.get(i, 0.05 if c == "#" else 0.0),
-             "peak": peaks.get(i, 0.9 if c == "#" else 0.1)} for i, c in enumerate(flags)]
+    return [
+        {
+            "frame": i,
+            "t": i / fps,
+            "polyp": c == "#",
+            "area": areas.get(i, 0.05 if c == "#" else 0.0),
+            "peak": peaks.get(i, 0.9 if c == "#" else 0.1),
+        }
+        for i, c in enumerate(flags)
+    ]
 
 
 def spans(events):
@@ -49,7 +61,11 @@ def test_peak_and_largest_area_over_the_detections_only():
     recs = log("##..##", areas={1: 0.2, 4: 0.3, 2: 0.9}, peaks={0: 0.7, 5: 0.95, 3: 0.99})
     (ev,) = find_events(recs, EventSettings(0.0, 0.5))
     assert ev.peak == pytest.approx(0.95)  # frame 3's 0.99 is no detection
-    assert ev.largest_area == pytest.approx(0.3) and ev.largest_frame == 4 and ev.largest_t == pytest.approx(0.4)
+    assert (
+        ev.largest_area == pytest.approx(0.3)
+        and ev.largest_frame == 4
+        and ev.largest_t == pytest.approx(0.4)
+    )
 
 
 def test_largest_area_tie_takes_the_earliest_frame():
@@ -92,7 +108,7 @@ def test_events_are_ordered_disjoint_and_obey_both_thresholds(flags, min_s, gap_
     for e in ev:
         assert recs[e.start_frame]["polyp"] and recs[e.end_frame]["polyp"]
         assert e.duration_s >= min_s - 1e-6
-        assert e.frames_with_polyp == sum(r["polyp"] for r in recs[e.start_frame:e.end_frame + 1])
+        assert e.frames_with_polyp == sum(r["polyp"] for r in recs[e.start_frame : e.end_frame + 1])
     for a, b in zip(ev, ev[1:]):
         assert b.start_s - a.end_s > gap_s - 1e-6
     # With nothing dropped, every detection lies in exactly one event.

@@ -159,7 +159,8 @@ def test_rates_fall_to_zero_and_never_spike():
     assert m.rate(4.0) == pytest.approx(30, abs=1)  # the signal went: the rate falls ...
     assert m.rate(5.1) == 0.0  # ... to zero, instead of freezing at 60
     clock.t = 10.0
-    m.reset()  # a reconnect: two frames a microsecond apart are two frames, not a million per second
+    # a reconnect: two frames a microsecond apart are two frames, not a million per second
+    m.reset()
     m.tick(10.0)
     m.tick(10.000001)
     assert m.rate(10.000002) <= 4.0
@@ -187,15 +188,28 @@ def test_signal_loss_is_reported_at_once_and_figures_reset_on_a_model_swap(seg):
         runner.overlay_age.add(50.0)
         runner.swap_processor(FrameProcessor(seg))
         s = runner.stats()
-        assert s.video_delay_p95_ms == 0.0 and s.overlay_age_p95_ms == 0.0 and runner.latest() is None
+        assert (
+            s.video_delay_p95_ms == 0.0 and s.overlay_age_p95_ms == 0.0 and runner.latest() is None
+        )
     finally:
         src.close()
 
 
 def test_the_stats_line_has_the_words_scripts_read():
-    s = StatsSnapshot(video_fps=59.94, overlay_fps=27.9, capture_fps=60.0, overlay_age_p50_ms=61.0,
-                      overlay_age_p95_ms=95.4, video_delay_p50_ms=3.0, video_delay_p95_ms=6.2, dropped=0,
-                      skipped=70, frames=300, provider="CPU", status="ok")
+    s = StatsSnapshot(
+        video_fps=59.94,
+        overlay_fps=27.9,
+        capture_fps=60.0,
+        overlay_age_p50_ms=61.0,
+        overlay_age_p95_ms=95.4,
+        video_delay_p50_ms=3.0,
+        video_delay_p95_ms=6.2,
+        dropped=0,
+        skipped=70,
+        frames=300,
+        provider="CPU",
+        status="ok",
+    )
     line = " | ".join(format_stats(s))
     assert re.search(r"(^|\| )video 59\.9 fps", line) and "overlay 27.9 fps" in line
     assert "overlay age p95 95 ms" in line and "dropped 0" in line
@@ -214,7 +228,9 @@ def test_settings_are_one_value_and_the_smoother_is_retuned_once_per_change(seg)
     proc.process([f])
     second = proc.smoother
     assert second is not first and second.on == 0.7
-    assert second._ema is first._ema  # the history carries over: no restart of the average
+    assert (
+        second._buf is not None and second._buf is first._buf
+    )  # the history carries over: no restart
     proc.process([f])
     assert proc.smoother is second
 
@@ -262,7 +278,9 @@ def test_a_recording_keeps_a_signal_gap_and_marks_it(tmp_path, seg, caplog):
 
 def test_a_pause_while_reviewing_a_file_is_squeezed_out(tmp_path, seg):
     proc = FrameProcessor(seg)
-    times = [i / 25 for i in range(25)] + [30.0 + i / 25 for i in range(25)]  # paused for half a minute
+    times = [i / 25 for i in range(25)] + [
+        30.0 + i / 25 for i in range(25)
+    ]  # paused for half a minute
     sink = RecordingSink(VideoWriter(tmp_path / "rec.mp4", 64, 48, 25.0), 25.0, live=False)
     for item in _live_frames(proc, times):
         sink.write(item)
@@ -290,7 +308,9 @@ def test_the_display_picture_is_drawn_at_its_own_size_with_the_same_outline(seg)
     assert size == (203, 152)
     shown = c.compose(img, result, solid, size)
     want = mask_to_size(result.mask_small, *size) > 0
-    assert shown.shape == (152, 203, 3) and np.array_equal(np.all(shown == (255, 0, 0), axis=2), want)
+    assert shown.shape == (152, 203, 3) and np.array_equal(
+        np.all(shown == (255, 0, 0), axis=2), want
+    )
     held = id(shown)
     again = c.compose(img, result, solid, size)
     assert id(again) != held  # the first picture is still on screen: never drawn over

@@ -23,8 +23,14 @@ from polypvision.model import registry, runtime
 
 
 def _run(script: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _block(*names: str) -> str:
@@ -54,8 +60,12 @@ def test_pyproject_takes_the_version_from_the_package():
     assert "version" not in doc["project"] and "version" in doc["project"]["dynamic"]
     assert doc["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "polypvision.__version__"}
     extras = doc["project"]["optional-dependencies"]
-    assert extras["cpu"] == ["onnxruntime>=1.20"] and extras["gpu"][0].startswith("onnxruntime-gpu[cuda,cudnn]")
-    assert not any("onnxruntime" in d or "pyside6" in d.lower() for d in doc["project"]["dependencies"])
+    assert extras["cpu"] == ["onnxruntime>=1.20"] and extras["gpu"][0].startswith(
+        "onnxruntime-gpu[cuda,cudnn]"
+    )
+    assert not any(
+        "onnxruntime" in d or "pyside6" in d.lower() for d in doc["project"]["dependencies"]
+    )
 
 
 def test_models_env_overrides_the_shipped_folder(tmp_path, monkeypatch):
@@ -78,10 +88,14 @@ def test_shipped_models_are_found_without_the_env(monkeypatch):
 
 
 def test_an_installed_copy_finds_its_data_and_writes_nothing_into_itself(tmp_path):
-    """The package as a wheel lays it out (polypvision/_data/{models,splits}), outside any checkout."""
+    """The package as a wheel lays it out (polypvision/_data/{models,splits}),
+    outside any checkout."""
     site = tmp_path / "site"
-    shutil.copytree(paths.PACKAGE_DIR, site / "polypvision",
-                    ignore=shutil.ignore_patterns("_data", "__pycache__", "*.npz", "gui"))
+    shutil.copytree(
+        paths.PACKAGE_DIR,
+        site / "polypvision",
+        ignore=shutil.ignore_patterns("_data", "__pycache__", "*.npz", "gui"),
+    )
     data = site / "polypvision" / "_data"
     (data / "models").mkdir(parents=True)
     build_toy_model(data / "models" / "toy.onnx", size=64)
@@ -113,13 +127,21 @@ def test_an_installed_copy_finds_its_data_and_writes_nothing_into_itself(tmp_pat
     """
     env = {k: v for k, v in os.environ.items() if k not in (paths.MODELS_ENV, "PYTHONPATH")}
     env[paths.DATA_ENV] = str(user)
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["model"] == str(data / "models" / "toy.onnx")
     assert out["splits_dir"] == str(data / "splits")
-    assert out["split"] == str(user / "splits" / "d.json") and (user / "splits" / "d.json").is_file()
+    assert (
+        out["split"] == str(user / "splits" / "d.json") and (user / "splits" / "d.json").is_file()
+    )
     assert out["refused"] and shipped.read_text() == "{}"
     after = sorted(p.relative_to(site) for p in site.rglob("*") if "__pycache__" not in p.parts)
     assert after == before
@@ -155,7 +177,8 @@ def test_without_a_runtime_loading_a_model_says_what_to_install(tmp_path, toy_mo
     script = _block("onnxruntime") + textwrap.dedent(f"""
         from polypvision.cli import main
         for cmd in (["info", "--model", {str(toy_model)!r}],
-                    ["annotate", "synthetic", "-o", {str(tmp_path / "o.mp4")!r}, "--model", {str(toy_model)!r}]):
+                    ["annotate", "synthetic", "-o", {str(tmp_path / "o.mp4")!r},
+                     "--model", {str(toy_model)!r}]):
             assert main(cmd) == 2, cmd
         print("ok")
     """)
@@ -168,19 +191,30 @@ def test_without_a_runtime_loading_a_model_says_what_to_install(tmp_path, toy_mo
 
 
 def test_without_the_app_extra_gui_says_what_to_install(tmp_path):
-    r = _run(_block("PySide6", "shiboken6") + textwrap.dedent("""
+    r = _run(
+        _block("PySide6", "shiboken6")
+        + textwrap.dedent("""
         from polypvision.cli import main
         raise SystemExit(main(["gui"]))
-    """), tmp_path)
+    """),
+        tmp_path,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "polypvision: error: the desktop app is not installed (no PySide6); pip install 'polypvision[app]'"]
+        "polypvision: error: the desktop app is not installed (no PySide6); pip install "
+        "'polypvision[app]'"
+    ]
 
 
 def test_two_runtimes_in_one_environment_are_named(monkeypatch):
-    monkeypatch.setattr(runtime, "installed_runtimes", lambda: [("onnxruntime", "1.0"), ("onnxruntime-gpu", "1.0")])
+    monkeypatch.setattr(
+        runtime, "installed_runtimes", lambda: [("onnxruntime", "1.0"), ("onnxruntime-gpu", "1.0")]
+    )
     why = runtime.conflict()
-    assert "onnxruntime and onnxruntime-gpu" in why and "pip uninstall -y onnxruntime onnxruntime-gpu" in why
+    assert (
+        "onnxruntime and onnxruntime-gpu" in why
+        and "pip uninstall -y onnxruntime onnxruntime-gpu" in why
+    )
     monkeypatch.setattr(runtime, "installed_runtimes", lambda: [("onnxruntime", "1.0")])
     assert runtime.conflict() is None
 

@@ -8,8 +8,17 @@ from polypvision.model.processing import Preprocessor, to_bgr, to_probabilities
 
 
 def spec(**kw) -> InputSpec:
-    base = dict(name="image", layout="NHWC", height=4, width=6, color="RGB", resize="bilinear",
-                scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    base = dict(
+        name="image",
+        layout="NHWC",
+        height=4,
+        width=6,
+        color="RGB",
+        resize="bilinear",
+        scale=1 / 255,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    )
     base.update(kw)
     return InputSpec(**base)
 
@@ -42,13 +51,16 @@ def test_buffers_are_reused_and_grow():
     assert c.shape[0] == 3
 
 
-@pytest.mark.parametrize("img", [
-    np.zeros((5, 7), np.uint8),
-    np.zeros((5, 7, 1), np.uint8),
-    np.zeros((5, 7, 4), np.uint8),
-    np.zeros((5, 7, 3), np.uint16),
-    np.zeros((5, 7, 3), np.float32),
-])
+@pytest.mark.parametrize(
+    "img",
+    [
+        np.zeros((5, 7), np.uint8),
+        np.zeros((5, 7, 1), np.uint8),
+        np.zeros((5, 7, 4), np.uint8),
+        np.zeros((5, 7, 3), np.uint16),
+        np.zeros((5, 7, 3), np.float32),
+    ],
+)
 def test_to_bgr_normalises_odd_frames(img):
     out = to_bgr(img)
     assert out.shape == (5, 7, 3) and out.dtype == np.uint8

@@ -10,12 +10,15 @@ from polypvision.model.registry import default_model, pick_realtime
 
 
 def _model(folder, name, dice, size=64):
-    doc = contract_doc(size, training={"val_dice_at_0.5": dice}, metrics={"mean": {"dice": 1.0 - dice}})
+    doc = contract_doc(
+        size, training={"val_dice_at_0.5": dice}, metrics={"mean": {"dice": 1.0 - dice}}
+    )
     return build_toy_model(folder / name, size, contract=doc)
 
 
 def test_pick_realtime_prefers_accuracy_within_budget(tmp_path):
-    """Accuracy is the validation Dice in the contract; the test metrics (inverted here) never choose."""
+    """Accuracy is the validation Dice in the contract; the test metrics
+    (inverted here) never choose."""
     _model(tmp_path, "a.onnx", 0.70)
     _model(tmp_path, "b.onnx", 0.85)
     path, reason = pick_realtime("cpu", target_fps=1.0, folder=tmp_path)  # generous budget
@@ -70,16 +73,25 @@ def _fake_timings(monkeypatch, delay):
     return calls, clock
 
 
-def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(tmp_path, monkeypatch):
-    """A warm call 3x slower than a timed candidate ends that candidate's timing (start-up stays quick)."""
+def test_pick_realtime_skips_timing_a_model_far_slower_than_one_already_timed(
+    tmp_path, monkeypatch
+):
+    """A warm call 3x slower than a timed candidate ends that candidate's timing
+    (start-up stays quick)."""
     _model(tmp_path, "accurate_slow.onnx", 0.9)
     _model(tmp_path, "fast.onnx", 0.5)
     _model(tmp_path, "huge.onnx", 0.4)
     delay = {"accurate_slow.onnx": 0.03, "fast.onnx": 0.002, "huge.onnx": 0.05}
     calls, clock = _fake_timings(monkeypatch, lambda name, n: delay[name])
-    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path, clock=clock)  # nothing meets 0.6 ms
+    path, reason = pick_realtime(
+        "cpu", target_fps=1000.0, folder=tmp_path, clock=clock
+    )  # nothing meets 0.6 ms
     assert path.name == "fast.onnx" and "fastest" in reason
-    assert calls == {"accurate_slow.onnx": 4, "fast.onnx": 4, "huge.onnx": 2}  # warm-up + one judged call
+    assert calls == {
+        "accurate_slow.onnx": 4,
+        "fast.onnx": 4,
+        "huge.onnx": 2,
+    }  # warm-up + one judged call
 
 
 def test_pick_realtime_does_not_judge_a_session_by_its_first_run(tmp_path, monkeypatch):
@@ -99,16 +111,22 @@ def test_pick_realtime_does_not_judge_a_session_by_its_first_run(tmp_path, monke
         return 0.15 if name == "mnv2.onnx" and n == 1 else 0.002  # mnv2's cold first run
 
     _, clock = _fake_timings(monkeypatch, delay)
-    path, reason = pick_realtime("cpu", target_fps=60.0, folder=tmp_path, clock=clock)  # budget 10 ms
+    path, reason = pick_realtime(
+        "cpu", target_fps=60.0, folder=tmp_path, clock=clock
+    )  # budget 10 ms
     assert path.name == "mnv2.onnx" and "most accurate" in reason
 
 
 @pytest.mark.parametrize(("accurate_s", "want"), [(0.0105, "accurate.onnx"), (0.030, "fast.onnx")])
-def test_when_nothing_fits_the_most_accurate_of_equally_fast_models_is_used(tmp_path, monkeypatch, accurate_s, want):
+def test_when_nothing_fits_the_most_accurate_of_equally_fast_models_is_used(
+    tmp_path, monkeypatch, accurate_s, want
+):
     """Timings 5% apart are the same speed to three runs; 3x apart they are not."""
     _model(tmp_path, "accurate.onnx", 0.9)
     _model(tmp_path, "fast.onnx", 0.5)
     delay = {"accurate.onnx": accurate_s, "fast.onnx": 0.010}
     _, clock = _fake_timings(monkeypatch, lambda name, n: delay[name])
-    path, reason = pick_realtime("cpu", target_fps=1000.0, folder=tmp_path, clock=clock)  # nothing meets 0.6 ms
+    path, reason = pick_realtime(
+        "cpu", target_fps=1000.0, folder=tmp_path, clock=clock
+    )  # nothing meets 0.6 ms
     assert path.name == want and "most accurate of the fastest" in reason

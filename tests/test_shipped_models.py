@@ -33,9 +33,15 @@ def test_shipped_model_loads_and_runs(path):
     assert t["split_leaky"] is False and t["command"] and t["split"].endswith("two-centre.json")
     kinds = [d["kind"] for d in t["data"]]
     assert kinds.count("polyp") == 2 and "negative" in kinds
-    assert 0.0 < t["val_dice_at_0.5"] <= 1.0 and set(t["val_per_dataset"]) == {"kvasir-seg", "cvc-clinicdb"}
+    assert 0.0 < t["val_dice_at_0.5"] <= 1.0 and set(t["val_per_dataset"]) == {
+        "kvasir-seg",
+        "cvc-clinicdb",
+    }
     gate = t["gate"]  # chosen on validation at export, and what the runtime uses
-    assert gate["split"] == "val" and (c.output.min_area, c.output.min_peak) == (gate["min_area"], gate["min_peak"])
+    assert gate["split"] == "val" and (c.output.min_area, c.output.min_peak) == (
+        gate["min_area"],
+        gate["min_peak"],
+    )
 
 
 def test_manifest_defaults_are_shipped():
@@ -45,8 +51,8 @@ def test_manifest_defaults_are_shipped():
 
 
 def _speed(stem: str) -> tuple[bool, float]:
-    """(keeps real time, model FPS) from the committed CPU benchmark: real time is at least 30 FPS end
-    to end in annotate at 640x480 and nothing dropped live at 30 FPS (docs/decisions.md)."""
+    """(keeps real time, model FPS) from the committed CPU benchmark: real time is at least 30 FPS
+    end to end in annotate at 640x480 and nothing dropped live at 30 FPS (docs/decisions.md)."""
     import json
 
     rows = json.loads((ROOT / "benchmarks" / "cpu.json").read_text())["rows"]
@@ -54,7 +60,9 @@ def _speed(stem: str) -> tuple[bool, float]:
     live = [r for r in mine if r["stage"] == "live" and "30 fps" in r["detail"]]
     annotate = [r for r in mine if r["stage"] == "annotate pipeline" and "veryfast" in r["detail"]]
     model = [r for r in mine if r["stage"] == "model" and r["extra"].get("batch") == 1]
-    assert live and annotate and model, f"benchmarks/cpu.json lacks rows for {stem}: re-run the bench"
+    assert live and annotate and model, (
+        f"benchmarks/cpu.json lacks rows for {stem}: re-run the bench"
+    )
     ok = all(r["extra"]["dropped"] == 0 for r in live) and annotate[0]["fps"] >= 30.0
     return ok, model[0]["fps"]
 
@@ -64,20 +72,28 @@ def test_manifest_defaults_follow_the_written_rule():
     """docs/decisions.md: among the models that keep real time, the best validation score; within
     0.005 of it, the faster one. The test split chooses nothing. No GPU figure exists, so the CUDA
     default follows the same rule (the live view on a GPU still times every model at start-up)."""
-    val = {p: Segmenter(p, provider="cpu").contract.training.get("val_dice_at_0.5", 0.0) for p in SHIPPED}
+    val = {
+        p: Segmenter(p, provider="cpu").contract.training.get("val_dice_at_0.5", 0.0)
+        for p in SHIPPED
+    }
     speed = {p: _speed(p.stem) for p in SHIPPED}
     realtime = [p for p in SHIPPED if speed[p][0]]
     top = max(val[p] for p in realtime)
     best = max((p for p in realtime if val[p] >= top - 0.005), key=lambda p: speed[p][1])
     for provider in ("cpu", "cuda"):
-        assert default_model(provider) == best, f"{provider} default {default_model(provider).name} is not {best.name}"
+        assert default_model(provider) == best, (
+            f"{provider} default {default_model(provider).name} is not {best.name}"
+        )
 
 
 def test_ensemble_members_are_the_shipped_files():
-    """An ensemble's contract names its members by sha256: they must be the files shipped beside it."""
+    """An ensemble's contract names its members by sha256:
+    they must be the files shipped beside it."""
     from polypvision.training.weights import sha256_of
 
     for p in SHIPPED:
         members = Segmenter(p, provider="cpu").contract.training.get("members")
         for m in members or []:
-            assert sha256_of(models_dir() / m["file"]) == m["sha256"], f"{p.name}: member {m['file']} changed"
+            assert sha256_of(models_dir() / m["file"]) == m["sha256"], (
+                f"{p.name}: member {m['file']} changed"
+            )

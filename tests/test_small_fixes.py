@@ -79,7 +79,9 @@ def test_a_crashing_grabber_is_reported_not_a_silent_ok(toy_model):
             wake.wait(0.01)
     finally:
         runner.stop()
-    assert len(errors) == 1 and isinstance(errors[0], SourceError) and "driver bug" in str(errors[0])
+    assert (
+        len(errors) == 1 and isinstance(errors[0], SourceError) and "driver bug" in str(errors[0])
+    )
     assert src.status in ("failed", "ended")
     alone = _CrashingSource(fps=30, width=32, height=24)  # and read() on its own says so too
     alone.open()
@@ -96,12 +98,18 @@ def test_the_ort_log_level_is_restored_after_a_load(toy_model, monkeypatch):
 
     calls: list[int] = []
     real = ort.set_default_logger_severity
-    monkeypatch.setattr(ort, "set_default_logger_severity", lambda level: (calls.append(level), real(level)))
-    monkeypatch.setattr(session, "_cuda_unavailable_reason", lambda _ort: None)  # as if CUDA might run
+    monkeypatch.setattr(
+        ort, "set_default_logger_severity", lambda level: (calls.append(level), real(level))
+    )
+    monkeypatch.setattr(
+        session, "_cuda_unavailable_reason", lambda _ort: None
+    )  # as if CUDA might run
     set_ort_log_severity(3)
     try:
         Segmenter(toy_model, "auto")
-        assert calls[0] == 3 and 4 in calls and calls[-1] == 3  # quiet for the CUDA probe, then as before
+        assert (
+            calls[0] == 3 and 4 in calls and calls[-1] == 3
+        )  # quiet for the CUDA probe, then as before
     finally:
         set_ort_log_severity(session.ORT_DEFAULT_SEVERITY)
 
@@ -119,7 +127,12 @@ def test_capture_rate_and_size_are_asked_for_independently():
     size_only = make_source("/dev/video7", width=1280, height=720)
     assert isinstance(rate_only, CaptureSource) and isinstance(size_only, CaptureSource)
     assert rate_only.requested == {"width": None, "height": None, "fps": 60.0, "fourcc": None}
-    assert size_only.requested == {"width": 1280, "height": 720, "fps": None, "fourcc": None}  # not 25
+    assert size_only.requested == {
+        "width": 1280,
+        "height": 720,
+        "fps": None,
+        "fourcc": None,
+    }  # not 25
     assert make_source("synthetic").fps == 25.0
 
 

@@ -65,7 +65,9 @@ def test_overlay_draws_inside_mask_only():
     mask = np.zeros((60, 80), np.uint8)
     mask[20:40, 30:50] = 255
     contours = find_contours(mask)
-    out = draw(img.copy(), mask, contours, OverlayStyle(contour=False, color=(0, 255, 0), opacity=0.5))
+    out = draw(
+        img.copy(), mask, contours, OverlayStyle(contour=False, color=(0, 255, 0), opacity=0.5)
+    )
     assert out[30, 40, 1] > 150 and out[30, 40, 0] < 100  # tinted green inside
     assert np.array_equal(out[5, 5], img[5, 5])  # untouched outside
     det = describe(mask, np.array([[0.7]]), contours)

@@ -73,12 +73,15 @@ def test_natural_key():
     assert sorted(["10.png", "2.png", "1.png"], key=natural_key) == ["1.png", "2.png", "10.png"]
 
 
-@pytest.mark.parametrize("name, content, needle", [
-    ("missing.mp4", None, "not found"),
-    ("empty.mp4", b"", "empty"),
-    ("junk.mp4", b"\x13\x37" * 5000, "cannot decode"),
-    ("notes.txt", b"hello\n" * 100, "cannot decode"),
-])
+@pytest.mark.parametrize(
+    "name, content, needle",
+    [
+        ("missing.mp4", None, "not found"),
+        ("empty.mp4", b"", "empty"),
+        ("junk.mp4", b"\x13\x37" * 5000, "cannot decode"),
+        ("notes.txt", b"hello\n" * 100, "cannot decode"),
+    ],
+)
 def test_bad_video_inputs(tmp_path, name, content, needle):
     path = tmp_path / name
     if content is not None:
@@ -118,7 +121,12 @@ def test_live_source_signal_lost_and_back():
         while time.perf_counter() < deadline:
             seen.add(src.status)
             f = src.read(timeout_s=0.2)
-            if f is not None and src.reconnects >= 1 and src.status == "ok" and "signal lost" in seen:
+            if (
+                f is not None
+                and src.reconnects >= 1
+                and src.status == "ok"
+                and "signal lost" in seen
+            ):
                 break
     finally:
         src.close()
@@ -132,7 +140,9 @@ def test_stream_source_over_http(clip_small):
     import http.server
     import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip_small.parent))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(clip_small.parent)
+    )
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     t = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)

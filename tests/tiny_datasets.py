@@ -13,8 +13,15 @@ import cv2
 import numpy as np
 
 
-def make_dataset(root: Path, n_seq: int = 6, per_seq: int = 3, size: tuple[int, int] = (48, 40),
-                 sequences: bool = True, ext: str = ".png", seed: int = 0) -> Path:
+def make_dataset(
+    root: Path,
+    n_seq: int = 6,
+    per_seq: int = 3,
+    size: tuple[int, int] = (48, 40),
+    sequences: bool = True,
+    ext: str = ".png",
+    seed: int = 0,
+) -> Path:
     """Write images/, masks/ (3-channel 0/255 like ClinicDB) and optionally sequences.csv."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -26,7 +33,11 @@ def make_dataset(root: Path, n_seq: int = 6, per_seq: int = 3, size: tuple[int, 
         for _ in range(per_seq):
             img = np.zeros((h, w, 3), np.uint8)
             img[:] = (30, 160, 40)  # BGR: green
-            cx, cy, r = int(rng.integers(12, w - 12)), int(rng.integers(12, h - 12)), int(rng.integers(5, 10))
+            cx, cy, r = (
+                int(rng.integers(12, w - 12)),
+                int(rng.integers(12, h - 12)),
+                int(rng.integers(5, 10)),
+            )
             cv2.circle(img, (cx, cy), r, (40, 40, 220), -1)  # red disc
             mask = np.zeros((h, w, 3), np.uint8)
             cv2.circle(mask, (cx, cy), r, (255, 255, 255), -1)
@@ -39,8 +50,14 @@ def make_dataset(root: Path, n_seq: int = 6, per_seq: int = 3, size: tuple[int, 
     return root
 
 
-def make_negatives(root: Path, n_seq: int = 4, per_seq: int = 3, size: tuple[int, int] = (48, 40),
-                   seed: int = 0, red_speck: bool = False) -> Path:
+def make_negatives(
+    root: Path,
+    n_seq: int = 4,
+    per_seq: int = 3,
+    size: tuple[int, int] = (48, 40),
+    seed: int = 0,
+    red_speck: bool = False,
+) -> Path:
     """A folder of polyp-free frames named like PolypGen's (``seq<K>_img<N>.jpg``): green, no disc;
     ``red_speck`` puts a small red dot (a false-alarm bait for the toy model) on every frame."""
     rng = np.random.default_rng(seed)
@@ -51,7 +68,13 @@ def make_negatives(root: Path, n_seq: int = 4, per_seq: int = 3, size: tuple[int
             img = np.zeros((h, w, 3), np.uint8)
             img[:] = (30, 160 + int(rng.integers(0, 20)), 40)
             if red_speck:
-                cv2.circle(img, (int(rng.integers(5, w - 5)), int(rng.integers(5, h - 5))), 1, (40, 40, 220), -1)
+                cv2.circle(
+                    img,
+                    (int(rng.integers(5, w - 5)), int(rng.integers(5, h - 5))),
+                    1,
+                    (40, 40, 220),
+                    -1,
+                )
             cv2.imwrite(str(root / "images" / f"seq{s + 3}_img{k + 1}.png"), img)
     return root
 

@@ -16,9 +16,21 @@ from onnx import TensorProto, helper, numpy_helper
 
 def contract_doc(size: int = 64, layout: str = "NHWC", **overrides) -> dict:
     doc = {
-        "schema": 1, "name": "toy-redness", "architecture": "toy", "base_filters": None,
-        "input": {"name": "image", "layout": layout, "height": size, "width": size, "color": "RGB",
-                  "resize": "bilinear", "scale": 1 / 255, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+        "schema": 1,
+        "name": "toy-redness",
+        "architecture": "toy",
+        "base_filters": None,
+        "input": {
+            "name": "image",
+            "layout": layout,
+            "height": size,
+            "width": size,
+            "color": "RGB",
+            "resize": "bilinear",
+            "scale": 1 / 255,
+            "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0],
+        },
         "output": {"name": "mask", "kind": "probability", "threshold": 0.5},
         "training": {"note": "untrained test fixture"},
     }
@@ -26,9 +38,18 @@ def contract_doc(size: int = 64, layout: str = "NHWC", **overrides) -> dict:
     return doc
 
 
-def build_toy_model(path: Path, size: int = 64, *, contract: dict | None | str = "default",
-                    graph_size: int | None = None, nan: bool = False, gain: float = 12.0,
-                    bias: float = -2.0, layout: str = "NHWC", batch: int | str = "N") -> Path:
+def build_toy_model(
+    path: Path,
+    size: int = 64,
+    *,
+    contract: dict | None | str = "default",
+    graph_size: int | None = None,
+    nan: bool = False,
+    gain: float = 12.0,
+    bias: float = -2.0,
+    layout: str = "NHWC",
+    batch: int | str = "N",
+) -> Path:
     """``batch``: the graph's batch dimension, symbolic ("N") or fixed (an int)."""
     gs = graph_size or size
     c_axis = 3 if layout == "NHWC" else 1
@@ -57,7 +78,8 @@ def build_toy_model(path: Path, size: int = 64, *, contract: dict | None | str =
     nodes.append(helper.make_node("Identity", [last], ["mask"]))
     out_shape = [batch, gs, gs, 1] if layout == "NHWC" else [batch, 1, gs, gs]
     graph = helper.make_graph(
-        nodes, "toy",
+        nodes,
+        "toy",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("mask", TensorProto.FLOAT, out_shape)],
         initializer=inits,

@@ -1,4 +1,5 @@
-"""``polypvision batch`` and ``polypvision report``: argument parsing and the checks done once, up front.
+"""``polypvision batch`` and ``polypvision report``:
+argument parsing and the checks done once, up front.
 
 Everything that would fail every procedure the same way (a missing or broken model, a bad
 setting, an output folder that cannot be written, Ray missing) is refused here in one line,
@@ -31,45 +32,116 @@ def register(sub) -> None:
 
     ev = EventSettings()
 
-    b = sub.add_parser("batch", help="annotate a whole archive of procedures, with a report per procedure",
-                       description="Annotate every video and frame folder under INPUT (or listed in a text file), "
-                       "mirroring INPUT's folders under OUTPUT_DIR, with a report per procedure, summary.csv and "
-                       "index.html. A re-run skips procedures whose outputs are complete and redoes the rest.")
-    b.add_argument("input", type=Path, help="folder (searched recursively) or a text file with one source per line")
-    b.add_argument("-o", "--output", type=Path, required=True, help="output folder (shared storage on a cluster)")
-    b.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: a process pool on this machine (default); ray: one Ray task per procedure")
-    b.add_argument("--address", default=None,
-                   help="Ray cluster to join: 'auto' or ray://host:10001 (default: start a local Ray for the run)")
-    b.add_argument("--workers", type=int, default=None,
-                   help="procedures at a time (local engine and a local Ray; default: cores / threads)")
-    b.add_argument("--threads", type=int, default=None, help="model threads per procedure (default: 1)")
-    b.add_argument("--gpus-per-task", type=float, default=0.0,
-                   help="Ray: GPUs each task asks for; with it a task uses CUDA when it runs (default: 0, CPU)")
-    b.add_argument("--retries", type=int, default=None,
-                   help="attempts after a worker died under a procedure (default: 2)")
-    b.add_argument("--runtime-env", default=None,
-                   help="Ray runtime environment as JSON, e.g. '{\"pip\": [\"polypvision[cpu]==0.9.0\"]}'")
-    b.add_argument("--masks", action="store_true", help="also write one binary PNG mask per frame (<name>_masks/)")
-    b.add_argument("--event-min-s", type=float, default=None,
-                   help=f"a polyp event lasts at least this long, seconds (default: {ev.min_duration_s:g})")
-    b.add_argument("--event-gap-s", type=float, default=None,
-                   help=f"detections this close, seconds, are one event (default: {ev.max_gap_s:g})")
+    b = sub.add_parser(
+        "batch",
+        help="annotate a whole archive of procedures, with a report per procedure",
+        description="Annotate every video and frame folder under INPUT (or listed in a text file), "
+        "mirroring INPUT's folders under OUTPUT_DIR, with a report per procedure, summary.csv and "
+        "index.html. A re-run skips procedures whose outputs are complete and redoes the rest.",
+    )
+    b.add_argument(
+        "input",
+        type=Path,
+        help="folder (searched recursively) or a text file with one source per line",
+    )
+    b.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output folder (shared storage on a cluster)",
+    )
+    b.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: one Ray task per procedure",
+    )
+    b.add_argument(
+        "--address",
+        default=None,
+        help=(
+            "Ray cluster to join: 'auto' or ray://host:10001 (default: start a local Ray for "
+            "the run)"
+        ),
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="procedures at a time (local engine and a local Ray; default: cores / threads)",
+    )
+    b.add_argument(
+        "--threads", type=int, default=None, help="model threads per procedure (default: 1)"
+    )
+    b.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=0.0,
+        help=(
+            "Ray: GPUs each task asks for; with it a task uses CUDA when it runs (default: 0, CPU)"
+        ),
+    )
+    b.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="attempts after a worker died under a procedure (default: 2)",
+    )
+    b.add_argument(
+        "--runtime-env",
+        default=None,
+        help='Ray runtime environment as JSON, e.g. \'{"pip": ["polypvision[cpu]==0.9.0"]}\'',
+    )
+    b.add_argument(
+        "--masks",
+        action="store_true",
+        help="also write one binary PNG mask per frame (<name>_masks/)",
+    )
+    b.add_argument(
+        "--event-min-s",
+        type=float,
+        default=None,
+        help=f"a polyp event lasts at least this long, seconds (default: {ev.min_duration_s:g})",
+    )
+    b.add_argument(
+        "--event-gap-s",
+        type=float,
+        default=None,
+        help=f"detections this close, seconds, are one event (default: {ev.max_gap_s:g})",
+    )
     b.add_argument("--batch", type=int, default=4, help="frames per model call (default: 4)")
-    b.add_argument("--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)")
-    b.add_argument("--encoder-preset", default="veryfast",
-                   choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
-    b.add_argument("--model", type=Path, help="ONNX model with a polypvision contract (default: the shipped one)")
-    b.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
-                   help="onnxruntime execution provider (default: auto = CUDA when it really runs); "
-                   "Ray tasks without --gpus-per-task run on the CPU")
+    b.add_argument(
+        "--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)"
+    )
+    b.add_argument(
+        "--encoder-preset",
+        default="veryfast",
+        choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
+    )
+    b.add_argument(
+        "--model",
+        type=Path,
+        help="ONNX model with a polypvision contract (default: the shipped one)",
+    )
+    b.add_argument(
+        "--provider",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="onnxruntime execution provider (default: auto = CUDA when it really runs); "
+        "Ray tasks without --gpus-per-task run on the CPU",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress line")
     _add_overlay_args(b)
     b.set_defaults(func=cmd_batch)
 
-    r = sub.add_parser("report", help="write the HTML report of one annotate output (its --log file)")
+    r = sub.add_parser(
+        "report", help="write the HTML report of one annotate output (its --log file)"
+    )
     r.add_argument("log", type=Path, help="the per-frame log (.jsonl) written by annotate --log")
-    r.add_argument("-o", "--output", type=Path, default=None, help="report file (default: <log>.report.html)")
+    r.add_argument(
+        "-o", "--output", type=Path, default=None, help="report file (default: <log>.report.html)"
+    )
     r.add_argument("--video", type=Path, default=None, help="annotated video (default: <log>.mp4)")
     r.add_argument("--event-min-s", type=float, default=None)
     r.add_argument("--event-gap-s", type=float, default=None)
@@ -80,8 +152,10 @@ def _event_settings(args: argparse.Namespace):
     from polypvision.events import EventSettings
 
     base = EventSettings()
-    return EventSettings(base.min_duration_s if args.event_min_s is None else args.event_min_s,
-                         base.max_gap_s if args.event_gap_s is None else args.event_gap_s).validated()
+    return EventSettings(
+        base.min_duration_s if args.event_min_s is None else args.event_min_s,
+        base.max_gap_s if args.event_gap_s is None else args.event_gap_s,
+    ).validated()
 
 
 def _annotate_settings(args: argparse.Namespace, threads: int):
@@ -89,10 +163,22 @@ def _annotate_settings(args: argparse.Namespace, threads: int):
 
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
-    return AnnotateSettings(batch=args.batch, fps=args.fps, encoder_preset=args.encoder_preset,
-                            provider=args.provider, threads=threads, style=args.style, color=args.color,
-                            opacity=args.opacity, threshold=args.threshold, smooth_alpha=args.smooth_alpha,
-                            min_area=args.min_area, hud=args.hud, blackout=args.blackout, masks=args.masks)
+    return AnnotateSettings(
+        batch=args.batch,
+        fps=args.fps,
+        encoder_preset=args.encoder_preset,
+        provider=args.provider,
+        threads=threads,
+        style=args.style,
+        color=args.color,
+        opacity=args.opacity,
+        threshold=args.threshold,
+        smooth_alpha=args.smooth_alpha,
+        min_area=args.min_area,
+        hud=args.hud,
+        blackout=args.blackout,
+        masks=args.masks,
+    )
 
 
 def _check_model(path: Path, settings) -> None:
@@ -108,8 +194,10 @@ def _output_dir(out: Path, inp: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} is a file; give a folder for the batch's outputs")
     if inp.is_dir() and out.exists() and out.resolve() == inp.resolve():
-        raise OutputError(f"output folder {out} is the input folder; outputs would land beside (and could "
-                          "replace) the recordings: choose another folder")
+        raise OutputError(
+            f"output folder {out} is the input folder; outputs would land beside (and could "
+            "replace) the recordings: choose another folder"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -142,7 +230,9 @@ def make_engine(args: argparse.Namespace, workers: int, threads: int):
         try:
             env = json.loads(args.runtime_env)
         except ValueError:
-            raise UserError("--runtime-env must be a JSON object, e.g. '{\"env_vars\": {\"A\": \"1\"}}'") from None
+            raise UserError(
+                '--runtime-env must be a JSON object, e.g. \'{"env_vars": {"A": "1"}}\''
+            ) from None
     local_cpus = None if args.address else (args.workers * threads if args.workers else None)
     return RayEngine(args.address, threads, args.gpus_per_task, retries, local_cpus, env)
 
@@ -168,7 +258,7 @@ def _batch(args: argparse.Namespace) -> int:
     from polypvision.batch.discover import discover
     from polypvision.batch.run import INDEX, SUMMARY, default_sizing, machine_cores, run_batch
     from polypvision.batch.settings import JobContext, sha256_file
-    from polypvision.cli import resolve_model
+    from polypvision.model.registry import resolve_model
 
     _positive("--workers", args.workers)
     _positive("--threads", args.threads)
@@ -184,20 +274,36 @@ def _batch(args: argparse.Namespace) -> int:
     ctx = JobContext(out.resolve(), model.resolve(), sha256_file(model), settings, events)
     if not args.quiet:
         where = f"{workers} worker(s) x {threads} thread(s)" if engine.name == "local" else "Ray"
-        print(f"polypvision: {len(procedures)} procedure(s) from {args.input} -> {out} ({where})", file=sys.stderr)
+        print(
+            f"polypvision: {len(procedures)} procedure(s) from {args.input} -> {out} ({where})",
+            file=sys.stderr,
+        )
     try:
-        results = run_batch(procedures, ctx, engine, show_progress=not args.quiet, verbose=args.verbose,
-                            title=f"PolypVision batch: {args.input}")
+        results = run_batch(
+            procedures,
+            ctx,
+            engine,
+            show_progress=not args.quiet,
+            verbose=args.verbose,
+            title=f"PolypVision batch: {args.input}",
+        )
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; finished procedures are kept, the running ones left nothing under "
-                          f"their names ({out / SUMMARY} says which); run the same command again to resume") from None
+        raise Interrupted(
+            f"interrupted; finished procedures are kept, the running ones left nothing under "
+            f"their names ({out / SUMMARY} says which); run the same command again to resume"
+        ) from None
     failed = [r for r in results if not r.done]
-    print(f"{len(results) - len(failed)} of {len(results)} procedure(s) done "
-          f"({sum(r.status == 'skipped' for r in results)} already complete); "
-          f"summary: {out / SUMMARY}; reports: {out / INDEX}")
+    print(
+        f"{len(results) - len(failed)} of {len(results)} procedure(s) done "
+        f"({sum(r.status == 'skipped' for r in results)} already complete); "
+        f"summary: {out / SUMMARY}; reports: {out / INDEX}"
+    )
     if failed:
-        print(f"polypvision: {len(failed)} procedure(s) failed; their rows in {out / SUMMARY} say why",
-              file=sys.stderr)
+        print(
+            f"polypvision: {len(failed)} procedure(s) failed; their rows in {out / SUMMARY} say "
+            "why",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -205,6 +311,10 @@ def _batch(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from polypvision.report import report_from_log
 
-    settings = _event_settings(args) if (args.event_min_s is not None or args.event_gap_s is not None) else None
+    settings = (
+        _event_settings(args)
+        if (args.event_min_s is not None or args.event_gap_s is not None)
+        else None
+    )
     print(report_from_log(args.log, args.output, args.video, settings))
     return 0

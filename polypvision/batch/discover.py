@@ -17,8 +17,24 @@ from pathlib import Path, PurePosixPath
 from polypvision.errors import UserError
 from polypvision.sources.frames import IMAGE_EXTS
 
-VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg",
-                        ".ts", ".mts", ".m2ts", ".flv", ".3gp"})
+VIDEO_EXTS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".wmv",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".3gp",
+    }
+)
 LIST_EXTS = frozenset({".txt", ".lst", ".list"})
 
 
@@ -40,12 +56,19 @@ def _walk(root: Path, skip: Path | None) -> list[Path]:
     found: list[Path] = []
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and (skip is None or (here / d).resolve() != skip))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
+        )
         files.sort()
         if _has_images(files):
             found.append(here)
-        found.extend(here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTS)
+        found.extend(
+            here / f
+            for f in files
+            if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTS
+        )
     return found
 
 
@@ -53,8 +76,10 @@ def _read_list(path: Path) -> list[Path]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read the list of sources {path}: {exc}; give a folder or a UTF-8 text "
-                        "file with one video or frame folder per line") from None
+        raise UserError(
+            f"cannot read the list of sources {path}: {exc}; give a folder or a UTF-8 text "
+            "file with one video or frame folder per line"
+        ) from None
     out, seen = [], set()
     for line in text.splitlines():
         line = line.strip()
@@ -87,8 +112,11 @@ def _relative(sources: list[Path], base: Path) -> list[tuple[PurePosixPath, bool
     return rels
 
 
-def _disambiguate(sources: list[Path], rels: list[tuple[PurePosixPath, bool]]) -> list[PurePosixPath]:
-    """``case.mp4`` beside ``case.avi`` (or a frame folder ``case/``) would share outputs: name them apart."""
+def _disambiguate(
+    sources: list[Path], rels: list[tuple[PurePosixPath, bool]]
+) -> list[PurePosixPath]:
+    """``case.mp4`` beside ``case.avi`` (or a frame folder ``case/``) would share outputs:
+    name them apart."""
     counts = Counter(r for r, _ in rels)
     out: list[PurePosixPath] = []
     taken: set[PurePosixPath] = set()
@@ -108,7 +136,10 @@ def discover(input_path: Path, output_dir: Path | None = None) -> list[Procedure
     """The procedures under a folder (recursively) or named by a list file, in a stable order."""
     input_path = Path(input_path)
     if not input_path.exists():
-        raise UserError(f"input not found: {input_path}; give a folder of procedures or a text file listing them")
+        raise UserError(
+            f"input not found: {input_path}; give a folder of procedures or a text file listing "
+            "them"
+        )
     skip = output_dir.resolve() if output_dir is not None else None
     if input_path.is_dir():
         sources = _walk(input_path, skip)
@@ -120,8 +151,10 @@ def discover(input_path: Path, output_dir: Path | None = None) -> list[Procedure
         parents = [s.parent for s in sources]
         base = Path(os.path.commonpath(parents)) if parents else input_path.parent
     if not sources:
-        raise UserError(f"no videos or frame folders found in {input_path}; videos are recognised by their "
-                        f"extension ({', '.join(sorted(VIDEO_EXTS))})")
+        raise UserError(
+            f"no videos or frame folders found in {input_path}; videos are recognised by their "
+            f"extension ({', '.join(sorted(VIDEO_EXTS))})"
+        )
     rels = _disambiguate(sources, _relative(sources, base))
     labels = []
     for s in sources:
@@ -129,5 +162,7 @@ def discover(input_path: Path, output_dir: Path | None = None) -> list[Procedure
             labels.append(s.relative_to(base).as_posix() if input_path.is_dir() else str(s))
         except ValueError:
             labels.append(str(s))
-    return [Procedure(i, str(s), r, lab if lab not in ("", ".") else str(s))
-            for i, (s, r, lab) in enumerate(zip(sources, rels, labels))]
+    return [
+        Procedure(i, str(s), r, lab if lab not in ("", ".") else str(s))
+        for i, (s, r, lab) in enumerate(zip(sources, rels, labels))
+    ]

@@ -33,8 +33,14 @@ class Engine(Protocol):
 
 def lost_result(proc: Procedure, attempts: int, reason: str) -> ProcedureResult:
     """The result of a procedure whose worker died on every attempt."""
-    return ProcedureResult(proc.id, proc.label, proc.out_rel.as_posix(), FAILED, attempts=attempts,
-                           error=f"{reason} on every attempt ({attempts}); out of memory, or killed?")
+    return ProcedureResult(
+        proc.id,
+        proc.label,
+        proc.out_rel.as_posix(),
+        FAILED,
+        attempts=attempts,
+        error=f"{reason} on every attempt ({attempts}); out of memory, or killed?",
+    )
 
 
 def describe_exit(exitcode: int | None) -> str:

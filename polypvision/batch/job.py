@@ -69,8 +69,14 @@ def _segmenter(model_path: Path, settings: AnnotateSettings):
     return seg
 
 
-def annotate_procedure(source: str, out: OutputPaths, model_path: Path, settings: AnnotateSettings,
-                       sidecar_extra: dict[str, Any], progress: ProgressFn | None = None) -> AnnotateOutcome:
+def annotate_procedure(
+    source: str,
+    out: OutputPaths,
+    model_path: Path,
+    settings: AnnotateSettings,
+    sidecar_extra: dict[str, Any],
+    progress: ProgressFn | None = None,
+) -> AnnotateOutcome:
     """``polypvision annotate SOURCE -o <stem>.mp4 --log <stem>.jsonl [--masks <stem>_masks]``.
 
     The same sources, processor, sinks and two-phase commit as the command; the sidecar gets
@@ -100,7 +106,10 @@ def annotate_procedure(source: str, out: OutputPaths, model_path: Path, settings
             blackout = Blackout(fov) if fov is not None else None
         processor = make_processor(args, seg, blackout)
         info = src.info
-        sinks.video = VideoWriter(out.video, info.width, info.height, info.fps, preset=settings.encoder_preset)
+        assert info is not None  # opened above
+        sinks.video = VideoWriter(
+            out.video, info.width, info.height, info.fps, preset=settings.encoder_preset
+        )
         if masks is not None:
             sinks.masks = MaskWriter(masks, protect=(in_path, out.video, out.log))
         extra = dict(sidecar_extra)
@@ -119,7 +128,7 @@ def annotate_procedure(source: str, out: OutputPaths, model_path: Path, settings
     return AnnotateOutcome(report.frames, report.provider, list(report.warnings))
 
 
-# -- the job ----------------------------------------------------------------------------------------
+# -- the job ---------------------------------------------------------------------------------------
 def rss_mb() -> float:
     """Resident memory of this process now (Linux), else its peak."""
     try:
@@ -134,8 +143,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _fill(result: ProcedureResult, sidecar: dict[str, Any], records: list[dict[str, Any]],
-          events: EventSettings) -> list[PolypEvent]:
+def _fill(
+    result: ProcedureResult,
+    sidecar: dict[str, Any],
+    records: list[dict[str, Any]],
+    events: EventSettings,
+) -> list[PolypEvent]:
     """The summary figures, from the outputs themselves (the report uses the same function)."""
     from polypvision.report import figures
 
@@ -148,23 +161,33 @@ def _fill(result: ProcedureResult, sidecar: dict[str, Any], records: list[dict[s
     return found
 
 
-def _record_event_settings(paths: OutputPaths, sidecar: dict[str, Any], events: EventSettings) -> None:
+def _record_event_settings(
+    paths: OutputPaths, sidecar: dict[str, Any], events: EventSettings
+) -> None:
     """A complete procedure re-counted with another event definition: the sidecar says which one."""
     if event_settings_of(sidecar) == events and "events" in (sidecar.get("settings") or {}):
         return
-    from polypvision.batch.files import write_text_atomic
+    from polypvision.fileio import write_text
 
     sidecar.setdefault("settings", {})["events"] = events.to_dict()
-    write_text_atomic(paths.sidecar, json.dumps(sidecar, indent=2))
+    write_text(paths.sidecar, json.dumps(sidecar, indent=2))
 
 
 def _sidecar_extra(proc: Procedure, ctx: JobContext) -> dict[str, Any]:
-    return {"settings": {"events": ctx.events.to_dict()},
-            "batch": {"fingerprint": ctx.fingerprint, "model_sha256": ctx.model_sha256,
-                      "source": proc.label, "output": proc.out_rel.as_posix()}}
+    return {
+        "settings": {"events": ctx.events.to_dict()},
+        "batch": {
+            "fingerprint": ctx.fingerprint,
+            "model_sha256": ctx.model_sha256,
+            "source": proc.label,
+            "output": proc.out_rel.as_posix(),
+        },
+    }
 
 
-def run_job(proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None) -> ProcedureResult:
+def run_job(
+    proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None
+) -> ProcedureResult:
     """Bring one procedure's outputs and report up to date; a result whatever happens."""
     from polypvision.report import report_is_current, write_report
 
@@ -180,8 +203,14 @@ def run_job(proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None
         else:
             if state.reason != "not done yet":
                 log.info("%s: redoing (%s)", proc.label, state.reason)
-            outcome = annotate_procedure(proc.source, paths, ctx.model_path, ctx.settings,
-                                         _sidecar_extra(proc, ctx), progress)
+            outcome = annotate_procedure(
+                proc.source,
+                paths,
+                ctx.model_path,
+                ctx.settings,
+                _sidecar_extra(proc, ctx),
+                progress,
+            )
             result.warnings = outcome.warnings
             sidecar = json.loads(paths.sidecar.read_text(encoding="utf-8"))
             records = read_log(paths.log)
@@ -189,7 +218,9 @@ def run_job(proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None
         events = _fill(result, sidecar, records, ctx.events)
         _record_event_settings(paths, sidecar, ctx.events)
         if not report_is_current(paths.report, sidecar, ctx.events):
-            write_report(paths.report, paths.video, sidecar, records, events, ctx.events, proc.label)
+            write_report(
+                paths.report, paths.video, sidecar, records, events, ctx.events, proc.label
+            )
         result.report = Path(proc.out_rel.as_posix() + ".report.html").as_posix()
     except UserError as exc:
         _failed(result, str(exc))
@@ -197,7 +228,10 @@ def run_job(proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None
         where = f": {exc.filename}" if exc.filename else ""
         _failed(result, f"{exc.strerror or exc}{where}")
     except Exception as exc:  # a bug, or a library's complaint about this one input
-        _failed(result, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        _failed(
+            result,
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+        )
         result.detail = traceback.format_exc()
     result.processing_s = time.perf_counter() - t0
     result.worker_rss_mb = rss_mb()

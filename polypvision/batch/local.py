@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import DEFAULT_RETRIES, Listener, describe_exit, lost_result
@@ -36,7 +37,8 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 class _Sender:
-    """The job's progress callback in a worker: a message to the parent, at most every PROGRESS_EVERY_S."""
+    """The job's progress callback in a worker: a message to the parent,
+    at most every PROGRESS_EVERY_S."""
 
     def __init__(self, conn: Connection, pid: int) -> None:
         self.conn, self.pid, self._last = conn, pid, 0.0
@@ -77,22 +79,33 @@ class _Slot:
 class LocalEngine:
     name = "local"
 
-    def __init__(self, workers: int, threads: int | None, retries: int = DEFAULT_RETRIES,
-                 job: JobFn = run_job, poll_s: float = 0.5, start_method: str = "spawn") -> None:
+    def __init__(
+        self,
+        workers: int,
+        threads: int | None,
+        retries: int = DEFAULT_RETRIES,
+        job: JobFn = run_job,
+        poll_s: float = 0.5,
+        start_method: str = "spawn",
+    ) -> None:
         self.workers = max(1, workers)
         self.threads = threads
         self.retries = max(0, retries)
         self.job = job
         self.poll_s = poll_s
-        self._mp = mp.get_context(start_method)
+        self._mp: Any = mp.get_context(start_method)  # typeshed's BaseContext lacks Process
         self._started = 0
         self._startup_failures = 0
 
     def _spawn(self, ctx: JobContext) -> _Slot:
         parent, child = self._mp.Pipe()
         self._started += 1
-        p = self._mp.Process(target=_worker_main, args=(child, self.job, ctx, self.threads),
-                             name=f"pv-batch-{self._started}", daemon=True)
+        p = self._mp.Process(
+            target=_worker_main,
+            args=(child, self.job, ctx, self.threads),
+            name=f"pv-batch-{self._started}",
+            daemon=True,
+        )
         p.start()
         child.close()
         return _Slot(p, parent)
@@ -110,7 +123,10 @@ class LocalEngine:
                         s.attempt = attempts[s.task.id]
                         listener.started(s.task, s.attempt)
                         s.conn.send(s.task)
-                wait([s.conn for s in slots] + [s.process.sentinel for s in slots], timeout=self.poll_s)
+                wait(
+                    [s.conn for s in slots] + [s.process.sentinel for s in slots],
+                    timeout=self.poll_s,
+                )
                 for s in list(slots):
                     if self._drain(s, listener):
                         continue
@@ -150,9 +166,11 @@ class LocalEngine:
         if not s.heard and (s.process.exitcode or 0) > 0:
             self._startup_failures += 1
             if self._startup_failures >= MAX_STARTUP_FAILURES:
-                raise UserError(f"the worker processes exit as they start ({reason}); a script that calls "
-                                "polypvision's batch must guard its entry point with "
-                                "'if __name__ == \"__main__\":' (workers are spawned and import it)")
+                raise UserError(
+                    f"the worker processes exit as they start ({reason}); a script that calls "
+                    "polypvision's batch must guard its entry point with "
+                    "'if __name__ == \"__main__\":' (workers are spawned and import it)"
+                )
         with contextlib.suppress(OSError):
             s.conn.close()
         if s.task is None:

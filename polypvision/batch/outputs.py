@@ -117,7 +117,7 @@ def remove_partials(paths: OutputPaths) -> list[Path]:
     """
     folder = paths.stem.parent
     prefixes = tuple(f".{p.name}." for p in paths.finals())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -10,13 +10,15 @@ injected, so the arithmetic is tested without waiting.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from polypvision.batch.result import FAILED, OK, SKIPPED, ProcedureResult
+from polypvision.progress import Progress
+
+LOG_EVERY_S = 30.0  # the line's interval in a log (not a terminal)
 
 
 @dataclass
@@ -88,7 +90,9 @@ class RunProgress:
         if self.retries:
             parts.append(f"{self.retries} retried")
         eta = self.eta_s()
-        tail = f"{self.fps():.1f} frames/s" + (f", ETA {format_eta(eta)}" if eta is not None else "")
+        tail = f"{self.fps():.1f} frames/s" + (
+            f", ETA {format_eta(eta)}" if eta is not None else ""
+        )
         return ", ".join(parts) + " | " + tail
 
 
@@ -100,38 +104,34 @@ def format_eta(seconds: float) -> str:
 
 
 class ProgressDisplay:
-    """Writes the line to stderr: in place on a terminal, otherwise a line every ``every_s``."""
+    """The run's line on stderr (:mod:`polypvision.progress`): a tqdm bar with the line beside it on
+    a terminal, otherwise the line at most every ``every_s`` seconds and at the end."""
 
-    def __init__(self, state: RunProgress, enabled: bool = True, stream: TextIO | None = None,
-                 every_s: float | None = None) -> None:
+    def __init__(
+        self,
+        state: RunProgress,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        every_s: float | None = None,
+    ) -> None:
         self.state = state
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every_s = every_s if every_s is not None else (0.5 if self.tty else 30.0)
-        self._last: float | None = None
+        self.bar = Progress(
+            state.total,
+            unit="procedures",
+            stream=stream,
+            enabled=enabled,
+            every_s=every_s if every_s is not None else LOG_EVERY_S,
+            describe=state.line,
+            clock=state.clock,
+        )
 
     def show(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = self.state.clock()
-        if not force and self._last is not None and now - self._last < self.every_s:
-            return
-        self._last = now
-        text = self.state.line()
-        self.stream.write(f"\r\x1b[K{text}" if self.tty else text + "\n")
-        self.stream.flush()
+        self.bar.update_to(self.state.finished_count, force=force)
 
     def note(self, message: str) -> None:
         """A line of its own (a failure, a retry) without breaking the progress line."""
-        if not self.enabled:
-            return
-        self.stream.write(("\r\x1b[K" if self.tty else "") + message + "\n")
-        self.stream.flush()
-        self._last = None
+        self.bar.write(message)
 
     def close(self) -> None:
         self.show(force=True)
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close(last_line=False)

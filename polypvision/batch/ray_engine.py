@@ -32,6 +32,7 @@ from polypvision.batch.job import JobFn, apply_thread_budget, run_job, worker_id
 from polypvision.batch.result import ProcedureResult
 from polypvision.batch.settings import JobContext
 from polypvision.errors import UserError
+from polypvision.fileio import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,15 @@ def import_ray():
 
 
 def model_cache_dir() -> Path:
-    return Path(os.environ.get("POLYPVISION_MODEL_CACHE") or Path(tempfile.gettempdir()) / "polypvision-models")
+    return Path(
+        os.environ.get("POLYPVISION_MODEL_CACHE")
+        or Path(tempfile.gettempdir()) / "polypvision-models"
+    )
 
 
 def materialize_model(data: bytes, sha256: str) -> Path:
-    """The model's bytes as a local file named by digest (written once per node, temp then rename)."""
+    """The model's bytes as a local file named by digest (written once per node,
+    temp then rename)."""
     folder = model_cache_dir()
     path = folder / f"{sha256}.onnx"
     if path.is_file() and path.stat().st_size == len(data):
@@ -60,16 +65,7 @@ def materialize_model(data: bytes, sha256: str) -> Path:
     if hashlib.sha256(data).hexdigest() != sha256:
         raise UserError("the model received through Ray does not match its digest; run again")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_bytes(path, data)
 
 
 class _Board:
@@ -104,11 +100,15 @@ class _Reporter:
             self.board.update.remote(self.pid, done, total)
 
 
-def _ray_task(proc: Procedure, ctx: JobContext, model: bytes, job: JobFn, board: Any) -> ProcedureResult:
+def _ray_task(
+    proc: Procedure, ctx: JobContext, model: bytes, job: JobFn, board: Any
+) -> ProcedureResult:
     """Runs on a Ray worker: the model from the object store, the thread budget, the job."""
     import ray
 
-    ray.get(board.start.remote(proc.id))  # waited for: a worker killed right after still counts the attempt
+    ray.get(
+        board.start.remote(proc.id)
+    )  # waited for: a worker killed right after still counts the attempt
     apply_thread_budget(ctx.settings.threads)
     ctx = replace(ctx, model_path=materialize_model(model, ctx.model_sha256))
     return job(proc, ctx, _Reporter(board, proc.id))
@@ -117,9 +117,17 @@ def _ray_task(proc: Procedure, ctx: JobContext, model: bytes, job: JobFn, board:
 class RayEngine:
     name = "ray"
 
-    def __init__(self, address: str | None, threads: int | None, gpus_per_task: float = 0.0,
-                 retries: int = DEFAULT_RETRIES, local_cpus: int | None = None,
-                 runtime_env: dict[str, Any] | None = None, job: JobFn = run_job, poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        address: str | None,
+        threads: int | None,
+        gpus_per_task: float = 0.0,
+        retries: int = DEFAULT_RETRIES,
+        local_cpus: int | None = None,
+        runtime_env: dict[str, Any] | None = None,
+        job: JobFn = run_job,
+        poll_s: float = 0.5,
+    ) -> None:
         self.address = address
         self.threads = threads or 1
         self.gpus = max(0.0, gpus_per_task)
@@ -130,8 +138,11 @@ class RayEngine:
         self.poll_s = poll_s
 
     def _init(self, ray) -> None:
-        kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
-                                  "include_dashboard": False}
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+            "include_dashboard": False,
+        }
         if self.runtime_env:
             kwargs["runtime_env"] = self.runtime_env
         if self.address:
@@ -152,10 +163,18 @@ class RayEngine:
         try:
             ident = ray.get(ray.remote(num_cpus=0)(worker_identity).remote(), timeout=300)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"the Ray workers cannot run polypvision ({first}); {RAY_HINT}") from None
+            first = (
+                str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+            )
+            raise UserError(
+                f"the Ray workers cannot run polypvision ({first}); {RAY_HINT}"
+            ) from None
         if ident.get("polypvision") != __version__:
-            log.warning("Ray workers run polypvision %s, this driver %s", ident.get("polypvision"), __version__)
+            log.warning(
+                "Ray workers run polypvision %s, this driver %s",
+                ident.get("polypvision"),
+                __version__,
+            )
 
     def _worker_context(self, ctx: JobContext) -> JobContext:
         provider = ctx.settings.provider if self.gpus > 0 else "cpu"
@@ -171,8 +190,12 @@ class RayEngine:
             self._check_workers(ray)
             board = ray.remote(num_cpus=0)(_Board).remote()
             model_ref = ray.put(Path(ctx.model_path).read_bytes())
-            task = ray.remote(_ray_task).options(num_cpus=self.threads, num_gpus=self.gpus,
-                                                 max_retries=self.retries, retry_exceptions=False)
+            task = ray.remote(_ray_task).options(
+                num_cpus=self.threads,
+                num_gpus=self.gpus,
+                max_retries=self.retries,
+                retry_exceptions=False,
+            )
             wctx = self._worker_context(ctx)
             refs = {task.remote(p, wctx, model_ref, self.job, board): p for p in procedures}
             self._collect(ray, refs, board, listener)
@@ -191,7 +214,9 @@ class RayEngine:
         attempts: dict[int, int] = {}
         by_id = {p.id: p for p in refs.values()}
         while refs:
-            done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=self.poll_s, fetch_local=False)
+            done, _ = ray.wait(
+                list(refs), num_returns=len(refs), timeout=self.poll_s, fetch_local=False
+            )
             news = ray.get(board.take.remote())
             attempts.update(news["attempts"])
             for pid, attempt in news["starts"]:

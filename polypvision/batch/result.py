@@ -36,19 +36,32 @@ class ProcedureResult:
 
     @property
     def fps(self) -> float:
-        return self.frames_out / self.processing_s if self.status == OK and self.processing_s > 0 else 0.0
+        return (
+            self.frames_out / self.processing_s
+            if self.status == OK and self.processing_s > 0
+            else 0.0
+        )
 
     def row(self) -> dict[str, Any]:
         """The summary.csv row: the issue's columns first, then the ones that help find things."""
         d = asdict(self)
         return {
-            "path": d["path"], "frames_in": "" if d["frames_in"] is None else d["frames_in"],
-            "frames_out": d["frames_out"], "unreadable_frames": d["unreadable_frames"],
-            "duration_s": round(d["duration_s"], 3), "frames_with_polyp": d["frames_with_polyp"],
-            "polyp_events": d["polyp_events"], "status": d["status"], "error": d["error"],
-            "output": d["output"], "report": d["report"], "attempts": d["attempts"],
-            "processing_s": round(d["processing_s"], 2), "fps": round(self.fps, 2),
-            "provider": d["provider"], "worker_rss_mb": round(d["worker_rss_mb"], 1),
+            "path": d["path"],
+            "frames_in": "" if d["frames_in"] is None else d["frames_in"],
+            "frames_out": d["frames_out"],
+            "unreadable_frames": d["unreadable_frames"],
+            "duration_s": round(d["duration_s"], 3),
+            "frames_with_polyp": d["frames_with_polyp"],
+            "polyp_events": d["polyp_events"],
+            "status": d["status"],
+            "error": d["error"],
+            "output": d["output"],
+            "report": d["report"],
+            "attempts": d["attempts"],
+            "processing_s": round(d["processing_s"], 2),
+            "fps": round(self.fps, 2),
+            "provider": d["provider"],
+            "worker_rss_mb": round(d["worker_rss_mb"], 1),
         }
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import Engine
-from polypvision.batch.files import write_text_atomic
 from polypvision.batch.progress import ProgressDisplay, RunProgress
 from polypvision.batch.result import COLUMNS, FAILED, NOT_RUN, ProcedureResult
 from polypvision.batch.settings import JobContext
+from polypvision.fileio import write_text
 from polypvision.report import render_index
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ def machine_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_sizing(cores: int, threads: int | None = None, workers: int | None = None) -> tuple[int, int]:
+def default_sizing(
+    cores: int, threads: int | None = None, workers: int | None = None
+) -> tuple[int, int]:
     """Workers and threads per worker that fill the machine without oversubscribing it.
 
     One thread per worker: annotate already overlaps decode, model and encode in threads of
@@ -65,7 +67,9 @@ class Book:
         for p in self.procedures:
             r = self.results.get(p.id)
             if r is None and final:
-                r = ProcedureResult(p.id, p.label, p.out_rel.as_posix(), NOT_RUN, error=note, attempts=0)
+                r = ProcedureResult(
+                    p.id, p.label, p.out_rel.as_posix(), NOT_RUN, error=note, attempts=0
+                )
             if r is not None:
                 out.append(r)
         return out
@@ -76,12 +80,14 @@ class Book:
         w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-        write_text_atomic(self.output_dir / SUMMARY, buf.getvalue())
-        write_text_atomic(self.output_dir / INDEX, render_index(rows, title=self.title))
+        write_text(self.output_dir / SUMMARY, buf.getvalue())
+        write_text(self.output_dir / INDEX, render_index(rows, title=self.title))
 
 
 class _Listener:
-    def __init__(self, state: RunProgress, display: ProgressDisplay, book: Book, verbose: bool) -> None:
+    def __init__(
+        self, state: RunProgress, display: ProgressDisplay, book: Book, verbose: bool
+    ) -> None:
         self.state, self.display, self.book, self.verbose = state, display, book, verbose
 
     def started(self, proc: Procedure, attempt: int) -> None:
@@ -109,9 +115,16 @@ class _Listener:
         self.display.show()
 
 
-def run_batch(procedures: Sequence[Procedure], ctx: JobContext, engine: Engine, *, show_progress: bool = True,
-              verbose: bool = False, clock: Callable[[], float] = time.monotonic,
-              title: str = "PolypVision batch") -> list[ProcedureResult]:
+def run_batch(
+    procedures: Sequence[Procedure],
+    ctx: JobContext,
+    engine: Engine,
+    *,
+    show_progress: bool = True,
+    verbose: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+    title: str = "PolypVision batch",
+) -> list[ProcedureResult]:
     """Run every procedure through the engine; the results in procedure order."""
     state = RunProgress(len(procedures), clock)
     display = ProgressDisplay(state, enabled=show_progress)
@@ -120,7 +133,10 @@ def run_batch(procedures: Sequence[Procedure], ctx: JobContext, engine: Engine, 
         engine.run(procedures, ctx, _Listener(state, display, book, verbose))
     except BaseException as exc:
         display.close()
-        book.write(final=True, note="interrupted" if isinstance(exc, KeyboardInterrupt) else "the run stopped")
+        book.write(
+            final=True,
+            note="interrupted" if isinstance(exc, KeyboardInterrupt) else "the run stopped",
+        )
         raise
     display.close()
     book.write(final=True, note="the engine never returned a result")

@@ -41,15 +41,24 @@ class AnnotateSettings:
             d.pop(k)
         return d
 
-    def namespace(self, source: str, model: Path, output: Path, log: Path,
-                  masks: Path | None) -> argparse.Namespace:
+    def namespace(
+        self, source: str, model: Path, output: Path, log: Path, masks: Path | None
+    ) -> argparse.Namespace:
         """The argument namespace ``polypvision annotate`` would have parsed for these settings."""
-        return argparse.Namespace(input=source, output=output, log=log, masks=masks, model=model,
-                                  quiet=True, **{k: v for k, v in asdict(self).items() if k != "masks"})
+        return argparse.Namespace(
+            input=source,
+            output=output,
+            log=log,
+            masks=masks,
+            model=model,
+            quiet=True,
+            **{k: v for k, v in asdict(self).items() if k != "masks"},
+        )
 
 
 def fingerprint(model_sha256: str, settings: AnnotateSettings) -> str:
-    """Identifies the outputs one model and one set of settings make; a re-run with another redoes."""
+    """Identifies the outputs one model and one set of settings make;
+    a re-run with another redoes."""
     doc = json.dumps({"model": model_sha256, "settings": settings.output_key()}, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()[:16]
 

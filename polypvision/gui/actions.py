@@ -59,8 +59,14 @@ class Actions:
                 act.setChecked(on)
 
 
-def _act(win: QMainWindow, menu: QMenu, text: str, keys: str | QKeySequence.StandardKey | None = None,
-         checkable: bool = False, extra: tuple[str, ...] = ()) -> QAction:
+def _act(
+    win: QMainWindow,
+    menu: QMenu,
+    text: str,
+    keys: str | QKeySequence.StandardKey | None = None,
+    checkable: bool = False,
+    extra: tuple[str, ...] = (),
+) -> QAction:
     a = QAction(text, win)
     seqs = [QKeySequence(keys)] if keys is not None else []
     seqs += [QKeySequence(k) for k in extra]
@@ -104,15 +110,41 @@ def build_actions(win: QMainWindow) -> Actions:
     h = mb.addMenu("&Help")
     shortcuts = _act(win, h, "Keyboard shortcuts")
     about = _act(win, h, "About PolypVision")
-    shortcuts.triggered.connect(lambda: QMessageBox.information(win, "Keyboard shortcuts", SHORTCUTS))
+    shortcuts.triggered.connect(
+        lambda: QMessageBox.information(win, "Keyboard shortcuts", SHORTCUTS)
+    )
     about.triggered.connect(lambda: QMessageBox.about(win, "About PolypVision", _about_text()))
-    return Actions(open_file, open_folder, open_device, open_stream, recent, export, output_dir, snapshot, quit_, play,
-                   back, forward, next_detection, scan, loop, overlay, hud, alert, fullscreen, sync, record, shortcuts,
-                   about)
+    return Actions(
+        open_file,
+        open_folder,
+        open_device,
+        open_stream,
+        recent,
+        export,
+        output_dir,
+        snapshot,
+        quit_,
+        play,
+        back,
+        forward,
+        next_detection,
+        scan,
+        loop,
+        overlay,
+        hud,
+        alert,
+        fullscreen,
+        sync,
+        record,
+        shortcuts,
+        about,
+    )
 
 
 def _about_text() -> str:
     from polypvision import __version__
 
-    return (f"PolypVision {__version__}\nReal-time polyp segmentation on colonoscopy video.\n"
-            "Research software, not a medical device.")
+    return (
+        f"PolypVision {__version__}\nReal-time polyp segmentation on colonoscopy video.\n"
+        "Research software, not a medical device."
+    )

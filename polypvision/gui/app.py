@@ -1,4 +1,5 @@
-"""Entry point of the desktop app: ``polypvision`` (no arguments) and ``polypvision gui [SOURCE]``."""
+"""Entry point of the desktop app: ``polypvision``
+(no arguments) and ``polypvision gui [SOURCE]``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from polypvision.sources import source_kind
 log = logging.getLogger(__name__)
 
 
-def create_window(source: str | None = None, model: str | os.PathLike[str] | None = None,
-                  provider: str = "auto", settings: AppSettings | None = None) -> MainWindow:
+def create_window(
+    source: str | None = None,
+    model: str | os.PathLike[str] | None = None,
+    provider: str = "auto",
+    settings: AppSettings | None = None,
+) -> MainWindow:
     """Build the window and start loading the model and the source (both on worker threads)."""
     settings = settings or AppSettings()
     if provider == "auto":  # the default: the provider picked in the window last time wins
@@ -31,10 +36,13 @@ def create_window(source: str | None = None, model: str | os.PathLike[str] | Non
         model = remembered  # the model the user picked last time
     win.load_model(Path(model) if model is not None else None, provider)
     spec = str(source) if source else "builtin:demo"
-    if source_kind(spec) == "demo":  # the demo is a showcase: keep it playing (without saving that as a setting)
+    if (
+        source_kind(spec) == "demo"
+    ):  # the demo is a showcase: keep it playing (without saving that as a setting)
         win.transport.loop_box.blockSignals(True)
         win.transport.loop_box.setChecked(True)
         win.transport.loop_box.blockSignals(False)
+        win.session.set_loop(True)
     win.open_source(spec)
     return win
 
@@ -70,8 +78,9 @@ def install_stop_signals(win: MainWindow) -> StopSignals:
     return StopSignals(win)
 
 
-def run_app(source: str | None = None, model: str | os.PathLike[str] | None = None,
-            provider: str = "auto") -> int:
+def run_app(
+    source: str | None = None, model: str | os.PathLike[str] | None = None, provider: str = "auto"
+) -> int:
     """Open the main window and run until it is closed; returns the exit status."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG)

@@ -39,18 +39,13 @@ class Bridge(QObject):
         callback(value)
 
 
-def describe_error(exc: BaseException) -> str:
-    """The one line a user sees: UserError messages as written, anything else with its type."""
-    from polypvision.errors import UserError
-
-    if isinstance(exc, UserError):
-        return str(exc)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def run_async(bridge: Bridge, name: str, fn: Callable[[], Any], on_done: Callable[[Any], None],
-              on_error: Callable[[BaseException], None]) -> threading.Thread:
+def run_async(
+    bridge: Bridge,
+    name: str,
+    fn: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+) -> threading.Thread:
     """Run ``fn`` on a named daemon thread; deliver its result or exception in the GUI thread.
 
     Opening a stream or loading a model can take seconds; doing it here keeps the window

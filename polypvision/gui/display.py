@@ -3,49 +3,45 @@
 Every picture the pipeline hands over is shown the moment it arrives (the runner's
 ``on_frame`` becomes a queued Qt signal, at most one pending), so the video keeps the
 source's rate and the overlay's slower rate never holds it back. A slower timer refreshes the
-stats, the position, the live-signal banner and the recording indicator, and logs the
-figures (``polypvision -v gui``) at least every ``LOG_EVERY_S``.
+stats, the position, the timeline and the recording indicator, and logs the figures
+(``polypvision -v gui``) at least every ``LOG_EVERY_S``. (A lost live signal is the session
+controller's to notice: :meth:`polypvision.viewer.controller.SessionController.poll`.)
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from PySide6.QtWidgets import QApplication
 
-from polypvision.gui.alert import AppearanceAlert
-from polypvision.gui.player import Player
 from polypvision.gui.record_bar import RecordBar
 from polypvision.gui.transport import TransportBar
 from polypvision.gui.video_view import VideoView
 from polypvision.pipeline.stats import format_stats
+from polypvision.viewer.alert import AppearanceAlert
+from polypvision.viewer.player import Player
 
 log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 0.25
 LOG_EVERY_S = 5.0  # scripts expect a stats line at least every 10 s
-LOST = ("signal lost", "reconnecting", "failed")
 
 
 class Display:
-    """Owns what is refreshed: frame, HUD, alert, live-signal banner, position, REC."""
+    """Owns what is refreshed: frame, HUD, alert, position, timeline, REC."""
 
-    def __init__(self, view: VideoView, transport: TransportBar, record_bar: RecordBar,
-                 message: Callable[[str, int], None]) -> None:
-        self.view, self.transport, self.record_bar, self.message = view, transport, record_bar, message
+    def __init__(self, view: VideoView, transport: TransportBar, record_bar: RecordBar) -> None:
+        self.view, self.transport, self.record_bar = view, transport, record_bar
         self.alert = AppearanceAlert()
         self.alert_enabled = False
         self._alerted = None  # the overlay the alert last looked at
         self._last_stats = 0.0
         self._last_log = time.perf_counter()
-        self._live_state = "ok"
 
     def reset(self) -> None:
-        """A new player: forget what was shown and the live state."""
+        """A new player: forget what was shown."""
         self._alerted = None
-        self._live_state = "ok"
         self.alert.reset()
 
     def show_newest(self, p: Player) -> None:
@@ -66,34 +62,25 @@ class Display:
     def tick(self, p: Player) -> bool:
         """One timer refresh; True when the slower stats/labels were updated this time."""
         now = time.perf_counter()
-        if p.info.live:
-            self._live_status(p)
-        self.transport.show_position(p.runner.position, p.info.frame_count, p.runner.paused, p.info.live)
+        self.transport.show_position(
+            p.runner.position, p.info.frame_count, p.runner.paused, p.info.live
+        )
         if now - self._last_stats < STATS_EVERY_S:
             return False
         self._last_stats = now
         lines = format_stats(p.stats())
         self.view.hud_lines = lines
         self.view.update()
+        self.transport.show_events()
         if now - self._last_log >= LOG_EVERY_S:
             self._last_log = now
             log.info("%s", " | ".join(lines))
         # The HUD on the video carries the figures; the bar repeats them only when it is off.
         self.record_bar.show_stats(None if self.view.show_hud else lines)
         rec = p.recorder
-        # A failed recording is stopped by the window at once (MainWindow._tick): no timer keeps
-        # counting over a file that is no longer growing.
-        self.record_bar.show_recording(rec.elapsed_s if rec is not None and rec.error is None else None)
+        # A failed recording is stopped at once (SessionController.poll): no timer keeps counting
+        # over a file that is no longer growing.
+        self.record_bar.show_recording(
+            rec.elapsed_s if rec is not None and rec.error is None else None
+        )
         return True
-
-    def _live_status(self, p: Player) -> None:
-        state = p.runner.status()
-        if state == self._live_state or (state in LOST and self._live_state in LOST):
-            return
-        self._live_state = state
-        if state in LOST:
-            self.view.set_banner("SIGNAL LOST \u2014 reconnecting\u2026")
-            self.message(f"{p.info.description}: signal lost; reconnecting\u2026", 0)
-        elif state == "ok":
-            self.view.set_banner("")
-            self.message(f"{p.info.description}: signal back", 5000)

@@ -23,18 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from polypvision.model.registry import shipped_models
+from polypvision.viewer.labels import provider_text
 
 PROVIDERS = ("auto", "cuda", "cpu")
 WARN_STYLE = "color: #8a4b00; background: #ffe8b0; border: 1px solid #e0a030; padding: 3px;"
-
-
-def provider_text(asked: str, report) -> tuple[str, bool]:
-    """The provider line, and whether it is a warning (CUDA asked for, CPU running)."""
-    if report is None:
-        return "no model loaded", False
-    if asked in ("auto", "cuda") and report.name != "CUDA":
-        return f"\u26a0 Running on CPU: {report.reason}", True
-    return f"Running on {report.name}", False
 
 
 class ModelPanel(QGroupBox):
@@ -44,7 +36,9 @@ class ModelPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model", parent)
         self.combo = QComboBox()
-        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.combo.setMinimumContentsLength(10)
         self.combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.browse = QPushButton("Other\u2026")
@@ -71,7 +65,9 @@ class ModelPanel(QGroupBox):
 
         self.browse.clicked.connect(self._browse)
         self.combo.activated.connect(self._picked)
-        self.provider.activated.connect(lambda i: self.provider_chosen.emit(self.provider.itemText(i)))
+        self.provider.activated.connect(
+            lambda i: self.provider_chosen.emit(self.provider.itemText(i))
+        )
         self.populate()
 
     def populate(self, current: Path | None = None, extra: list[Path] | None = None) -> None:
@@ -98,8 +94,10 @@ class ModelPanel(QGroupBox):
         self.provider_label.setToolTip(str(segmenter.report) if segmenter else "")
         if segmenter is not None:
             c = segmenter.contract
-            self.info_label.setText(f"{c.name}: {c.input.width}x{c.input.height} input, "
-                                    f"threshold {c.output.threshold:.2f}")
+            self.info_label.setText(
+                f"{c.name}: {c.input.width}x{c.input.height} input, "
+                f"threshold {c.output.threshold:.2f}"
+            )
             self.populate(segmenter.path)
 
     def show_loading(self, path: Path) -> None:
@@ -112,6 +110,8 @@ class ModelPanel(QGroupBox):
             self.model_chosen.emit(Path(data))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an ONNX model", str(Path.cwd()), "ONNX models (*.onnx)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose an ONNX model", str(Path.cwd()), "ONNX models (*.onnx)"
+        )
         if path:
             self.model_chosen.emit(Path(path))

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from polypvision.gui.player import OverlaySettings
+from polypvision.viewer.overlay_settings import OverlaySettings
 
 
 def _slider(lo: int, hi: int, tip: str) -> QSlider:
@@ -42,19 +42,34 @@ class OverlayPanel(QGroupBox):
         self.settings = OverlaySettings()
         self.model_threshold = 0.5
         self.enabled_box = QCheckBox("Show overlay (O)")
-        self.fill_box, self.contour_box, self.box_box = QCheckBox("Fill"), QCheckBox("Contour"), QCheckBox("Box")
+        self.fill_box, self.contour_box, self.box_box = (
+            QCheckBox("Fill"),
+            QCheckBox("Contour"),
+            QCheckBox("Box"),
+        )
         self.color_btn = QPushButton()
         self.color_btn.setToolTip("Overlay colour")
         self.color_btn.setFixedWidth(64)
         self.opacity = _slider(0, 100, "Fill opacity")
-        self.threshold = _slider(5, 95, "Probability threshold: lower finds more, with more false alarms")
+        self.threshold = _slider(
+            5, 95, "Probability threshold: lower finds more, with more false alarms"
+        )
         self.threshold_label = QLabel()
         self.model_thr_btn = QPushButton("Model's")
         self.model_thr_btn.setToolTip("Use the threshold the model was validated with")
-        self.smoothing = _slider(0, 100, "Temporal smoothing: 0 = none (may flicker), more = steadier, slower to react")
+        self.smoothing = _slider(
+            0, 100, "Temporal smoothing: 0 = none (may flicker), more = steadier, slower to react"
+        )
         self.alert_box = QCheckBox("Alert on a new polyp (beep + flash)")
-        for w in (self.enabled_box, self.fill_box, self.contour_box, self.box_box, self.color_btn,
-                  self.model_thr_btn, self.alert_box):
+        for w in (
+            self.enabled_box,
+            self.fill_box,
+            self.contour_box,
+            self.box_box,
+            self.color_btn,
+            self.model_thr_btn,
+            self.alert_box,
+        ):
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
         styles = QHBoxLayout()
@@ -87,8 +102,15 @@ class OverlayPanel(QGroupBox):
 
     # -- in -----------------------------------------------------------------------------------
     def set_settings(self, s: OverlaySettings) -> None:
-        widgets = (self.enabled_box, self.fill_box, self.contour_box, self.box_box, self.opacity,
-                   self.threshold, self.smoothing)
+        widgets = (
+            self.enabled_box,
+            self.fill_box,
+            self.contour_box,
+            self.box_box,
+            self.opacity,
+            self.threshold,
+            self.smoothing,
+        )
         for w in widgets:
             w.blockSignals(True)
         self.enabled_box.setChecked(s.enabled)
@@ -97,7 +119,9 @@ class OverlayPanel(QGroupBox):
         self.box_box.setChecked(s.box)
         self.opacity.setValue(round(s.opacity * 100))
         self._user_threshold = s.threshold is not None
-        self.threshold.setValue(round((s.threshold if s.threshold is not None else self.model_threshold) * 100))
+        self.threshold.setValue(
+            round((s.threshold if s.threshold is not None else self.model_threshold) * 100)
+        )
         self.smoothing.setValue(round(s.smoothing * 100))
         for w in widgets:
             w.blockSignals(False)
@@ -141,7 +165,9 @@ class OverlayPanel(QGroupBox):
 
     def _show_color(self, bgr: tuple[int, int, int]) -> None:
         b, g, r = bgr
-        self.color_btn.setStyleSheet(f"background-color: rgb({r},{g},{b}); border: 1px solid #888; min-height: 18px;")
+        self.color_btn.setStyleSheet(
+            f"background-color: rgb({r},{g},{b}); border: 1px solid #888; min-height: 18px;"
+        )
 
     def _update_labels(self) -> None:
         t = self.threshold.value() / 100
@@ -152,10 +178,14 @@ class OverlayPanel(QGroupBox):
     def _emit(self, *_: object) -> None:
         t = self.threshold.value() / 100
         self.settings = OverlaySettings(
-            enabled=self.enabled_box.isChecked(), fill=self.fill_box.isChecked(),
-            contour=self.contour_box.isChecked(), box=self.box_box.isChecked(), color=self.settings.color,
+            enabled=self.enabled_box.isChecked(),
+            fill=self.fill_box.isChecked(),
+            contour=self.contour_box.isChecked(),
+            box=self.box_box.isChecked(),
+            color=self.settings.color,
             opacity=self.opacity.value() / 100,
             threshold=t if self._user_threshold and abs(t - self.model_threshold) > 1e-6 else None,
-            smoothing=self.smoothing.value() / 100)
+            smoothing=self.smoothing.value() / 100,
+        )
         self._update_labels()
         self.changed.emit(self.settings)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from polypvision.gui.player import OverlaySettings
+from polypvision.viewer.overlay_settings import OverlaySettings
 
 ORG, APP = "PolypVision", "PolypVision"
 
@@ -88,7 +88,8 @@ class AppSettings:
         self.q.setValue("overlay/settings", json.dumps(asdict(s)))
 
     def output_dir(self) -> Path:
-        """Where recordings, snapshots and exports go: the user's choice, else ~/Videos/PolypVision."""
+        """Where recordings, snapshots and exports go: the user's choice,
+        else ~/Videos/PolypVision."""
         v = self.get_str("output/dir")
         if v and Path(v).is_dir():
             return Path(v)

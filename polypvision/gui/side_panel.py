@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBox
 
 from polypvision.gui.model_panel import ModelPanel
 from polypvision.gui.overlay_panel import OverlayPanel
-from polypvision.gui.source_dialogs import granted_text
 from polypvision.types import SourceInfo
+from polypvision.viewer.source_choices import granted_text
 
 WIDTH = 340
 
@@ -40,4 +40,5 @@ class SidePanel(QScrollArea):
             f"{info.description}\n{info.width}x{info.height} @ {info.fps:g} fps"
             + (f", {info.frame_count} frames" if info.frame_count else "")
             + (" (live)" if info.live else "")
-            + (f"\ngranted: {granted}" if granted else ""))
+            + (f"\ngranted: {granted}" if granted else "")
+        )

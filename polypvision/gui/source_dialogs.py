@@ -1,16 +1,11 @@
-"""Choosing a source: capture-device and stream-URL dialogs, and the recent-sources list.
+"""Choosing a source: the capture-device and stream-URL dialogs and the File menu's entries.
 
-A capture card is asked for a resolution and frame rate; what it actually granted is only
-known once it is open, so the window shows the granted format beside the source name and the
-device dialog shows what each device granted last time.
+The choices themselves (requests, formats, what a device granted, the recent list) are
+:mod:`polypvision.viewer.source_choices`.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -24,80 +19,24 @@ from PySide6.QtWidgets import (
 )
 
 from polypvision.sources import list_capture_devices, source_kind
-
-SIMULATED = "synthetic:live"
-RESOLUTIONS = ("device default", "640x480", "1280x720", "1920x1080", "3840x2160")
-FRAME_RATES = ("device default", "25", "30", "50", "60")
-FOURCCS = ("device default", "MJPG", "YUYV", "H264")
-MAX_RECENT = 10
-
-
-@dataclass(frozen=True)
-class DeviceRequest:
-    spec: str
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None
-
-    def kwargs(self) -> dict:
-        """Each choice on its own; None keeps the device's default for that one."""
-        return {"width": self.width, "height": self.height, "fps": self.fps, "fourcc": self.fourcc}
-
-
-def device_name(dev: str) -> str:
-    """The driver's name for /dev/videoN (e.g. the capture card's model), if sysfs has it."""
-    name = Path("/sys/class/video4linux") / Path(dev).name / "name"
-    try:
-        return name.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
-
-
-def parse_v4l2_formats(text: str) -> list[tuple[str, int, int, float]]:
-    """(fourcc, width, height, fps) rows from ``v4l2-ctl --list-formats-ext`` output."""
-    rows: list[tuple[str, int, int, float]] = []
-    fourcc, size = "", None
-    for line in text.splitlines():
-        if m := re.search(r"\[\d+\]: '(\w+)'", line):
-            fourcc, size = m.group(1), None
-        elif m := re.search(r"Size: \w+ (\d+)x(\d+)", line):
-            size = (int(m.group(1)), int(m.group(2)))
-        elif (m := re.search(r"\(([\d.]+) fps\)", line)) and size and fourcc:
-            rows.append((fourcc, size[0], size[1], float(m.group(1))))
-    return rows
-
-
-def device_formats(dev: str) -> list[tuple[str, int, int, float]]:
-    """What a V4L2 device offers, if v4l2-ctl is installed (OpenCV cannot list formats)."""
-    tool = shutil.which("v4l2-ctl")
-    if tool is None or not dev.startswith("/dev/"):
-        return []
-    try:
-        out = subprocess.run([tool, "-d", dev, "--list-formats-ext"], capture_output=True, text=True,
-                             timeout=3, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return parse_v4l2_formats(out)
-
-
-def granted_text(extra: dict) -> str:
-    """'1280x720 @ 30 fps MJPG' from SourceInfo.extra, or '' if the source reports none."""
-    if not extra or "granted_width" not in extra:
-        return ""
-    fps = float(extra.get("granted_fps") or 0.0)
-    text = f"{extra['granted_width']}x{extra['granted_height']}"
-    if fps:
-        text += f" @ {fps:g} fps"
-    if extra.get("granted_fourcc"):
-        text += f" {extra['granted_fourcc']}"
-    return text
+from polypvision.viewer.source_choices import (
+    FOURCCS,
+    FRAME_RATES,
+    RESOLUTIONS,
+    SIMULATED,
+    DeviceRequest,
+    device_formats,
+    device_name,
+    recent_label,
+)
 
 
 class DeviceDialog(QDialog):
     """Lists /dev/video* (plus a simulated capture card) with a requested format."""
 
-    def __init__(self, last_granted: dict[str, str] | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, last_granted: dict[str, str] | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect capture device")
         self.last_granted = last_granted or {}
@@ -122,7 +61,9 @@ class DeviceDialog(QDialog):
         form.addRow("Last granted", self.granted)
         note = QLabel("The device may grant a different format; the window shows what it granted.")
         note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Connect")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -143,8 +84,11 @@ class DeviceDialog(QDialog):
         self._fill(self.resolution, [f"{w}x{h}" for w, h in sizes] or list(RESOLUTIONS[1:]))
         self._fill(self.fps, [f"{r:g}" for r in rates] or list(FRAME_RATES[1:]))
         self._fill(self.fourcc, codes or list(FOURCCS[1:]))
-        self.offered.setText(f"{len(sizes)} sizes, {', '.join(codes)}, up to {rates[0]:g} fps" if rows
-                             else "unknown (install v4l-utils to list formats)")
+        self.offered.setText(
+            f"{len(sizes)} sizes, {', '.join(codes)}, up to {rates[0]:g} fps"
+            if rows
+            else "unknown (install v4l-utils to list formats)"
+        )
 
     @staticmethod
     def _fill(combo: QComboBox, items: list[str]) -> None:
@@ -169,11 +113,15 @@ class StreamDialog(QDialog):
         self.url.setEditable(True)
         self.url.addItems([r for r in (recent or []) if source_kind(r) == "stream"])
         self.url.setCurrentText("")
-        self.url.lineEdit().setPlaceholderText("rtsp://host:554/stream  or  udp://@:5000  or  http://\u2026")
+        self.url.lineEdit().setPlaceholderText(
+            "rtsp://host:554/stream  or  udp://@:5000  or  http://\u2026"
+        )
         self.url.setMinimumWidth(420)
         self.error = QLabel("")
         self.error.setStyleSheet("color: #b00020;")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._check)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
@@ -187,24 +135,11 @@ class StreamDialog(QDialog):
 
     def _check(self) -> None:
         if source_kind(self.value()) != "stream":
-            self.error.setText("That is not a stream URL; it must start with rtsp://, udp://, http:// \u2026")
+            self.error.setText(
+                "That is not a stream URL; it must start with rtsp://, udp://, http:// \u2026"
+            )
             return
         self.accept()
-
-
-def push_recent(recent: list[str], spec: str) -> list[str]:
-    """Most recent first, no duplicates, at most MAX_RECENT; the demo clip is not remembered."""
-    if not spec or source_kind(spec) in ("demo", "synthetic"):
-        return recent
-    return [spec, *[r for r in recent if r != spec]][:MAX_RECENT]
-
-
-def recent_label(spec: str) -> str:
-    kind = source_kind(spec)
-    if kind in ("file", "frames"):
-        p = Path(spec)
-        return f"{p.name}  \u2014  {p.parent}" + ("  (folder)" if kind == "frames" else "")
-    return spec
 
 
 class SourceChooser:
@@ -224,14 +159,18 @@ class SourceChooser:
     def open_file(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path, _ = QFileDialog.getOpenFileName(self.parent, "Open video", self._start_dir(), self.VIDEO_FILTER)
+        path, _ = QFileDialog.getOpenFileName(
+            self.parent, "Open video", self._start_dir(), self.VIDEO_FILTER
+        )
         if path:
             self.open_source(path)
 
     def open_folder(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path = QFileDialog.getExistingDirectory(self.parent, "Open a folder of frames", self._start_dir())
+        path = QFileDialog.getExistingDirectory(
+            self.parent, "Open a folder of frames", self._start_dir()
+        )
         if path:
             self.open_source(path)
 
@@ -249,8 +188,11 @@ class SourceChooser:
     def choose_output_dir(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        path = QFileDialog.getExistingDirectory(self.parent, "Folder for recordings, snapshots and exports",
-                                                str(self.settings.output_dir()))
+        path = QFileDialog.getExistingDirectory(
+            self.parent,
+            "Folder for recordings, snapshots and exports",
+            str(self.settings.output_dir()),
+        )
         if path:
             self.settings.set("output/dir", path)
 
@@ -266,4 +208,6 @@ class SourceChooser:
             menu.addAction("(none yet)").setEnabled(False)
         menu.addSeparator()
         menu.addAction("Demo clip").triggered.connect(lambda: self.open_source("builtin:demo"))
-        menu.addAction("Simulated capture card").triggered.connect(lambda: self.open_source(SIMULATED))
+        menu.addAction("Simulated capture card").triggered.connect(
+            lambda: self.open_source(SIMULATED)
+        )

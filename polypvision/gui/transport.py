@@ -1,5 +1,8 @@
 """Transport bar: play/pause, step, seek slider, and the detection timeline under it.
 
+The timeline counts polyp events as :mod:`polypvision.events` defines them (the report and the
+batch summary count the same way), over the frames analysed so far.
+
 The slider only seeks on release or a click on its groove: every seek makes the decoder jump
 to a keyframe and decode forward, so seeking on every pixel of a drag would queue dozens of
 expensive seeks behind each other.
@@ -23,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from polypvision.gui.player import CLEAR, POLYP, DetectionTrack
+from polypvision.pipeline.track import CLEAR, POLYP, DetectionTrack
+from polypvision.viewer.labels import events_text
 
 
 def _clock(seconds: float) -> str:
@@ -108,7 +112,12 @@ class DetectionTimeline(QWidget):
         if event.buttons() & Qt.MouseButton.LeftButton:
             self.seek_requested.emit(i)
         else:
-            what = {POLYP: "polyp", CLEAR: "no polyp"}.get(int(self.track.state[i]), "not analysed yet (T scans)")
+            what = {POLYP: "polyp", CLEAR: "no polyp"}.get(
+                int(self.track.state[i]), "not analysed yet (T scans)"
+            )
+            ev = self.track.event_at(i)
+            if ev is not None:
+                what += f" (polyp event {ev.number}: {ev.duration_s:.1f} s)"
             QToolTip.showText(event.globalPosition().toPoint(), f"frame {i + 1}: {what}", self)
 
 
@@ -123,11 +132,17 @@ class TransportBar(QWidget):
         st = self.style()
         self._play_icon = st.standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._pause_icon = st.standardIcon(QStyle.StandardPixmap.SP_MediaPause)
-        self.back_btn = self._button(st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward),
-                                     "Step back one frame (Left)", lambda: self.step.emit(-1))
+        self.back_btn = self._button(
+            st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward),
+            "Step back one frame (Left)",
+            lambda: self.step.emit(-1),
+        )
         self.play_btn = self._button(self._pause_icon, "Play / pause (Space)", self.play_pause.emit)
-        self.fwd_btn = self._button(st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward),
-                                    "Step forward one frame (Right)", lambda: self.step.emit(1))
+        self.fwd_btn = self._button(
+            st.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward),
+            "Step forward one frame (Right)",
+            lambda: self.step.emit(1),
+        )
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.setToolTip("Seek")
@@ -135,6 +150,11 @@ class TransportBar(QWidget):
         self.slider.actionTriggered.connect(self._on_action)
         self.timeline = DetectionTimeline()
         self.timeline.seek_requested.connect(self.seek.emit)
+        self.events_label = QLabel("")
+        self.events_label.setToolTip(
+            "Polyp events so far: detections lasting long enough, short gaps bridged "
+            "(as in the report)"
+        )
         self.time_label = QLabel("--:--")
         self.time_label.setMinimumWidth(150)
         self.time_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -152,9 +172,11 @@ class TransportBar(QWidget):
             row.addWidget(w)
         row.addLayout(bars, 1)
         row.addWidget(self.time_label)
+        row.addWidget(self.events_label)
         row.addWidget(self.loop_box)
         self.fps = 25.0
         self._shows_paused = False
+        self._events_version = -1
         self.set_source(None, active=False)
 
     def _button(self, icon, tip: str, slot) -> QToolButton:
@@ -176,8 +198,14 @@ class TransportBar(QWidget):
         self.timeline.margin = self.style().pixelMetric(QStyle.PixelMetric.PM_SliderLength) // 2
 
     # -- state from the window -------------------------------------------------------------------
-    def set_source(self, frame_count: int | None, seekable: bool = False, fps: float = 25.0,
-                   track: DetectionTrack | None = None, active: bool = True) -> None:
+    def set_source(
+        self,
+        frame_count: int | None,
+        seekable: bool = False,
+        fps: float = 25.0,
+        track: DetectionTrack | None = None,
+        active: bool = True,
+    ) -> None:
         """Adapt to a new source; ``active=False`` before any source plays."""
         self.fps = fps if fps > 0 else 25.0
         can_seek = bool(seekable and frame_count)
@@ -188,6 +216,9 @@ class TransportBar(QWidget):
             b.setEnabled(bool(seekable))
         self.loop_box.setVisible(bool(seekable))
         self.timeline.set_track(track)
+        self.events_label.setVisible(track is not None)
+        self.events_label.setText("")
+        self._events_version = -1
         self.play_btn.setEnabled(active)
         self.time_label.setText("")
 
@@ -203,5 +234,15 @@ class TransportBar(QWidget):
             self.slider.setValue(index)
             self.slider.blockSignals(False)
         total = f" / {frame_count}" if frame_count else ""
-        self.time_label.setText(f"{_clock(max(index, 0) / self.fps)}  frame {max(index, 0) + 1}{total}")
+        self.time_label.setText(
+            f"{_clock(max(index, 0) / self.fps)}  frame {max(index, 0) + 1}{total}"
+        )
         self.timeline.refresh(index)
+
+    def show_events(self) -> None:
+        """Recount the timeline's polyp events if it changed
+        (called at the figures' slower rate)."""
+        track = self.timeline.track
+        if track is not None and track.version != self._events_version:
+            self._events_version = track.version
+            self.events_label.setText(events_text(len(track.events())))

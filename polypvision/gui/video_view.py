@@ -67,7 +67,9 @@ class VideoView(QWidget):
     # -- inputs -------------------------------------------------------------------------------
     def set_frame(self, bgr: np.ndarray | None) -> None:
         if bgr is not None and not bgr.flags.c_contiguous:
-            bgr = np.ascontiguousarray(bgr)  # the pipeline's frames already are; a crop would not be
+            bgr = np.ascontiguousarray(
+                bgr
+            )  # the pipeline's frames already are; a crop would not be
         self._array = bgr  # keeps the pixels alive for as long as the QImage below points at them
         self._image = bgr_to_qimage(bgr) if bgr is not None else None
         if bgr is not None:
@@ -145,8 +147,11 @@ class VideoView(QWidget):
             f = QFont(self.font())
             f.setPointSizeF(f.pointSizeF() * 1.3)
             p.setFont(f)
-            p.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self.placeholder)
+            p.drawText(
+                self.rect().adjusted(20, 20, -20, -20),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.placeholder,
+            )
             p.end()
             return
         dpr = self.devicePixelRatioF()

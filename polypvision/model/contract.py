@@ -27,13 +27,18 @@ OUTPUT_KINDS = ("probability", "logit")
 
 def _require(doc: dict[str, Any], key: str, where: str) -> Any:
     if key not in doc:
-        raise ContractError(f"model contract: '{where}{key}' is missing; re-export the model with 'polypvision export'")
+        raise ContractError(
+            f"model contract: '{where}{key}' is missing; re-export the model with 'polypvision "
+            "export'"
+        )
     return doc[key]
 
 
 def _choice(value: Any, allowed: tuple[str, ...], where: str) -> str:
     if value not in allowed:
-        raise ContractError(f"model contract: '{where}' is {value!r}, expected one of {', '.join(allowed)}")
+        raise ContractError(
+            f"model contract: '{where}' is {value!r}, expected one of {', '.join(allowed)}"
+        )
     return str(value)
 
 
@@ -43,8 +48,10 @@ def _triple(value: Any, where: str) -> tuple[float, float, float]:
     except (TypeError, ValueError):
         out = ()
     if len(out) != 3 or not all(math.isfinite(v) for v in out):
-        raise ContractError(f"model contract: '{where}' must be three finite numbers, got {value!r}")
-    return out  # type: ignore[return-value]
+        raise ContractError(
+            f"model contract: '{where}' must be three finite numbers, got {value!r}"
+        )
+    return out[0], out[1], out[2]
 
 
 def _positive_int(value: Any, where: str) -> int:
@@ -75,7 +82,9 @@ class InputSpec:
             raise ContractError("model contract: 'input.std' must not contain 0")
         scale = float(_require(doc, "scale", w))
         if not math.isfinite(scale) or scale == 0:
-            raise ContractError(f"model contract: 'input.scale' must be a non-zero number, got {scale!r}")
+            raise ContractError(
+                f"model contract: 'input.scale' must be a non-zero number, got {scale!r}"
+            )
         return cls(
             name=str(_require(doc, "name", w)),
             layout=_choice(_require(doc, "layout", w), LAYOUTS, w + "layout"),
@@ -106,7 +115,9 @@ class OutputSpec:
         w = "output."
         threshold = float(_require(doc, "threshold", w))
         if not 0.0 < threshold < 1.0:
-            raise ContractError(f"model contract: 'output.threshold' must lie in (0, 1), got {threshold}")
+            raise ContractError(
+                f"model contract: 'output.threshold' must lie in (0, 1), got {threshold}"
+            )
         gate = {}
         for key in ("min_area", "min_peak"):
             try:
@@ -114,7 +125,9 @@ class OutputSpec:
             except (TypeError, ValueError):
                 v = math.nan
             if not 0.0 <= v < 1.0:
-                raise ContractError(f"model contract: 'output.{key}' must lie in [0, 1), got {doc.get(key)!r}")
+                raise ContractError(
+                    f"model contract: 'output.{key}' must lie in [0, 1), got {doc.get(key)!r}"
+                )
             gate[key] = v
         return cls(
             name=str(_require(doc, "name", w)),
@@ -144,8 +157,8 @@ class ModelContract:
         schema = _require(doc, "schema", "")
         if schema != SCHEMA_VERSION:
             raise ContractError(
-                f"model contract: schema {schema!r} is not supported (this version reads schema {SCHEMA_VERSION}); "
-                "upgrade polypvision or re-export the model"
+                f"model contract: schema {schema!r} is not supported (this version reads schema "
+                f"{SCHEMA_VERSION}); upgrade polypvision or re-export the model"
             )
         base = doc.get("base_filters")
         inp, out = _require(doc, "input", ""), _require(doc, "output", "")
@@ -167,14 +180,25 @@ class ModelContract:
         try:
             doc = json.loads(text)
         except (TypeError, ValueError) as exc:
-            raise ContractError(f"model contract: the 'polypvision' metadata is not valid JSON ({exc})") from None
+            raise ContractError(
+                f"model contract: the 'polypvision' metadata is not valid JSON ({exc})"
+            ) from None
         return cls.from_dict(doc)
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["input"]["mean"] = list(self.input.mean)
         doc["input"]["std"] = list(self.input.std)
-        order = ["schema", "name", "architecture", "base_filters", "input", "output", "training", "metrics"]
+        order = [
+            "schema",
+            "name",
+            "architecture",
+            "base_filters",
+            "input",
+            "output",
+            "training",
+            "metrics",
+        ]
         return {k: doc[k] for k in order}
 
     def to_json(self) -> str:

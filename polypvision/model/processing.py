@@ -28,7 +28,9 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
         if image.dtype == np.uint16:
             image = (image >> 8).astype(np.uint8)
         elif np.issubdtype(image.dtype, np.floating):
-            image = np.clip(np.nan_to_num(image) * (255.0 if image.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+            image = np.clip(
+                np.nan_to_num(image) * (255.0 if image.max(initial=0) <= 1.0 else 1.0), 0, 255
+            ).astype(np.uint8)
         else:
             image = np.clip(image, 0, 255).astype(np.uint8)
     if image.ndim == 2:
@@ -110,16 +112,19 @@ def to_probabilities(raw: np.ndarray, kind: str) -> np.ndarray:
     if out.ndim == 4:
         out = out[..., 0] if out.shape[-1] == 1 else out[:, 0]
     elif out.ndim != 3:
-        raise ValueError(f"model output has shape {out.shape}; expected (N,H,W,1), (N,1,H,W) or (N,H,W)")
+        raise ValueError(
+            f"model output has shape {out.shape}; expected (N,H,W,1), (N,1,H,W) or (N,H,W)"
+        )
     if kind == "logit":
-        out = 1.0 / (1.0 + np.exp(-np.clip(out, -60.0, 60.0)))
+        out = (1.0 / (1.0 + np.exp(-np.clip(out, -60.0, 60.0)))).astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None)
 
 
 def mask_to_size(mask01: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A binary mask at model size (0/1 or bool) -> a new uint8 0/255 mask at ``width`` x ``height``.
+    """A binary mask at model size
+    (0/1 or bool) -> a new uint8 0/255 mask at ``width`` x ``height``.
 
     The one postprocessing step every consumer shares (exports, the live view at display
     size, the recorder, ``evaluate``): scale to 0/255, resize bilinearly, cut at half, so an

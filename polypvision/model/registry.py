@@ -9,6 +9,7 @@ package's data, or ``models/`` of a source checkout; ``POLYPVISION_MODELS`` poin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from polypvision import paths
 from polypvision.errors import ContractError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 
@@ -28,12 +31,16 @@ def read_manifest(folder: Path | None = None) -> dict:
     folder = folder or models_dir()
     path = folder / MANIFEST
     if not path.is_file():
-        raise ContractError(f"no shipped models found ({path} is missing); pass --model PATH to an .onnx file "
-                            f"or set {paths.MODELS_ENV} to a folder with a {MANIFEST}")
+        raise ContractError(
+            f"no shipped models found ({path} is missing); pass --model PATH to an .onnx file "
+            f"or set {paths.MODELS_ENV} to a folder with a {MANIFEST}"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ContractError(f"cannot read {path}: {exc}; reinstall polypvision or restore it from the repository") from None
+        raise ContractError(
+            f"cannot read {path}: {exc}; reinstall polypvision or restore it from the repository"
+        ) from None
 
 
 def default_model(provider: str = "cpu", folder: Path | None = None) -> Path:
@@ -46,8 +53,25 @@ def default_model(provider: str = "cpu", folder: Path | None = None) -> Path:
         raise ContractError(f"{folder / MANIFEST} names no '{key}' model; pass --model PATH")
     path = folder / name
     if not path.is_file():
-        raise ContractError(f"shipped model {path} is missing; pass --model PATH, or reinstall polypvision")
+        raise ContractError(
+            f"shipped model {path} is missing; pass --model PATH, or reinstall polypvision"
+        )
     return path
+
+
+def resolve_model(model: Path | None, provider: str, realtime: bool = False) -> Path:
+    """The model to use: the one given, else a shipped one.
+
+    Offline work takes the manifest's default for the provider; live viewing (``realtime``)
+    takes the shipped model with the best validation Dice that a quick timing shows keeps up here.
+    """
+    if model is not None:
+        return model
+    if realtime:
+        path, reason = pick_realtime("auto" if provider != "cpu" and cuda_likely() else "cpu")
+        log.info("model: %s", reason)
+        return path
+    return default_model("cuda" if provider != "cpu" and cuda_likely() else "cpu")
 
 
 def shipped_models(folder: Path | None = None) -> list[Path]:
@@ -59,11 +83,14 @@ def cuda_likely() -> bool:
     """Cheap check, before any session exists, whether the CUDA provider could run."""
     import ctypes.util
 
-    return ctypes.util.find_library("cuda") is not None or os.path.exists("/proc/driver/nvidia/version")
+    return ctypes.util.find_library("cuda") is not None or os.path.exists(
+        "/proc/driver/nvidia/version"
+    )
 
 
 def _val_dice(seg) -> float:
-    """A loaded model's validation mean Dice from its contract's training provenance (0 when absent).
+    """A loaded model's validation mean Dice from its
+    contract's training provenance (0 when absent).
 
     Validation, not test: the test sequences are evaluated once per shipped model and reported,
     never used to choose anything, the choice of the app's model included.
@@ -76,9 +103,15 @@ def _val_dice(seg) -> float:
 SAME_SPEED = 1.15  # timings within 15% of each other count as the same speed at start-up
 
 
-def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path | None = None,
-                  budget: float = 0.6, clock: Callable[[], float] = time.perf_counter) -> tuple[Path, str]:
-    """The most accurate shipped model (by validation Dice) whose model-only time fits the frame budget here.
+def pick_realtime(
+    provider: str = "auto",
+    target_fps: float = 30.0,
+    folder: Path | None = None,
+    budget: float = 0.6,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[Path, str]:
+    """The most accurate shipped model
+    (by validation Dice) whose model-only time fits the frame budget here.
 
     A quick timing at start-up (a few batch-1 runs per candidate) decides, because what is
     real time depends on the machine: the model may use at most ``budget`` of the frame time
@@ -95,7 +128,9 @@ def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path
     loaded = []
     for path in shipped_models(folder):  # each session is created once, for ranking and timing
         try:
-            loaded.append(Segmenter(path, provider, **live_options()))  # timed as the live view runs it
+            loaded.append(
+                Segmenter(path, provider, **live_options())
+            )  # timed as the live view runs it
         except Exception:  # an unloadable candidate is simply not chosen
             continue
     if not loaded:
@@ -112,15 +147,22 @@ def pick_realtime(provider: str = "auto", target_fps: float = 30.0, folder: Path
         seg.predict_small([img])
         first_ms = (clock() - t0) * 1000.0
         if timed and first_ms > 3.0 * min(t[0] for t in timed):
-            continue  # far slower than one already timed (e.g. the base-64 UNet): no need for more runs
+            # far slower than one already timed (e.g. the base-64 UNet): no need for more runs
+            continue
         t0 = clock()
         for _ in range(2):
             seg.predict_small([img])
         ms = (first_ms + (clock() - t0) * 1000.0) / 3
         if ms <= limit_ms:
-            return path, f"{path.name}: most accurate model that runs in real time here ({ms:.0f} ms per frame)"
+            return (
+                path,
+                f"{path.name}: most accurate model that runs in real time here ({ms:.0f} ms per "
+                "frame)",
+            )
         timed.append((ms, path))
     best_ms = min(t[0] for t in timed)  # the first candidate is always timed
     ms, path = next(t for t in timed if t[0] <= best_ms * SAME_SPEED)
-    return path, (f"{path.name}: no shipped model reaches {target_fps:g} FPS here; using the most accurate of "
-                  f"the fastest ({ms:.0f} ms per frame)")
+    return path, (
+        f"{path.name}: no shipped model reaches {target_fps:g} FPS here; using the most accurate "
+        f"of the fastest ({ms:.0f} ms per frame)"
+    )

@@ -20,10 +20,17 @@ from polypvision.errors import UserError, cause_line
 log = logging.getLogger(__name__)
 
 #: Distributions that provide the ``onnxruntime`` module (the first two are the extras' choice).
-RUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino",
-                         "onnxruntime-qnn")
-INSTALL_HINT = ("pip install 'polypvision[cpu]' (or 'polypvision[gpu]' on a machine with an NVIDIA GPU; "
-                "never both)")
+RUNTIME_DISTRIBUTIONS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-qnn",
+)
+INSTALL_HINT = (
+    "pip install 'polypvision[cpu]' (or 'polypvision[gpu]' on a machine with an NVIDIA GPU; "
+    "never both)"
+)
 _preloaded = False
 _warned = False
 
@@ -49,8 +56,10 @@ def conflict() -> str | None:
     if len(found) < 2:
         return None
     names = " and ".join(n for n, _ in found)
-    return (f"{names} are both installed and overwrite each other's files; "
-            f"pip uninstall -y {' '.join(n for n, _ in found)}, then {INSTALL_HINT}")
+    return (
+        f"{names} are both installed and overwrite each other's files; "
+        f"pip uninstall -y {' '.join(n for n, _ in found)}, then {INSTALL_HINT}"
+    )
 
 
 def import_onnxruntime():
@@ -61,11 +70,17 @@ def import_onnxruntime():
     except ImportError as exc:
         if exc.name == "onnxruntime" or not installed_runtimes():
             raise RuntimeMissing(f"no ONNX runtime is installed; {INSTALL_HINT}") from None
-        raise RuntimeMissing(f"onnxruntime is installed but does not import ({cause_line(exc)}); "
-                             f"reinstall it: {INSTALL_HINT}") from None
-    if not hasattr(ort, "InferenceSession"):  # files left behind by uninstalling one of two runtimes
-        raise RuntimeMissing(f"the onnxruntime module is incomplete ({conflict() or 'a partial install'}); "
-                             f"pip uninstall -y onnxruntime onnxruntime-gpu, then {INSTALL_HINT}")
+        raise RuntimeMissing(
+            f"onnxruntime is installed but does not import ({cause_line(exc)}); "
+            f"reinstall it: {INSTALL_HINT}"
+        ) from None
+    if not hasattr(
+        ort, "InferenceSession"
+    ):  # files left behind by uninstalling one of two runtimes
+        raise RuntimeMissing(
+            f"the onnxruntime module is incomplete ({conflict() or 'a partial install'}); "
+            f"pip uninstall -y onnxruntime onnxruntime-gpu, then {INSTALL_HINT}"
+        )
     if not _warned:
         _warned = True
         why = conflict()
@@ -85,13 +100,16 @@ def runtime_package() -> tuple[str, str] | None:
         return found[0]
     wants_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     for name, version in found:  # the one whose build matches the module that imports
-        if (name == "onnxruntime-gpu") == wants_cuda and version == getattr(ort, "__version__", version):
+        if (name == "onnxruntime-gpu") == wants_cuda and version == getattr(
+            ort, "__version__", version
+        ):
             return name, version
     return found[0]
 
 
 def preload_cuda_libraries(ort) -> None:
-    """Load the CUDA and cuDNN libraries of NVIDIA's pip wheels, when present, before a CUDA session.
+    """Load the CUDA and cuDNN libraries of NVIDIA's pip wheels, when present,
+    before a CUDA session.
 
     ``onnxruntime-gpu[cuda,cudnn]`` installs them under ``site-packages/nvidia``, where the CUDA
     provider finds them only after ``onnxruntime.preload_dlls()``. Its complaints go to stdout:

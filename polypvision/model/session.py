@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -58,7 +59,8 @@ class ProviderReport:
 
 
 def _ort():
-    """onnxruntime, imported here so that `--help` stays fast (one line saying what to install if absent)."""
+    """onnxruntime, imported here so that `--help` stays fast
+    (one line saying what to install if absent)."""
     from polypvision.model.runtime import import_onnxruntime
 
     return import_onnxruntime()
@@ -67,7 +69,9 @@ def _ort():
 def _cuda_unavailable_reason(ort) -> str | None:
     if _CUDA not in ort.get_available_providers():
         return "the installed onnxruntime is a build without CUDA; polypvision[gpu] has it"
-    if ctypes.util.find_library("cuda") is None and not os.path.exists("/proc/driver/nvidia/version"):
+    if ctypes.util.find_library("cuda") is None and not os.path.exists(
+        "/proc/driver/nvidia/version"
+    ):
         return "no NVIDIA driver found"
     return None
 
@@ -76,7 +80,12 @@ def _graph_dims(value_info) -> list[int | str | None]:
     return list(value_info.shape)
 
 
-def live_options(cores: int | None = None) -> dict[str, object]:
+class LiveOptions(TypedDict):
+    threads: int | None
+    spinning: bool
+
+
+def live_options(cores: int | None = None) -> LiveOptions:
     """Session options for the live view: the video must never wait for the model.
 
     The video path (grabbing, drawing at display size, painting) needs a core of its own on a
@@ -91,8 +100,16 @@ def live_options(cores: int | None = None) -> dict[str, object]:
 class Segmenter:
     """An ONNX segmentation model with its contract, ready to run on BGR frames."""
 
-    def __init__(self, path: str | os.PathLike[str], provider: str = "auto", threads: int | None = None,
-                 max_batch: int = 8, *, requested: str | None = None, spinning: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        provider: str = "auto",
+        threads: int | None = None,
+        max_batch: int = 8,
+        *,
+        requested: str | None = None,
+        spinning: bool = True,
+    ) -> None:
         """``requested``: what the user chose, when it differs from ``provider`` (the app falls
         back from an explicit ``cuda`` to ``auto``); the provider line then names the choice.
         ``threads`` / ``spinning``: onnxruntime's intra-op threads and whether they busy-wait
@@ -103,7 +120,9 @@ class Segmenter:
         self._check_file()
         ort = _ort()
         self.max_batch = max(1, int(max_batch))  # a hint for each stream's preprocessing buffers
-        self.session, self.report = self._create(ort, provider, threads, spinning, requested or provider)
+        self.session, self.report = self._create(
+            ort, provider, threads, spinning, requested or provider
+        )
         self.contract = self._read_contract()
         self._check_graph()
         self._input_name = self.contract.input.name
@@ -116,17 +135,23 @@ class Segmenter:
         # Shared by the live view, exports and scans on several threads: nothing may change
         # after loading, so per-stream state cannot creep back in here.
         if getattr(self, "_frozen", False):
-            raise AttributeError(f"Segmenter is immutable once loaded (tried to set {name!r}); "
-                                 "per-stream state belongs in a FrameProcessor")
+            raise AttributeError(
+                f"Segmenter is immutable once loaded (tried to set {name!r}); "
+                "per-stream state belongs in a FrameProcessor"
+            )
         super().__setattr__(name, value)
 
     # -- loading ----------------------------------------------------------------------------
     def _check_file(self) -> None:
         p = self.path
         if not p.exists():
-            raise ContractError(f"model file not found: {p}; pass --model with the path of an .onnx file")
+            raise ContractError(
+                f"model file not found: {p}; pass --model with the path of an .onnx file"
+            )
         if not p.is_file():
-            raise ContractError(f"model path is not a file: {p}; pass --model with the path of an .onnx file")
+            raise ContractError(
+                f"model path is not a file: {p}; pass --model with the path of an .onnx file"
+            )
         if p.stat().st_size == 0:
             raise ContractError(f"model file is empty: {p}; re-export or re-download it")
 
@@ -152,14 +177,20 @@ class Segmenter:
                 sess = self._try_session(ort, so, [_CUDA, _CPU], quiet=True)
                 if sess is not None and sess.get_providers()[0] == _CUDA:
                     return sess, ProviderReport("CUDA", "CUDA execution provider is running")
-                why_not = ("the CUDA provider failed to start (CUDA / cuDNN libraries missing? "
-                           "pip install 'polypvision[gpu]' brings them)")
+                why_not = (
+                    "the CUDA provider failed to start (CUDA / cuDNN libraries missing? "
+                    "pip install 'polypvision[gpu]' brings them)"
+                )
             if provider == "cuda":
-                raise UserError(f"CUDA was requested but cannot run: {why_not}; use --provider cpu or auto")
+                raise UserError(
+                    f"CUDA was requested but cannot run: {why_not}; use --provider cpu or auto"
+                )
             sess = self._try_session(ort, so, [_CPU], quiet=False)
             who = "by 'auto'" if requested == "auto" else f"explicitly ('{requested}')"
             return sess, ProviderReport("CPU", f"CUDA requested {who} but not usable: {why_not}")
-        return self._try_session(ort, so, [_CPU], quiet=False), ProviderReport("CPU", "CPU requested")
+        return self._try_session(ort, so, [_CPU], quiet=False), ProviderReport(
+            "CPU", "CPU requested"
+        )
 
     def _try_session(self, ort, so, providers: list[str], quiet: bool):
         if quiet:
@@ -171,7 +202,9 @@ class Segmenter:
         except Exception as exc:  # onnxruntime raises its own exception types per failure
             if quiet:
                 return None
-            raise ContractError(f"model file is not a loadable ONNX model: {self.path} ({cause_line(exc)})") from None
+            raise ContractError(
+                f"model file is not a loadable ONNX model: {self.path} ({cause_line(exc)})"
+            ) from None
         finally:
             if quiet:
                 ort.set_default_logger_severity(_ort_severity)
@@ -190,25 +223,40 @@ class Segmenter:
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
         if c.input.name not in inputs:
-            raise ContractError(f"model contract names input '{c.input.name}' but the graph has {sorted(inputs)}")
+            raise ContractError(
+                f"model contract names input '{c.input.name}' but the graph has {sorted(inputs)}"
+            )
         if c.output.name not in outputs:
-            raise ContractError(f"model contract names output '{c.output.name}' but the graph has {sorted(outputs)}")
+            raise ContractError(
+                f"model contract names output '{c.output.name}' but the graph has {sorted(outputs)}"
+            )
         dims = _graph_dims(inputs[c.input.name])
         if len(dims) != 4:
-            raise ContractError(f"model input '{c.input.name}' has rank {len(dims)}; the contract needs a 4-D {c.input.layout} tensor")
+            raise ContractError(
+                f"model input '{c.input.name}' has rank {len(dims)}; the contract needs a 4-D "
+                f"{c.input.layout} tensor"
+            )
         if c.input.layout == "NHWC":
             h, w, ch = dims[1], dims[2], dims[3]
         else:
             ch, h, w = dims[1], dims[2], dims[3]
-        for got, want, what in ((h, c.input.height, "height"), (w, c.input.width, "width"), (ch, 3, "channels")):
+        for got, want, what in (
+            (h, c.input.height, "height"),
+            (w, c.input.width, "width"),
+            (ch, 3, "channels"),
+        ):
             if isinstance(got, int) and got != want:
                 raise ContractError(
                     f"model input '{c.input.name}' has {what} {got} but the contract says {want} "
-                    f"(layout {c.input.layout}); the contract does not match this graph: re-export the model"
+                    f"(layout {c.input.layout}); the contract does not match this graph: "
+                    "re-export the model"
                 )
         out_dims = _graph_dims(outputs[c.output.name])
         if len(out_dims) not in (3, 4):
-            raise ContractError(f"model output '{c.output.name}' has rank {len(out_dims)}; expected a mask (N,H,W[,1])")
+            raise ContractError(
+                f"model output '{c.output.name}' has rank {len(out_dims)}; expected a mask "
+                "(N,H,W[,1])"
+            )
 
     def _batch_dim(self) -> int | None:
         dim = _graph_dims(self.session.get_inputs()[0])[0]
@@ -221,7 +269,8 @@ class Segmenter:
 
     @property
     def _pre(self) -> Preprocessor:
-        """Fresh buffers on every access (kept for ``training.bench_keras``, which calls it once)."""
+        """Fresh buffers on every access (kept for ``training.bench_keras``,
+        which calls it once)."""
         return Preprocessor(self.contract.input, self.max_batch)
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
@@ -233,25 +282,38 @@ class Segmenter:
         """
         fb = self.fixed_batch
         if fb is not None and x.shape[0] != fb:
-            raw = np.concatenate([self._run(_padded(x[i:i + fb], fb))[:len(x[i:i + fb])]
-                                  for i in range(0, x.shape[0], fb)], axis=0)
+            raw = np.concatenate(
+                [
+                    self._run(_padded(x[i : i + fb], fb))[: len(x[i : i + fb])]
+                    for i in range(0, x.shape[0], fb)
+                ],
+                axis=0,
+            )
         else:
             raw = self._run(x)
         probs = to_probabilities(raw, self.contract.output.kind)
         if probs.shape[0] != x.shape[0]:  # a graph that folds the batch would silently lose frames
-            raise ContractError(f"model {self.path.name} returned {probs.shape[0]} masks for {x.shape[0]} frames; "
-                                "its graph does not match its contract: re-export the model")
+            raise ContractError(
+                f"model {self.path.name} returned {probs.shape[0]} masks for {x.shape[0]} frames; "
+                "its graph does not match its contract: re-export the model"
+            )
         return probs
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         """One session call; a failure inside the graph becomes one line, not a traceback."""
         try:
-            return self.session.run([self.contract.output.name], {self._input_name: x}, self._run_options)[0]
+            return self.session.run(
+                [self.contract.output.name], {self._input_name: x}, self._run_options
+            )[0]
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ContractError(f"model {self.path.name} failed to run on an input of shape {tuple(x.shape)} "
-                                f"({cause_line(exc)}); check that its graph matches its contract") from None
+            raise ContractError(
+                f"model {self.path.name} failed to run on an input of shape {tuple(x.shape)} "
+                f"({cause_line(exc)}); check that its graph matches its contract"
+            ) from None
 
-    def predict_small(self, frames: Sequence[np.ndarray], pre: Preprocessor | None = None) -> np.ndarray:
+    def predict_small(
+        self, frames: Sequence[np.ndarray], pre: Preprocessor | None = None
+    ) -> np.ndarray:
         """BGR frames -> probabilities (N, h, w) at the model's input size (no resize back).
 
         ``pre``: the caller's own reusable buffers (a stream's); without it the input is built

@@ -8,15 +8,91 @@ bounded queues that never drop, cancel, abort, two-phase commit) is
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from polypvision.overlay import OverlayStyle
 from polypvision.pipeline.engine import Cancelled, Incomplete, Progress, Sink, run_offline
 from polypvision.pipeline.processor import FrameProcessor
 from polypvision.recording import DetectionLog, MaskWriter, VideoWriter
 from polypvision.sources.base import FrameSource
+from polypvision.types import SourceInfo
 
-__all__ = ["AnnotateReport", "Cancelled", "Incomplete", "Progress", "Sinks", "annotate"]
+if TYPE_CHECKING:
+    from polypvision.model.session import Segmenter
+
+__all__ = [
+    "AnnotateReport",
+    "Cancelled",
+    "Incomplete",
+    "Progress",
+    "Sinks",
+    "annotate",
+    "log_sidecar",
+    "style_names",
+]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return f"{value.numerator}:{value.denominator}"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def style_names(style: OverlayStyle) -> str:
+    """An overlay style as ``annotate --style`` spells it (``fill,contour``; ``none``)."""
+    names = [n for n in ("fill", "contour", "box") if getattr(style, n)]
+    return ",".join(names) if style.enabled and names else "none"
+
+
+def log_sidecar(
+    input_spec: str,
+    seg: Segmenter,
+    info: SourceInfo,
+    processor: FrameProcessor,
+    *,
+    batch: int,
+    style: str,
+    blackout: bool,
+    source: FrameSource | None = None,
+) -> dict[str, Any]:
+    """The detection log's sidecar: what was read, the model and its contract, the settings.
+
+    ``source`` (the opened FrameSource) names what was really read: the input string may be a
+    keyword, a file named like one, or a pattern. The app's exports write the same document as
+    ``annotate``, so a report (:mod:`polypvision.report`) reads either.
+    """
+    from polypvision import __version__
+    from polypvision.sources import source_kind
+
+    kind = source_kind(input_spec)
+    if source is not None:
+        read = getattr(source, "path", None) or getattr(source, "spec", None)
+    else:
+        read = input_spec if kind in ("file", "frames") else None
+    return {
+        "software": {"polypvision": __version__},
+        "input": str(input_spec),
+        "input_kind": kind,
+        "input_read": str(Path(read).resolve()) if read is not None else info.description,
+        "source": _json_safe(asdict(info)),
+        "model": {"path": str(seg.path), "contract": seg.contract.to_dict()},
+        "provider": str(seg.report),
+        "settings": {
+            "batch": batch,
+            "threshold": processor.threshold,
+            "smoothing": asdict(processor.smoothing),
+            "style": style,
+            "blackout": blackout,
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 @dataclass
@@ -32,7 +108,9 @@ class AnnotateReport:
     frames_with_polyp: int = 0
     complete: bool = True  # False: frames the input announced could not be decoded (exit status 3)
     expected: int | None = None  # frames the input announced, when it says exactly
-    facts: dict = field(default_factory=dict)  # timing, sizes, names, gaps: as in the sidecar's summary
+    facts: dict = field(
+        default_factory=dict
+    )  # timing, sizes, names, gaps: as in the sidecar's summary
 
 
 @dataclass
@@ -47,16 +125,35 @@ class Sinks:
         return [s for s in (self.video, self.masks, self.log) if s is not None]
 
 
-def annotate(source: FrameSource, processor: FrameProcessor, sinks: Sinks, *, batch: int = 4,
-             cancel: threading.Event | None = None,
-             progress: Callable[[Progress], None] | None = None, strict: bool = False) -> AnnotateReport:
+def annotate(
+    source: FrameSource,
+    processor: FrameProcessor,
+    sinks: Sinks,
+    *,
+    batch: int = 4,
+    cancel: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    strict: bool = False,
+) -> AnnotateReport:
     """Run the whole export. The source must be open. Commits or aborts every sink.
 
     A partial export (the input announced frames that could not be decoded) is published with
     ``complete`` False, or, with ``strict``, not at all (:class:`Incomplete` is raised).
     """
-    rep = run_offline(source, processor, sinks.all(), batch=batch, cancel=cancel, progress=progress, strict=strict)
-    return AnnotateReport(frames=rep.frames, seconds=rep.seconds, fps=rep.fps, provider=str(processor.segmenter.report),
-                          unreadable=rep.unreadable, resized=sinks.video.letterboxed if sinks.video else 0,
-                          warnings=rep.warnings, outputs=rep.outputs, frames_with_polyp=rep.frames_with_polyp,
-                          complete=rep.complete, expected=rep.expected, facts=rep.facts)
+    rep = run_offline(
+        source, processor, sinks.all(), batch=batch, cancel=cancel, progress=progress, strict=strict
+    )
+    return AnnotateReport(
+        frames=rep.frames,
+        seconds=rep.seconds,
+        fps=rep.fps,
+        provider=str(processor.segmenter.report),
+        unreadable=rep.unreadable,
+        resized=sinks.video.letterboxed if sinks.video else 0,
+        warnings=rep.warnings,
+        outputs=rep.outputs,
+        frames_with_polyp=rep.frames_with_polyp,
+        complete=rep.complete,
+        expected=rep.expected,
+        facts=rep.facts,
+    )

@@ -4,8 +4,8 @@ The pass-through live view shows every video frame as it arrives with the newest
 drawn on it; the recorder and snapshots draw the same thing at full size. The result's mask is
 scaled from the model's size to the target size once per (result, size) and reused for every
 frame drawn until the next result, so the per-frame cost is one resize of the picture to the
-display and the drawing itself. Drawing at display size instead of 1080p is what keeps that
-cheap; the mask is scaled from the model's size, never from a full-size mask.
+display and the drawing itself. Drawing at display size instead of the source's is what keeps
+that cheap; the mask is scaled from the model's size, never from a full-size mask.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def fit_size(src_w: int, src_h: int, area: tuple[int, int] | None) -> tuple[int,
 
 def _interpolation(w: int, h: int, tw: int, th: int) -> int:
     """Area averaging where OpenCV has a fast path (an exact integer shrink), bilinear elsewhere:
-    area averaging by a fractional factor costs several times a frame interval at 1080p."""
+    area averaging by a fractional factor is far slower, too slow for a large frame per interval."""
     if tw < w and w % tw == 0 and h % th == 0 and w // tw == h // th:
         return cv2.INTER_AREA
     return cv2.INTER_LINEAR
@@ -73,8 +73,13 @@ class Compositor:
         self._mask: np.ndarray | None = None
         self._contours: Sequence[np.ndarray] = ()
 
-    def compose(self, image: np.ndarray, overlay: FrameResult | None, settings: StreamSettings,
-                size: tuple[int, int] | None = None) -> np.ndarray:
+    def compose(
+        self,
+        image: np.ndarray,
+        overlay: FrameResult | None,
+        settings: StreamSettings,
+        size: tuple[int, int] | None = None,
+    ) -> np.ndarray:
         h, w = image.shape[:2]
         tw, th = size if size is not None else (w, h)
         canvas = self._buffer(th, tw)
@@ -89,7 +94,9 @@ class Compositor:
             draw(canvas, mask, contours, settings.style)
         return canvas
 
-    def _scaled(self, overlay: FrameResult, w: int, h: int) -> tuple[np.ndarray, Sequence[np.ndarray]]:
+    def _scaled(
+        self, overlay: FrameResult, w: int, h: int
+    ) -> tuple[np.ndarray, Sequence[np.ndarray]]:
         c = self._cached
         if c is None or c[0] is not overlay or c[1] != w or c[2] != h:
             if overlay.mask.shape[0] == h and overlay.mask.shape[1] == w:
@@ -107,5 +114,5 @@ class Compositor:
             if sys.getrefcount(self._pool[i]) <= 2 and self._pool[i].shape[:2] == (h, w):
                 return self._pool[i]
         buf = np.empty((h, w, 3), np.uint8)
-        self._pool = [b for b in self._pool if b.shape[:2] == (h, w)][-(POOL_SIZE - 1):] + [buf]
+        self._pool = [b for b in self._pool if b.shape[:2] == (h, w)][-(POOL_SIZE - 1) :] + [buf]
         return buf

@@ -81,9 +81,15 @@ class Worker:
     so whoever sees its effect (an end marker) also sees the error.
     """
 
-    def __init__(self, name: str, fn: Callable[[], None], stop: threading.Event | None = None, *,
-                 on_error: Callable[[BaseException], None] | None = None,
-                 on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[], None],
+        stop: threading.Event | None = None,
+        *,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self.name, self.fn = name, fn
         self.stop = stop if stop is not None else threading.Event()
         self.on_error, self.on_exit = on_error, on_exit
@@ -118,7 +124,8 @@ class Worker:
         return self.thread.ident is not None
 
     def join(self, timeout_s: float | None = STOP_TIMEOUT_S) -> bool:
-        """Wait for the thread (never for itself; None: as long as it takes); True when it has ended."""
+        """Wait for the thread (never for itself; None: as long as it takes);
+        True when it has ended."""
         if self.started and self.thread is not threading.current_thread():
             self.thread.join(timeout_s)
         return not self.thread.is_alive()
@@ -166,8 +173,14 @@ class SinkWriter:
     item it is on: the sinks are then aborted, never written into while closing.
     """
 
-    def __init__(self, sinks: Sequence[Sink], name: str, maxsize: int, stop: threading.Event | None = None,
-                 block: bool = True) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        name: str,
+        maxsize: int,
+        stop: threading.Event | None = None,
+        block: bool = True,
+    ) -> None:
         self.sinks, self.block = list(sinks), block
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.dropped = 0
@@ -277,15 +290,29 @@ class OfflineReport:
         return f"partial export: {self.frames}{exp} frames, {self.unreadable} could not be decoded"
 
     def summary(self) -> dict[str, Any]:
-        return {"frames": self.frames, "complete": self.complete, "expected_frames": self.expected,
-                "frames_with_polyp": self.frames_with_polyp, "unreadable": self.unreadable,
-                "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "warnings": self.warnings,
-                **self.facts}
+        return {
+            "frames": self.frames,
+            "complete": self.complete,
+            "expected_frames": self.expected,
+            "frames_with_polyp": self.frames_with_polyp,
+            "unreadable": self.unreadable,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "warnings": self.warnings,
+            **self.facts,
+        }
 
 
-def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[Sink], *, batch: int = 4,
-                cancel: threading.Event | None = None,
-                progress: Callable[[Progress], None] | None = None, strict: bool = False) -> OfflineReport:
+def run_offline(
+    source: FrameSource,
+    processor: FrameProcessor,
+    sinks: Sequence[Sink],
+    *,
+    batch: int = 4,
+    cancel: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    strict: bool = False,
+) -> OfflineReport:
     """Every frame of an open source through ``processor`` into ``sinks``, then commit them all.
 
     Raises :class:`Cancelled` when ``cancel`` is set, or a worker's exception; either way every
@@ -308,7 +335,10 @@ def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[
 
     # The end marker goes in only after an error is recorded: a decoder crash is never
     # mistaken for the end of the input and committed as a short export.
-    reader = Worker("pv-reader", read_loop, stop, on_exit=lambda: put(frames_q, _END, stop))
+    def end_marker() -> None:
+        put(frames_q, _END, stop)
+
+    reader = Worker("pv-reader", read_loop, stop, on_exit=end_marker)
     writer = SinkWriter(sinks, "pv-writer", 16, stop)
     workers = [reader, writer.worker]
     report = OfflineReport(0, 0.0, 0, 0)
@@ -356,7 +386,9 @@ def run_offline(source: FrameSource, processor: FrameProcessor, sinks: Sequence[
             report.facts.update(facts())
     if strict and not report.complete:
         abort_all(sinks)
-        raise Incomplete(f"{report.describe_partial()}; --strict: nothing was written "
-                         "(earlier outputs are untouched; leave out --strict to export the decodable frames)")
+        raise Incomplete(
+            f"{report.describe_partial()}; --strict: nothing was written "
+            "(earlier outputs are untouched; leave out --strict to export the decodable frames)"
+        )
     report.outputs = commit_all(sinks, report.summary())
     return report

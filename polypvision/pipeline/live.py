@@ -96,12 +96,21 @@ class Slot:
 class LiveRunner:
     """Runs an open source through a processor on two named workers until stopped."""
 
-    def __init__(self, source: FrameSource, processor: FrameProcessor, *, paced: bool | None = None,
-                 speed: float = 1.0, mode: str = "pass-through", loop: bool = False,
-                 on_result: Callable[[FrameResult], None] | None = None,
-                 on_frame: Callable[[], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None,
-                 on_end: Callable[[], None] | None = None, clock: Clock = time.perf_counter) -> None:
+    def __init__(
+        self,
+        source: FrameSource,
+        processor: FrameProcessor,
+        *,
+        paced: bool | None = None,
+        speed: float = 1.0,
+        mode: str = "pass-through",
+        loop: bool = False,
+        on_result: Callable[[FrameResult], None] | None = None,
+        on_frame: Callable[[], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+        clock: Clock = time.perf_counter,
+    ) -> None:
         if source.info is None:
             raise ValueError("open the source before handing it to LiveRunner")
         if mode not in MODES:
@@ -110,12 +119,19 @@ class LiveRunner:
         self.live = bool(source.info.live)
         self.paced = (not self.live) if paced is None else paced
         self.speed, self.clock = speed, clock
-        self.on_result, self.on_frame, self.on_error, self.on_end = on_result, on_frame, on_error, on_end
+        self.on_result, self.on_frame, self.on_error, self.on_end = (
+            on_result,
+            on_frame,
+            on_error,
+            on_end,
+        )
         self.display_area: tuple[int, int] | None = None  # pixels the display has; None: full size
         self.result_sinks: list[Sink] = []  # written on the inference thread: keep them cheap
         self.recorder: Any = None  # gets every LiveFrame shown (Recorder.submit, never blocks)
         self.slot, self.display = Slot(), Slot()  # model hand-off (drops = skipped); pictures
-        self.capture_rate, self.overlay_rate, self.video_rate = (RateMeter(clock=clock) for _ in range(3))
+        self.capture_rate, self.overlay_rate, self.video_rate = (
+            RateMeter(clock=clock) for _ in range(3)
+        )
         self.overlay_age, self.video_delay = LatencyWindow(), LatencyWindow()
         self.stall_s = stall_after_s(source.info.fps)
         self.error: BaseException | None = None
@@ -132,7 +148,8 @@ class LiveRunner:
         self._last_frame_t: float | None = None
         self._compositor, self._compose_lock = Compositor(), threading.Lock()
         self._workers: list[Worker] = []
-        self._dropped_before = 0  # the source's drops before this runner took it (a slow model load)
+        # the source's drops before this runner took it (a slow model load)
+        self._dropped_before = 0
 
     # -- control (any thread) -------------------------------------------------------------------
     def start(self) -> None:
@@ -145,8 +162,16 @@ class LiveRunner:
             if self._stop.is_set() and not self.live:
                 self.source.close()
 
-        self._workers = [Worker("pv-reader", self._read_frames, self._stop, on_error=self._failed, on_exit=exit_reader),
-                         Worker("pv-infer", self._infer_loop, self._stop, on_error=self._failed)]
+        self._workers = [
+            Worker(
+                "pv-reader",
+                self._read_frames,
+                self._stop,
+                on_error=self._failed,
+                on_exit=exit_reader,
+            ),
+            Worker("pv-infer", self._infer_loop, self._stop, on_error=self._failed),
+        ]
         for w in self._workers:
             w.start()
 
@@ -158,7 +183,8 @@ class LiveRunner:
         with self._wake:
             self._wake.notify_all()
         if self.live:
-            self.source.close()  # wakes a reader blocked on the device; the grabber owns the capture
+            # wakes a reader blocked on the device; the grabber owns the capture
+            self.source.close()
         join_all(self._workers, STOP_TIMEOUT_S)
         if not self.live and not any(w.alive for w in self._workers if w.name == "pv-reader"):
             self.source.close()
@@ -189,7 +215,13 @@ class LiveRunner:
         was = self._paused
         self._paused = True
         info = self.source.info
-        if not was and self.mode != "sync" and info is not None and info.seekable and self.position >= 0:
+        if (
+            not was
+            and self.mode != "sync"
+            and info is not None
+            and info.seekable
+            and self.position >= 0
+        ):
             self._command("step", 0)
 
     def resume(self) -> None:
@@ -263,12 +295,21 @@ class LiveRunner:
         now = self.clock() if now is None else now
         a50, a95, _ = self.overlay_age.percentiles()
         d50, d95, _ = self.video_delay.percentiles()
-        return StatsSnapshot(video_fps=self.video_rate.rate(now), overlay_fps=self.overlay_rate.rate(now),
-                             capture_fps=self.capture_rate.rate(now), overlay_age_p50_ms=a50, overlay_age_p95_ms=a95,
-                             video_delay_p50_ms=d50, video_delay_p95_ms=d95,
-                             dropped=self.video_dropped, skipped=self.slot.dropped,
-                             frames=self.overlay_rate.total, provider=self.processor.segmenter.report.name,
-                             status=self.status(now), mode=self.mode)
+        return StatsSnapshot(
+            video_fps=self.video_rate.rate(now),
+            overlay_fps=self.overlay_rate.rate(now),
+            capture_fps=self.capture_rate.rate(now),
+            overlay_age_p50_ms=a50,
+            overlay_age_p95_ms=a95,
+            video_delay_p50_ms=d50,
+            video_delay_p95_ms=d95,
+            dropped=self.video_dropped,
+            skipped=self.slot.dropped,
+            frames=self.overlay_rate.total,
+            provider=self.processor.segmenter.report.name,
+            status=self.status(now),
+            mode=self.mode,
+        )
 
     # -- the two workers ------------------------------------------------------------------------
     def _take_commands(self) -> list[tuple[str, int]]:
@@ -284,7 +325,9 @@ class LiveRunner:
         info = self.source.info
         for name, arg in cmds:
             if name in ("seek", "step") and info is not None and info.seekable:
-                target = arg if name == "seek" else (self.position if target is None else target) + arg
+                target = (
+                    arg if name == "seek" else (self.position if target is None else target) + arg
+                )
                 total = info.frame_count
                 target = max(0, min(target, (total - 1) if total else target))
         if target is None:
@@ -388,7 +431,9 @@ class LiveRunner:
 class HeadlessDisplay:
     """Takes every picture the moment it is handed over, as a window would (bench, soak, tests)."""
 
-    def __init__(self, runner: LiveRunner, on_shown: Callable[[LiveFrame], None] | None = None) -> None:
+    def __init__(
+        self, runner: LiveRunner, on_shown: Callable[[LiveFrame], None] | None = None
+    ) -> None:
         self.runner, self.on_shown = runner, on_shown
         self.worker = Worker("pv-display", self._loop, runner._stop)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -47,18 +48,27 @@ class StreamSettings:
 class FrameProcessor:
     """Per-stream state and stages; call from one thread at a time (clone() for another stream)."""
 
-    def __init__(self, segmenter: Segmenter, smoothing: SmoothingConfig | None = None,
-                 style: OverlayStyle | None = None, blackout: Blackout | None = None,
-                 threshold: float | None = None, *, settings: StreamSettings | None = None) -> None:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        smoothing: SmoothingConfig | None = None,
+        style: OverlayStyle | None = None,
+        blackout: Blackout | None = None,
+        threshold: float | None = None,
+        *,
+        settings: StreamSettings | None = None,
+    ) -> None:
         self.segmenter = segmenter
         if settings is None:
-            settings = StreamSettings(threshold, smoothing or SmoothingConfig(), style or OverlayStyle(), blackout)
+            settings = StreamSettings(
+                threshold, smoothing or SmoothingConfig(), style or OverlayStyle(), blackout
+            )
         self.settings = settings
         self._pre = Preprocessor(segmenter.contract.input, segmenter.max_batch)
         self._tuned_for: tuple[float, SmoothingConfig] | None = None
         self.smoother = self._tune(settings)
 
-    def clone(self, **changes: object) -> FrameProcessor:
+    def clone(self, **changes: Any) -> FrameProcessor:
         """Same model and settings (with ``changes``), fresh buffers and smoothing history."""
         return FrameProcessor(self.segmenter, settings=replace(self.settings, **changes))
 
@@ -81,8 +91,11 @@ class FrameProcessor:
         if key != self._tuned_for:
             out = self.segmenter.contract.output
             old = getattr(self, "smoother", None)
-            self.smoother = (old.retuned(key[1], key[0], out.min_area, out.min_peak) if old is not None
-                             else Smoother(key[1], key[0], min_area=out.min_area, min_peak=out.min_peak))
+            self.smoother = (
+                old.retuned(key[1], key[0], out.min_area, out.min_peak)
+                if old is not None
+                else Smoother(key[1], key[0], min_area=out.min_area, min_peak=out.min_peak)
+            )
             self._tuned_for = key
         return self.smoother
 
@@ -95,8 +108,14 @@ class FrameProcessor:
         """Model probabilities at model size, (N, h, w), through this stream's own buffers."""
         return self.segmenter.predict_small([f.image for f in frames], self._pre)
 
-    def analyse(self, frame: Frame, prob_small: np.ndarray, settings: StreamSettings | None = None,
-                t_inferred: float = 0.0, t_started: float = 0.0) -> FrameResult:
+    def analyse(
+        self,
+        frame: Frame,
+        prob_small: np.ndarray,
+        settings: StreamSettings | None = None,
+        t_inferred: float = 0.0,
+        t_started: float = 0.0,
+    ) -> FrameResult:
         """Smooth, scale the mask to the frame and describe it (nothing drawn yet)."""
         s = settings if settings is not None else self.settings
         _, mask01 = self._tune(s).update(prob_small)
@@ -104,9 +123,16 @@ class FrameProcessor:
         h, w = frame.image.shape[:2]
         mask = mask_to_size(mask_small, w, h)
         contours = find_contours(mask)
-        return FrameResult(frame=frame, mask=mask, detection=describe(mask, prob_small, contours),
-                           t_started=t_started, t_inferred=t_inferred, t_done=time.perf_counter(),
-                           mask_small=mask_small, contours=contours)
+        return FrameResult(
+            frame=frame,
+            mask=mask,
+            detection=describe(mask, prob_small, contours),
+            t_started=t_started,
+            t_inferred=t_inferred,
+            t_done=time.perf_counter(),
+            mask_small=mask_small,
+            contours=contours,
+        )
 
     def render(self, result: FrameResult, settings: StreamSettings | None = None) -> np.ndarray:
         """The result's own frame at full size with its overlay (and HUD) drawn."""
@@ -118,12 +144,19 @@ class FrameProcessor:
         if s.style.hud:
             d, f = result.detection, result.frame
             state = f"POLYP {d.area_fraction:.1%}" if d.present else "no polyp"
-            draw_hud(canvas, [f"frame {f.index}  t {f.pts_s:.2f} s", f"{state}  peak {d.peak_probability:.2f}",
-                              f"{self.segmenter.contract.name} on {self.segmenter.report.name}"])
+            draw_hud(
+                canvas,
+                [
+                    f"frame {f.index}  t {f.pts_s:.2f} s",
+                    f"{state}  peak {d.peak_probability:.2f}",
+                    f"{self.segmenter.contract.name} on {self.segmenter.report.name}",
+                ],
+            )
         return canvas
 
-    def finish(self, frame: Frame, prob_small: np.ndarray, t_inferred: float = 0.0,
-               t_started: float = 0.0) -> FrameResult:
+    def finish(
+        self, frame: Frame, prob_small: np.ndarray, t_inferred: float = 0.0, t_started: float = 0.0
+    ) -> FrameResult:
         """analyse() and render() under one reading of the settings."""
         s = self.settings
         result = self.analyse(frame, prob_small, s, t_inferred, t_started)

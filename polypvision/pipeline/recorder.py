@@ -68,7 +68,9 @@ class RecordingSink:
     def __init__(self, video: VideoWriter, fps: float, live: bool) -> None:
         self.video, self.fps, self.live = video, fps, live
         self.gap_s = stall_after_s(fps)
-        self.gaps: list[tuple[float, float]] = []  # (seconds into the recording, length) of signal losses
+        self.gaps: list[
+            tuple[float, float]
+        ] = []  # (seconds into the recording, length) of signal losses
         self._compositor = Compositor()
         self._t0: float | None = None
         self._t_prev = 0.0
@@ -88,7 +90,12 @@ class RecordingSink:
             if self.live:
                 at = self._t_prev - self._t0 - self._squeezed
                 self.gaps.append((at, gap))
-                log.warning("recording %s: no signal for %.1f s, %.1f s into the recording", self.video.path.name, gap, at)
+                log.warning(
+                    "recording %s: no signal for %.1f s, %.1f s into the recording",
+                    self.video.path.name,
+                    gap,
+                    at,
+                )
                 h, w = item.frame.image.shape[:2]
                 self.video.write_image(no_signal_card(w, h, gap), pts=self._slot(self._t_prev) + 1)
             else:
@@ -96,7 +103,8 @@ class RecordingSink:
         self._t_prev = t
         slot = self._slot(t)
         if slot < self.video.next_pts - 1:
-            self.merged += 1  # a source faster than its stated rate: keep the timeline, not the frame
+            # a source faster than its stated rate: keep the timeline, not the frame
+            self.merged += 1
             return
         image = self._compositor.compose(item.frame.image, item.overlay, item.settings)
         self.video.write_image(image, pts=slot)
@@ -114,7 +122,9 @@ class RecordingSink:
 class Recorder:
     def __init__(self, path: Path, width: int, height: int, fps: float, live: bool = False) -> None:
         self.path = check_output_path(Path(path))
-        self.sink = RecordingSink(VideoWriter(self.path, width, height, fps, fragmented=True), fps, live)
+        self.sink = RecordingSink(
+            VideoWriter(self.path, width, height, fps, fragmented=True), fps, live
+        )
         self.writer = SinkWriter([self.sink], "pv-recorder", QUEUE_FRAMES, block=False).start()
         self.t_start = time.perf_counter()
 
@@ -147,11 +157,20 @@ class Recorder:
         self.writer.close(STOP_TIMEOUT_S)
         if self.error is not None:
             seconds = self.sink.video.salvage()
-            why = str(self.error).split(": ", 1)[-1] if isinstance(self.error, OutputError) else str(self.error)
+            why = (
+                str(self.error).split(": ", 1)[-1]
+                if isinstance(self.error, OutputError)
+                else str(self.error)
+            )
             if seconds is None:
-                raise RecordingCutShort(f"recording to {self.path} failed ({why}); nothing was saved", None, None)
-            raise RecordingCutShort(f"recording stopped: {why}; the first {seconds:.1f} s are saved in {self.path}",
-                                    self.path, seconds)
+                raise RecordingCutShort(
+                    f"recording to {self.path} failed ({why}); nothing was saved", None, None
+                )
+            raise RecordingCutShort(
+                f"recording stopped: {why}; the first {seconds:.1f} s are saved in {self.path}",
+                self.path,
+                seconds,
+            )
         self.sink.prepare({})
         return Path(self.sink.publish())
 

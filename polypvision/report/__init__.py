@@ -18,28 +18,45 @@ from typing import Any
 from polypvision.events import EventSettings, PolypEvent, duration_s, find_events, read_log
 from polypvision.report.page import render_index, render_report
 
-__all__ = ["figures", "render_index", "render_report", "report_from_log", "report_is_current",
-           "report_key", "write_report"]
+__all__ = [
+    "figures",
+    "render_index",
+    "render_report",
+    "report_from_log",
+    "report_is_current",
+    "report_key",
+    "write_report",
+]
 
 REPORT_FORMAT = 1
 
 
-def figures(sidecar: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
-            events: Sequence[PolypEvent]) -> dict[str, Any]:
+def figures(
+    sidecar: Mapping[str, Any], records: Sequence[Mapping[str, Any]], events: Sequence[PolypEvent]
+) -> dict[str, Any]:
     """The procedure's figures, as the summary row names them."""
     summary = sidecar.get("summary") or {}
     source = sidecar.get("source") or {}
-    return {"frames_in": source.get("frame_count"), "frames_out": len(records),
-            "unreadable_frames": int(summary.get("unreadable", 0)),
-            "duration_s": duration_s(records, source.get("fps")),
-            "frames_with_polyp": sum(1 for r in records if r.get("polyp")),
-            "polyp_events": len(events)}
+    return {
+        "frames_in": source.get("frame_count"),
+        "frames_out": len(records),
+        "unreadable_frames": int(summary.get("unreadable", 0)),
+        "duration_s": duration_s(records, source.get("fps")),
+        "frames_with_polyp": sum(1 for r in records if r.get("polyp")),
+        "polyp_events": len(events),
+    }
 
 
 def report_key(sidecar: Mapping[str, Any], events: EventSettings, frames: int) -> str:
-    """Changes whenever the page's content would: the outputs were redone, or the event definition changed."""
-    doc = {"format": REPORT_FORMAT, "created": sidecar.get("created"), "frames": frames,
-           "fingerprint": (sidecar.get("batch") or {}).get("fingerprint"), "events": events.to_dict()}
+    """Changes whenever the page's content would: the outputs were redone,
+    or the event definition changed."""
+    doc = {
+        "format": REPORT_FORMAT,
+        "created": sidecar.get("created"),
+        "frames": frames,
+        "fingerprint": (sidecar.get("batch") or {}).get("fingerprint"),
+        "events": events.to_dict(),
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -50,23 +67,44 @@ def report_is_current(path: Path, sidecar: Mapping[str, Any], events: EventSetti
             head = fh.read(4096)
     except OSError:
         return False
-    return f'<meta name="polypvision-report" content="{report_key(sidecar, events, frames)}">' in head
+    return (
+        f'<meta name="polypvision-report" content="{report_key(sidecar, events, frames)}">' in head
+    )
 
 
-def write_report(path: Path, video: Path, sidecar: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
-                 events: Sequence[PolypEvent], settings: EventSettings, title: str) -> Path:
-    from polypvision.batch.files import write_text_atomic
+def write_report(
+    path: Path,
+    video: Path,
+    sidecar: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    events: Sequence[PolypEvent],
+    settings: EventSettings,
+    title: str,
+) -> Path:
+    from polypvision.fileio import write_text
     from polypvision.report.thumbs import thumbnails
 
     thumbs = thumbnails(video, [e.largest_frame for e in events]) if events else {}
-    html = render_report(title=title, sidecar=sidecar, records=records, events=events, settings=settings,
-                         figures=figures(sidecar, records, events), thumbs=thumbs,
-                         key=report_key(sidecar, settings, len(records)), video_name=video.name)
-    return write_text_atomic(path, html)
+    html = render_report(
+        title=title,
+        sidecar=sidecar,
+        records=records,
+        events=events,
+        settings=settings,
+        figures=figures(sidecar, records, events),
+        thumbs=thumbs,
+        key=report_key(sidecar, settings, len(records)),
+        video_name=video.name,
+    )
+    return write_text(path, html)
 
 
-def report_from_log(log: Path, out: Path | None = None, video: Path | None = None,
-                    settings: EventSettings | None = None) -> Path:
+def report_from_log(
+    log: Path,
+    out: Path | None = None,
+    video: Path | None = None,
+    settings: EventSettings | None = None,
+) -> Path:
     """The report of one ``annotate --log`` output (its video beside it unless given)."""
     from polypvision.errors import UserError
     from polypvision.events import event_settings_of
@@ -81,4 +119,6 @@ def report_from_log(log: Path, out: Path | None = None, video: Path | None = Non
     video = video or log.with_suffix(".mp4")
     events = find_events(records, settings, (sidecar.get("source") or {}).get("fps"))
     out = out or log.with_name(log.stem + ".report.html")
-    return write_report(out, video, sidecar, records, events, settings, title=str(sidecar.get("input", log.stem)))
+    return write_report(
+        out, video, sidecar, records, events, settings, title=str(sidecar.get("input", log.stem))
+    )

@@ -28,7 +28,9 @@ def frames_at(video: Path, positions: Iterable[int]) -> dict[int, np.ndarray]:
         stream = container.streams.video[0]
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         for pos in sorted(set(positions)):
-            container.seek(int(pos / rate / stream.time_base), stream=stream, backward=True, any_frame=False)
+            container.seek(
+                int(pos / rate / stream.time_base), stream=stream, backward=True, any_frame=False
+            )
             last = None
             for frame in container.decode(stream):
                 if frame.pts is None:

@@ -23,8 +23,18 @@ from polypvision.sources.live import CaptureSource, LiveSource, StreamSource, li
 from polypvision.sources.synthetic import LiveSyntheticSource, SyntheticSource
 
 __all__ = [
-    "BUILTIN", "CaptureSource", "FrameFolderSource", "FrameSource", "LiveSource", "LiveSyntheticSource",
-    "StreamSource", "SyntheticSource", "VideoFileSource", "input_paths", "list_capture_devices", "open_source",
+    "BUILTIN",
+    "CaptureSource",
+    "FrameFolderSource",
+    "FrameSource",
+    "LiveSource",
+    "LiveSyntheticSource",
+    "StreamSource",
+    "SyntheticSource",
+    "VideoFileSource",
+    "input_paths",
+    "list_capture_devices",
+    "open_source",
     "source_kind",
 ]
 
@@ -40,9 +50,10 @@ def _exists(s: str) -> bool:
 
 
 def _keyword(s: str) -> str | None:
-    """The keyword ``s`` names (``demo``, ``synthetic[:live]``), unless a path of that name exists."""
+    """The keyword ``s`` names (``demo``, ``synthetic[:live]``),
+    unless a path of that name exists."""
     if s.startswith(BUILTIN):
-        return KEYWORDS.get(s[len(BUILTIN):])
+        return KEYWORDS.get(s[len(BUILTIN) :])
     return KEYWORDS.get(s) if not _exists(s) else None
 
 
@@ -81,8 +92,14 @@ def input_paths(spec: str) -> tuple[Path, ...]:
 DEFAULT_FPS = 25.0
 
 
-def make_source(spec: str, *, fps: float | None = None, width: int | None = None, height: int | None = None,
-                fourcc: str | None = None) -> FrameSource:
+def make_source(
+    spec: str,
+    *,
+    fps: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    fourcc: str | None = None,
+) -> FrameSource:
     """Build (but do not open) the source for ``spec``. Raises SourceError for nonsense.
 
     ``fps`` is the playback rate of a folder of frames or a synthetic clip (default 25) and,
@@ -97,7 +114,11 @@ def make_source(spec: str, *, fps: float | None = None, width: int | None = None
         return VideoFileSource(demo_clip_path())
     if kind == "synthetic":
         live = spec.endswith(":live")
-        return LiveSyntheticSource(fps=fps or DEFAULT_FPS) if live else SyntheticSource(fps=fps or DEFAULT_FPS)
+        return (
+            LiveSyntheticSource(fps=fps or DEFAULT_FPS)
+            if live
+            else SyntheticSource(fps=fps or DEFAULT_FPS)
+        )
     if kind == "stream":
         return StreamSource(spec)
     if kind == "device":
@@ -106,7 +127,9 @@ def make_source(spec: str, *, fps: float | None = None, width: int | None = None
     if kind == "frames":
         return FrameFolderSource(spec, fps=fps or DEFAULT_FPS)
     if not spec:
-        raise SourceError("no input given; pass a video file, a folder of frames, a device or a URL")
+        raise SourceError(
+            "no input given; pass a video file, a folder of frames, a device or a URL"
+        )
     return VideoFileSource(spec)
 
 

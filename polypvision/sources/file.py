@@ -95,8 +95,10 @@ class VideoFileSource(FrameSource):
         try:
             container = av.open(str(self.path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise SourceError(f"cannot decode {self.path}: not a video file FFmpeg can read ({cause_line(exc)}); "
-                              "pass a video file or a folder of frames") from None
+            raise SourceError(
+                f"cannot decode {self.path}: not a video file FFmpeg can read ({cause_line(exc)}); "
+                "pass a video file or a folder of frames"
+            ) from None
         fmt = container.format
         reason = None
         if fmt.name in _NOT_VIDEO_FORMATS:
@@ -105,7 +107,10 @@ class VideoFileSource(FrameSource):
             reason = "it has no video stream"
         if reason is not None:
             container.close()
-            raise SourceError(f"cannot decode {self.path}: not a video ({reason}); pass a video file or a folder of frames")
+            raise SourceError(
+                f"cannot decode {self.path}: not a video ({reason}); pass a video file or a "
+                "folder of frames"
+            )
         stream = container.streams.video[0]
         # Slice threads, not frame threads: frame threading conceals a damaged frame with the one
         # before it (a cut file's last frame came out as a repeat) and delays every frame by the
@@ -120,16 +125,25 @@ class VideoFileSource(FrameSource):
         first = self._next_frame()
         if first is None:
             self.close()
-            raise SourceError(f"cannot decode any frame of {self.path}: the file is damaged or not a video")
+            raise SourceError(
+                f"cannot decode any frame of {self.path}: the file is damaged or not a video"
+            )
         self._first = first
         h, w = first.image.shape[:2]
         extra: dict[str, object] = {}
         sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
         if sar and sar > 0 and sar != 1:
             extra["pixel_aspect"] = Fraction(sar.numerator, sar.denominator)
-        self.info = SourceInfo(description=str(self.path), width=w, height=h, fps=self._fps,
-                               frame_count=self._expected or self._estimate_count(), live=False, seekable=True,
-                               extra=extra)
+        self.info = SourceInfo(
+            description=str(self.path),
+            width=w,
+            height=h,
+            fps=self._fps,
+            frame_count=self._expected or self._estimate_count(),
+            live=False,
+            seekable=True,
+            extra=extra,
+        )
         return self.info
 
     @staticmethod
@@ -142,7 +156,11 @@ class VideoFileSource(FrameSource):
     def _estimate_count(self) -> int | None:
         """Frames a container without an index holds, from its duration (a seek bar's length)."""
         c, s = self._container, self._stream
-        dur = float(s.duration * s.time_base) if s.duration and s.time_base else (c.duration or 0) / 1e6
+        dur = (
+            float(s.duration * s.time_base)
+            if s.duration and s.time_base
+            else (c.duration or 0) / 1e6
+        )
         return max(1, round(dur * self._fps)) if dur > 0 else None
 
     # -- decoding ----------------------------------------------------------------------------
@@ -174,7 +192,11 @@ class VideoFileSource(FrameSource):
     def _damaged(self, packet: Any) -> None:
         self._bad_packets += 1
         if self._first_damage_s is None:
-            t = packet.pts * packet.time_base if packet is not None and packet.pts is not None and packet.time_base else None
+            t = (
+                packet.pts * packet.time_base
+                if packet is not None and packet.pts is not None and packet.time_base
+                else None
+            )
             self._first_damage_s = float(t) - self._t0 if t is not None else self._prev_t or 0.0
 
     def _next_frame(self) -> Frame | None:
@@ -222,10 +244,20 @@ class VideoFileSource(FrameSource):
         lost = max(lost, self._bad_packets if exp is None else 0)
         self.unreadable = lost
         if lost:
-            where = f"; first damage {self._first_damage_s:.2f} s in" if self._first_damage_s is not None else ""
-            total = f"{self._decoded} of {exp} frames the header announces" if exp else f"{self._decoded} frames"
-            msg = (f"{self.path.name}: decoded {total}; {lost} frame(s) could not be decoded{where} "
-                   "(the file is damaged or truncated)")
+            where = (
+                f"; first damage {self._first_damage_s:.2f} s in"
+                if self._first_damage_s is not None
+                else ""
+            )
+            total = (
+                f"{self._decoded} of {exp} frames the header announces"
+                if exp
+                else f"{self._decoded} frames"
+            )
+            msg = (
+                f"{self.path.name}: decoded {total}; {lost} frame(s) could not be decoded{where} "
+                "(the file is damaged or truncated)"
+            )
             self.warnings.append(msg)
             log.info(msg)  # a warning for the caller to show (self.warnings), once
 
@@ -237,11 +269,13 @@ class VideoFileSource(FrameSource):
         lo, hi = self._intervals
         # A damaged stretch leaves one long interval per stretch: that is loss, not timing.
         if self._irregular > self._bad_packets:
-            out["variable_frame_rate"] = {"interval_ms": [round(lo * 1000, 1), round(hi * 1000, 1)],
-                                          "written_at": "the input's own timestamps"}
+            out["variable_frame_rate"] = {
+                "interval_ms": [round(lo * 1000, 1), round(hi * 1000, 1)],
+                "written_at": "the input's own timestamps",
+            }
         if self.info is not None and "pixel_aspect" in self.info.extra:
             sar = self.info.extra["pixel_aspect"]
-            out["pixel_aspect"] = f"{sar.numerator}:{sar.denominator}"  # type: ignore[union-attr]
+            out["pixel_aspect"] = f"{sar.numerator}:{sar.denominator}"
         return out
 
     def read(self) -> Frame | None:
@@ -259,7 +293,8 @@ class VideoFileSource(FrameSource):
         if index == 0 and self._first is not None:
             return  # frame 0 is decoded and waiting (just opened)
         if index == self._next and self._first is None and self._frames is not None:
-            return  # the next frame anyway (stepping forward): no seek, no re-decode from a keyframe
+            # the next frame anyway (stepping forward): no seek, no re-decode from a keyframe
+            return
         self._first = None
         target = index / self._fps
         s = self._stream

@@ -56,7 +56,9 @@ def _expand_pattern(pattern: str) -> list[Path]:
     folder = p.parent
     if not folder.is_dir():
         raise SourceError(f"input not found: {folder} (from the pattern {pattern}); check the path")
-    rx = re.compile("^" + re.escape(p.name[: m.start()]) + r"(\d+)" + re.escape(p.name[m.end():]) + "$")
+    rx = re.compile(
+        "^" + re.escape(p.name[: m.start()]) + r"(\d+)" + re.escape(p.name[m.end() :]) + "$"
+    )
     hits = []
     for entry in os.scandir(folder):
         mm = rx.match(entry.name)
@@ -90,9 +92,10 @@ def _numbers(files: list[Path]) -> list[int] | None:
 
 def _ranges(missing: list[int]) -> list[str]:
     out: list[str] = []
-    start = prev = None
-    for n in missing + [None]:  # type: ignore[list-item]
-        if start is not None and n == prev + 1:
+    start: int | None = None
+    prev: int | None = None
+    for n in [*missing, None]:
+        if start is not None and prev is not None and n == prev + 1:
             prev = n
             continue
         if start is not None:
@@ -112,7 +115,9 @@ class FrameFolderSource(FrameSource):
         self.names: list[str] = []  # each frame's name (masks, log): the stem, made unique
         self.skipped_files: list[str] = []
         self._facts: dict[str, Any] = {}
-        self._bad: set[str] = set()  # unreadable files, counted once however often seek revisits them
+        self._bad: set[str] = (
+            set()
+        )  # unreadable files, counted once however often seek revisits them
         self._pos = 0
         self._index = 0
         self._open = False
@@ -135,27 +140,48 @@ class FrameFolderSource(FrameSource):
 
     def open(self) -> SourceInfo:
         if not self.fps > 0 or self.fps == float("inf"):
-            raise SourceError(f"frame rate must be a positive number, got {self.fps}; pass --fps 25 for example")
+            raise SourceError(
+                f"frame rate must be a positive number, got {self.fps}; pass --fps 25 for example"
+            )
         self.files = self._list()
         if not self.files:
-            raise SourceError(f"no image frames found in {self.spec}; expected .png/.jpg/.tif files")
+            raise SourceError(
+                f"no image frames found in {self.spec}; expected .png/.jpg/.tif files"
+            )
         if self.skipped_files:
-            self.warnings.append(f"skipped {len(self.skipped_files)} non-image file(s) in {self.spec}")
+            self.warnings.append(
+                f"skipped {len(self.skipped_files)} non-image file(s) in {self.spec}"
+            )
         self._name_frames()
         self._find_gaps()
         sizes = Counter(s for s in (image_size(p) for p in self.files) if s is not None)
-        if not sizes or not any(cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None for p in self.files):
-            raise SourceError(f"none of the {len(self.files)} image files in {self.spec} can be decoded")
+        if not sizes or not any(
+            cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None for p in self.files
+        ):
+            raise SourceError(
+                f"none of the {len(self.files)} image files in {self.spec} can be decoded"
+            )
         # The most common size (the larger one on a tie): a stray thumbnail sets nothing.
         (w, h), _ = max(sizes.items(), key=lambda kv: (kv[1], kv[0][0] * kv[0][1]))
         if len(sizes) > 1:
-            self._facts["frame_sizes_in_input"] = {f"{a}x{b}": n for (a, b), n in sizes.most_common()}
-            self.warnings.append(f"frames of {len(sizes)} sizes in {self.spec}: the video is {w}x{h}, "
-                                 f"{sum(sizes.values()) - sizes[(w, h)]} frame(s) of other sizes are letterboxed "
-                                 "into it (aspect ratio kept; masks at each frame's own size)")
+            self._facts["frame_sizes_in_input"] = {
+                f"{a}x{b}": n for (a, b), n in sizes.most_common()
+            }
+            self.warnings.append(
+                f"frames of {len(sizes)} sizes in {self.spec}: the video is {w}x{h}, "
+                f"{sum(sizes.values()) - sizes[(w, h)]} frame(s) of other sizes are letterboxed "
+                "into it (aspect ratio kept; masks at each frame's own size)"
+            )
         self._open = True
-        self.info = SourceInfo(description=self.spec, width=w, height=h, fps=self.fps,
-                               frame_count=len(self.files), live=False, seekable=True)
+        self.info = SourceInfo(
+            description=self.spec,
+            width=w,
+            height=h,
+            fps=self.fps,
+            frame_count=len(self.files),
+            live=False,
+            seekable=True,
+        )
         return self.info
 
     def _name_frames(self) -> None:
@@ -163,13 +189,20 @@ class FrameFolderSource(FrameSource):
         for p in self.files:
             stems[p.stem].append(p)
         shared = {s: ps for s, ps in stems.items() if len(ps) > 1}
-        self.names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if p.stem in shared else p.stem for p in self.files]
+        self.names = [
+            f"{p.stem}_{p.suffix.lstrip('.').lower()}" if p.stem in shared else p.stem
+            for p in self.files
+        ]
         if shared:
             example = sorted(shared)[0]
             files = ", ".join(p.name for p in shared[example])
-            self._facts["shared_stems"] = {s: [p.name for p in ps] for s, ps in sorted(shared.items())}
-            self.warnings.append(f"{sum(len(v) for v in shared.values())} files share a name with another "
-                                 f"({files}): each is a frame, named with its extension ({example}_...)")
+            self._facts["shared_stems"] = {
+                s: [p.name for p in ps] for s, ps in sorted(shared.items())
+            }
+            self.warnings.append(
+                f"{sum(len(v) for v in shared.values())} files share a name with another "
+                f"({files}): each is a frame, named with its extension ({example}_...)"
+            )
 
     def _find_gaps(self) -> None:
         nums = _numbers(self.files)
@@ -179,11 +212,16 @@ class FrameFolderSource(FrameSource):
         missing = [n for n in range(nums[0], nums[-1] + 1) if n not in have]
         if missing:
             ranges = _ranges(missing)
-            self._facts["numbering_gaps"] = {"missing": len(missing), "numbers": ranges[:50],
-                                             "timing": "frames play one interval apart; the log's name is the number"}
-            self.warnings.append(f"{len(missing)} frame number(s) missing in {self.spec} "
-                                 f"({', '.join(ranges[:5])}{', ...' if len(ranges) > 5 else ''}): the frames "
-                                 "that are there play one interval apart")
+            self._facts["numbering_gaps"] = {
+                "missing": len(missing),
+                "numbers": ranges[:50],
+                "timing": "frames play one interval apart; the log's name is the number",
+            }
+            self.warnings.append(
+                f"{len(missing)} frame number(s) missing in {self.spec} "
+                f"({', '.join(ranges[:5])}{', ...' if len(ranges) > 5 else ''}): the frames "
+                "that are there play one interval apart"
+            )
 
     def expected_frames(self) -> int | None:
         return len(self.files) or None

@@ -55,7 +55,9 @@ def _tiff(fh, head: bytes) -> tuple[int, int] | None:
     for _ in range(count):
         tag, typ, _n, value = struct.unpack(order + "HHI4s", fh.read(12))
         if tag in (256, 257):
-            dims[tag] = struct.unpack(order + ("H" if typ == 3 else "I"), value[: 2 if typ == 3 else 4])[0]
+            dims[tag] = struct.unpack(
+                order + ("H" if typ == 3 else "I"), value[: 2 if typ == 3 else 4]
+            )[0]
     return (dims[256], dims[257]) if len(dims) == 2 else None
 
 

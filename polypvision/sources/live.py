@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 
@@ -32,6 +32,18 @@ BACKOFF_MAX_S = 4.0
 STOP_TIMEOUT_S = 1.0  # a healthy grabber stops within one frame; a stalled one is left to finish
 
 
+class Capture(Protocol):
+    """What the grabber needs of a capture: ``cv2.VideoCapture``, or a stand-in for tests."""
+
+    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's spelling
+
+    def read(self) -> tuple[bool, Any]: ...
+
+    def get(self, prop: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
 class LiveSource(FrameSource):
     """Shared grabber-thread logic; subclasses say how to open the OpenCV capture."""
 
@@ -40,7 +52,7 @@ class LiveSource(FrameSource):
     def __init__(self, open_timeout_s: float = 10.0) -> None:
         super().__init__()
         self.open_timeout_s = open_timeout_s
-        self._cap: cv2.VideoCapture | None = None
+        self._cap: Capture | None = None
         self._cond = threading.Condition()
         self._latest: tuple[Any, float] | None = None
         self._stop = threading.Event()
@@ -56,7 +68,7 @@ class LiveSource(FrameSource):
         self.wait_backoff: Callable[[float], bool] = self._stop.wait
 
     # subclasses -----------------------------------------------------------------------------
-    def _make_capture(self) -> cv2.VideoCapture:
+    def _make_capture(self) -> Capture:
         raise NotImplementedError
 
     def _describe(self) -> str:
@@ -67,31 +79,47 @@ class LiveSource(FrameSource):
         cap = self._make_capture()
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open {self._describe()}: no device or stream answered; check it is connected")
+            raise SourceError(
+                f"cannot open {self._describe()}: no device or stream answered; check it is "
+                "connected"
+            )
         ok, img = cap.read()
         if not ok or img is None:
             cap.release()
-            raise SourceError(f"{self._describe()} opened but delivered no frame; check the device or stream")
+            raise SourceError(
+                f"{self._describe()} opened but delivered no frame; check the device or stream"
+            )
         self._cap = cap
         h, w = img.shape[:2]
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.info = SourceInfo(description=self._describe(), width=w, height=h,
-                               fps=float(fps) if fps and 0 < fps < 1000 else 30.0,
-                               frame_count=None, live=True, seekable=False, extra=self._granted(cap))
+        self.info = SourceInfo(
+            description=self._describe(),
+            width=w,
+            height=h,
+            fps=float(fps) if fps and 0 < fps < 1000 else 30.0,
+            frame_count=None,
+            live=True,
+            seekable=False,
+            extra=self._granted(cap),
+        )
         self._t0 = now()
         self._put(img)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._grab_loop, name=f"pv-grab-{type(self).__name__}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._grab_loop, name=f"pv-grab-{type(self).__name__}", daemon=True
+        )
         self._thread.start()
         return self.info
 
-    def _granted(self, cap: cv2.VideoCapture) -> dict[str, Any]:
+    def _granted(self, cap: Capture) -> dict[str, Any]:
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
         code = "".join(chr((fourcc >> (8 * i)) & 0xFF) for i in range(4)) if fourcc else ""
-        return {"granted_width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                "granted_height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                "granted_fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
-                "granted_fourcc": code.strip("\x00")}
+        return {
+            "granted_width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            "granted_height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            "granted_fps": float(cap.get(cv2.CAP_PROP_FPS) or 0.0),
+            "granted_fourcc": code.strip("\x00"),
+        }
 
     def _put(self, img: Any) -> None:
         with self._cond:
@@ -121,7 +149,7 @@ class LiveSource(FrameSource):
         backoff = BACKOFF_START_S
         while not self._stop.is_set():
             cap = self._cap
-            ok, img = (cap.read() if cap is not None else (False, None))
+            ok, img = cap.read() if cap is not None else (False, None)
             if ok and img is not None:
                 failures, backoff = 0, BACKOFF_START_S
                 if self._status != "ok":
@@ -161,7 +189,10 @@ class LiveSource(FrameSource):
         Raises SourceError when the grabber died (its exception is the cause)."""
         with self._cond:
             while self._latest is None and not self._stop.is_set() and self.error is None:
-                if not self._cond.wait(timeout=timeout_s if timeout_s is not None else 0.5) and timeout_s is not None:
+                if (
+                    not self._cond.wait(timeout=timeout_s if timeout_s is not None else 0.5)
+                    and timeout_s is not None
+                ):
                     return None
             if self.error is not None and self._latest is None:
                 raise SourceError(f"{self._describe()} failed: {self.error}") from self.error
@@ -178,7 +209,12 @@ class LiveSource(FrameSource):
         return "ended" if self._stop.is_set() else self._status
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "reconnects": self.reconnects, "grabbed": self.grabbed, "status": self.status}
+        return {
+            **super().stats(),
+            "reconnects": self.reconnects,
+            "grabbed": self.grabbed,
+            "status": self.status,
+        }
 
     def close(self) -> None:
         self._stop.set()
@@ -201,11 +237,22 @@ class LiveSource(FrameSource):
 class CaptureSource(LiveSource):
     """A capture card or webcam: OpenCV index or /dev/videoN, with requested format."""
 
-    def __init__(self, device: int | str, width: int | None = None, height: int | None = None,
-                 fps: float | None = None, fourcc: str | None = None) -> None:
+    def __init__(
+        self,
+        device: int | str,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        fourcc: str | None = None,
+    ) -> None:
         super().__init__()
         self.device = device
-        self.requested = {"width": width, "height": height, "fps": fps, "fourcc": fourcc}
+        self.requested: dict[str, Any] = {
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "fourcc": fourcc,
+        }
 
     def _describe(self) -> str:
         return f"capture device {self.device}"
@@ -213,11 +260,13 @@ class CaptureSource(LiveSource):
     def _make_capture(self) -> cv2.VideoCapture:
         dev = self.device
         if isinstance(dev, str) and not dev.isdigit() and not Path(dev).exists():
-            raise SourceError(f"capture device {dev} does not exist; list devices with 'polypvision devices'")
+            raise SourceError(
+                f"capture device {dev} does not exist; list devices with 'polypvision devices'"
+            )
         cap = cv2.VideoCapture(int(dev) if isinstance(dev, str) and dev.isdigit() else dev)
         r = self.requested
         if r["fourcc"]:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*r["fourcc"][:4].ljust(4)))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*r["fourcc"][:4].ljust(4)))
         if r["width"]:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, r["width"])
         if r["height"]:
@@ -230,7 +279,16 @@ class CaptureSource(LiveSource):
 class StreamSource(LiveSource):
     """A network stream (rtsp://, udp://, http(s)://), decoded by FFmpeg and treated as live."""
 
-    SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "http://", "https://", "srt://")
+    SCHEMES = (
+        "rtsp://",
+        "rtsps://",
+        "rtmp://",
+        "udp://",
+        "tcp://",
+        "http://",
+        "https://",
+        "srt://",
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -240,11 +298,17 @@ class StreamSource(LiveSource):
         return f"stream {self.url}"
 
     def _make_capture(self) -> cv2.VideoCapture:
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            5000,
+        ]
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
 
 def list_capture_devices(max_index: int = 10) -> list[str]:
     """Video devices present (Linux /dev/video*), for the device picker."""
-    return sorted((str(p) for p in Path("/dev").glob("video*")), key=lambda s: int(s[10:] or 0))[:max_index]
+    return sorted((str(p) for p in Path("/dev").glob("video*")), key=lambda s: int(s[10:] or 0))[
+        :max_index
+    ]

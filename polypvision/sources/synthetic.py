@@ -28,7 +28,7 @@ def stamp_index(img: np.ndarray, index: int) -> None:
     """Write ``index`` as 16 black/white cells of 8x8 px along the top-left edge."""
     for bit in range(STAMP_BITS):
         v = 255 if (index >> bit) & 1 else 0
-        img[0:STAMP_CELL, bit * STAMP_CELL:(bit + 1) * STAMP_CELL] = v
+        img[0:STAMP_CELL, bit * STAMP_CELL : (bit + 1) * STAMP_CELL] = v
 
 
 def read_stamp(img: np.ndarray) -> int:
@@ -37,7 +37,7 @@ def read_stamp(img: np.ndarray) -> int:
     value = 0
     c = STAMP_CELL
     for bit in range(STAMP_BITS):
-        cell = gray[2:c - 2, bit * c + 2:(bit + 1) * c - 2]
+        cell = gray[2 : c - 2, bit * c + 2 : (bit + 1) * c - 2]
         if cell.mean() > 127:
             value |= 1 << bit
     return value
@@ -46,7 +46,9 @@ def read_stamp(img: np.ndarray) -> int:
 class SyntheticClip:
     """Renders frames and their ground-truth masks."""
 
-    def __init__(self, width: int = 640, height: int = 480, seed: int = 0, stamp: bool = False) -> None:
+    def __init__(
+        self, width: int = 640, height: int = 480, seed: int = 0, stamp: bool = False
+    ) -> None:
         self.width, self.height, self.seed, self.stamp = width, height, seed, stamp
         rng = np.random.default_rng(seed)
         pad = 64
@@ -78,7 +80,8 @@ class SyntheticClip:
         return cx, cy, ax, ay, angle
 
     def visible(self, index: int) -> bool:
-        """The polyp leaves the view for a stretch of every 10 s, so clips have negatives too."""
+        """The polyp leaves the view for the last 50 of every 250 frames,
+        so clips have negatives too."""
         return (index % 250) < 200
 
     def mask(self, index: int) -> np.ndarray:
@@ -93,7 +96,7 @@ class SyntheticClip:
         p = self._pad
         ox = int(p + p * 0.8 * np.sin(0.4 * t))
         oy = int(p + p * 0.8 * np.cos(0.3 * t))
-        img = self._bg[oy: oy + self.height, ox: ox + self.width]
+        img = self._bg[oy : oy + self.height, ox : ox + self.width]
         img = img.astype(np.float32)
         if self.visible(index):
             cx, cy, ax, ay, ang = self._polyp(index)
@@ -101,8 +104,16 @@ class SyntheticClip:
             cv2.ellipse(layer, (int(cx), int(cy)), (int(ax), int(ay)), ang, 0, 360, 1.0, -1)
             dome = cv2.GaussianBlur(layer, (0, 0), max(ax / 3, 1))
             color = np.array([120, 140, 215], np.float32)
-            img = img * (1 - layer[..., None] * 0.85) + color * (layer * 0.85)[..., None] * (0.6 + 0.6 * dome[..., None])
-            cv2.circle(img, (int(cx - ax * 0.3), int(cy - ay * 0.35)), max(int(ax * 0.12), 2), (255, 255, 255), -1)
+            img = img * (1 - layer[..., None] * 0.85) + color * (layer * 0.85)[..., None] * (
+                0.6 + 0.6 * dome[..., None]
+            )
+            cv2.circle(
+                img,
+                (int(cx - ax * 0.3), int(cy - ay * 0.35)),
+                max(int(ax * 0.12), 2),
+                (255, 255, 255),
+                -1,
+            )
         img *= self._vignette
         img[self._fov == 0] = 8
         out = np.clip(img, 0, 255).astype(np.uint8)
@@ -114,8 +125,15 @@ class SyntheticClip:
 class SyntheticSource(FrameSource):
     """A finite synthetic clip read as fast as asked (file-like: seekable, never drops)."""
 
-    def __init__(self, frames: int = 250, width: int = 640, height: int = 480, fps: float = 25.0,
-                 seed: int = 0, stamp: bool = False) -> None:
+    def __init__(
+        self,
+        frames: int = 250,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 25.0,
+        seed: int = 0,
+        stamp: bool = False,
+    ) -> None:
         super().__init__()
         self.n, self.fps = frames, fps
         self.clip = SyntheticClip(width, height, seed, stamp)
@@ -123,9 +141,15 @@ class SyntheticSource(FrameSource):
 
     def open(self) -> SourceInfo:
         self._i = 0
-        self.info = SourceInfo(description=f"synthetic {self.clip.width}x{self.clip.height} seed {self.clip.seed}",
-                               width=self.clip.width, height=self.clip.height, fps=self.fps,
-                               frame_count=self.n, live=False, seekable=True)
+        self.info = SourceInfo(
+            description=f"synthetic {self.clip.width}x{self.clip.height} seed {self.clip.seed}",
+            width=self.clip.width,
+            height=self.clip.height,
+            fps=self.fps,
+            frame_count=self.n,
+            live=False,
+            seekable=True,
+        )
         return self.info
 
     def read(self) -> Frame | None:
@@ -145,8 +169,15 @@ class SyntheticSource(FrameSource):
 class _PacedCapture:
     """Quacks like cv2.VideoCapture: paced frames, optional outage, for LiveSource."""
 
-    def __init__(self, clip: SyntheticClip, fps: float, frames: int | None, outage: tuple[int, int] | None,
-                 start_index: int = 0, rendered: list[np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        clip: SyntheticClip,
+        fps: float,
+        frames: int | None,
+        outage: tuple[int, int] | None,
+        start_index: int = 0,
+        rendered: list[np.ndarray] | None = None,
+    ) -> None:
         self.clip, self.fps, self.frames, self.outage = clip, fps, frames, outage
         self.rendered = rendered
         self.i = start_index
@@ -169,12 +200,17 @@ class _PacedCapture:
         if self.outage and self.outage[0] <= i < self.outage[1]:
             return False, None
         if self.rendered:
-            return True, self.rendered[i % len(self.rendered)].copy()  # a device hands out new memory
+            return True, self.rendered[
+                i % len(self.rendered)
+            ].copy()  # a device hands out new memory
         return True, self.clip.frame(i)
 
     def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_FRAME_WIDTH: self.clip.width,
-                cv2.CAP_PROP_FRAME_HEIGHT: self.clip.height}.get(prop, 0.0)
+        return {
+            cv2.CAP_PROP_FPS: self.fps,
+            cv2.CAP_PROP_FRAME_WIDTH: self.clip.width,
+            cv2.CAP_PROP_FRAME_HEIGHT: self.clip.height,
+        }.get(prop, 0.0)
 
     def release(self) -> None:
         self._open = False
@@ -183,14 +219,22 @@ class _PacedCapture:
 class LiveSyntheticSource(LiveSource):
     """The synthetic clip delivered in real time, like a capture card.
 
-    ``prerender=N`` renders N frames once and cycles them: rendering a 1080p frame costs more
-    than a frame interval at 60 fps, and a capture card hands out finished frames, so the
-    live benchmark measures the pipeline, not the generator.
+    ``prerender=N`` renders N frames once and cycles them: rendering a large frame can cost more
+    than a frame interval, and a capture card hands out finished frames, so the live benchmark
+    measures the pipeline, not the generator.
     """
 
-    def __init__(self, fps: float = 30.0, width: int = 640, height: int = 480, seed: int = 0,
-                 frames: int | None = None, stamp: bool = False, outage: tuple[int, int] | None = None,
-                 prerender: int = 0) -> None:
+    def __init__(
+        self,
+        fps: float = 30.0,
+        width: int = 640,
+        height: int = 480,
+        seed: int = 0,
+        frames: int | None = None,
+        stamp: bool = False,
+        outage: tuple[int, int] | None = None,
+        prerender: int = 0,
+    ) -> None:
         super().__init__()
         self.clip = SyntheticClip(width, height, seed, stamp)
         self.fps, self.frames, self.outage = fps, frames, outage
@@ -202,5 +246,7 @@ class LiveSyntheticSource(LiveSource):
 
     def _make_capture(self) -> _PacedCapture:
         start = self._cap_obj.i if self._cap_obj is not None else 0
-        self._cap_obj = _PacedCapture(self.clip, self.fps, self.frames, self.outage, start, self.rendered)
+        self._cap_obj = _PacedCapture(
+            self.clip, self.fps, self.frames, self.outage, start, self.rendered
+        )
         return self._cap_obj

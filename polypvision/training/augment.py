@@ -18,25 +18,28 @@ from __future__ import annotations
 import tensorflow as tf
 
 FOREGROUND_P = 0.67
+FULL_FRAME_P = 0.25
 
 
-def _random_box(h: tf.Tensor, w: tf.Tensor, min_scale: float, view: float = 1.0,
-                mask: tf.Tensor | None = None) -> tf.Tensor:
-    """A normalised crop box covering ``min_scale..1`` of each side (full frame 25% of the time).
+def _random_box(
+    h: tf.Tensor, w: tf.Tensor, min_scale: float, view: float = 1.0, mask: tf.Tensor | None = None
+) -> tf.Tensor:
+    """A normalised crop box covering ``min_scale..1`` of each side
+    (the full frame ``FULL_FRAME_P`` of the time).
 
     ``view`` < 1 shrinks every box by that factor: a patch of the frame at the same zoom as a
     full view would have, so a network trained on patches sees polyps at the scale it meets at
-    inference (training at 128 on whole frames halves that scale, and the 256 model then fails).
-    Patches then often miss the polyp, and the per-image Dice term of the loss punishes any
-    output on an empty patch so hard that a network learns to predict nothing (seen: validation
-    Dice 0 for 8 epochs). So with ``mask`` given, ``FOREGROUND_P`` of the patches are placed to
+    inference (training on whole frames at half the input size halves that scale, and the
+    full-size model then fails). Patches then often miss the polyp, and the per-image Dice term
+    of the loss punishes any output on an empty patch so hard that a network can learn to predict
+    nothing. So with ``mask`` given, ``FOREGROUND_P`` of the patches are placed to
     contain a random polyp pixel (nnU-Net's foreground oversampling).
     """
     s = tf.random.uniform([], min_scale, 1.0)
     aspect = tf.exp(tf.random.uniform([], -0.15, 0.15))
     sy = tf.minimum(1.0, s * aspect)
     sx = tf.minimum(1.0, s / aspect)
-    full = tf.random.uniform([]) < 0.25
+    full = tf.random.uniform([]) < FULL_FRAME_P
     sy = tf.where(full, 1.0, sy) * view
     sx = tf.where(full, 1.0, sx) * view
     y0 = tf.random.uniform([]) * (1.0 - sy)
@@ -50,7 +53,10 @@ def _random_box(h: tf.Tensor, w: tf.Tensor, min_scale: float, view: float = 1.0,
             cy = (tf.cast(fg[i, 0], tf.float32) + 0.5) / tf.cast(h, tf.float32)
             cx = (tf.cast(fg[i, 1], tf.float32) + 0.5) / tf.cast(w, tf.float32)
             fy, fx = tf.random.uniform([], 0.15, 0.85), tf.random.uniform([], 0.15, 0.85)
-            return (tf.clip_by_value(cy - fy * sy, 0.0, 1.0 - sy), tf.clip_by_value(cx - fx * sx, 0.0, 1.0 - sx))
+            return (
+                tf.clip_by_value(cy - fy * sy, 0.0, 1.0 - sy),
+                tf.clip_by_value(cx - fx * sx, 0.0, 1.0 - sx),
+            )
 
         y0, x0 = tf.cond(use, _around_polyp, lambda: (y0, x0))
     return tf.stack([y0, x0, y0 + sy, x0 + sx])
@@ -71,7 +77,9 @@ def _gaussian_blur(img: tf.Tensor, sigma: tf.Tensor, radius: int = 3) -> tf.Tens
 def _specular(img: tf.Tensor, size: int) -> tf.Tensor:
     """Add 1-5 small saturated white blobs, like the light's reflections on wet mucosa."""
     n = tf.random.uniform([], 1, 6, dtype=tf.int32)
-    yy, xx = tf.meshgrid(tf.range(size, dtype=tf.float32), tf.range(size, dtype=tf.float32), indexing="ij")
+    yy, xx = tf.meshgrid(
+        tf.range(size, dtype=tf.float32), tf.range(size, dtype=tf.float32), indexing="ij"
+    )
     cy = tf.random.uniform([n, 1, 1], 0, size)
     cx = tf.random.uniform([n, 1, 1], 0, size)
     ry = tf.random.uniform([n, 1, 1], 1.5, size / 28)
@@ -81,22 +89,30 @@ def _specular(img: tf.Tensor, size: int) -> tf.Tensor:
     return img * (1.0 - alpha) + alpha
 
 
-def augment(image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.55,
-            view: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
-    """One random view of one (image, mask) pair, ``size`` x ``size``; see the module docstring for why each.
+def augment(
+    image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.55, view: float = 1.0
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """One random view of one (image, mask) pair, ``size`` x ``size``;
+    see the module docstring for why each.
 
     ``view`` = crop / model input size when training on patches (``train --crop-size``).
     """
     shape = tf.shape(image)
     box = _random_box(shape[0], shape[1], min_scale, view, mask)[None]
-    img = tf.image.crop_and_resize(tf.cast(image, tf.float32)[None] / 255.0, box, [0], [size, size], "bilinear")[0]
-    msk = tf.image.crop_and_resize(tf.cast(mask, tf.float32)[None], box, [0], [size, size], "bilinear")[0]
+    img = tf.image.crop_and_resize(
+        tf.cast(image, tf.float32)[None] / 255.0, box, [0], [size, size], "bilinear"
+    )[0]
+    msk = tf.image.crop_and_resize(
+        tf.cast(mask, tf.float32)[None], box, [0], [size, size], "bilinear"
+    )[0]
     # Channel 0 is the 0/1 ground truth; a second channel, if any, is a teacher's probability x 255
     # (distillation), kept soft.
     msk = tf.concat([tf.cast(msk[..., :1] > 0.5, tf.float32), msk[..., 1:] / 255.0], axis=-1)
 
     both = tf.concat([img, msk], axis=-1)
-    both = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(both), lambda: both)
+    both = tf.cond(
+        tf.random.uniform([]) < 0.5, lambda: tf.image.flip_left_right(both), lambda: both
+    )
     both = tf.cond(tf.random.uniform([]) < 0.5, lambda: tf.image.flip_up_down(both), lambda: both)
     both = tf.image.rot90(both, tf.random.uniform([], 0, 4, dtype=tf.int32))
     img, msk = both[..., :3], both[..., 3:]
@@ -122,4 +138,3 @@ def augment(image: tf.Tensor, mask: tf.Tensor, size: int, min_scale: float = 0.5
 def normalise(img: tf.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> tf.Tensor:
     """(x - mean) / std on an image already scaled to [0, 1]: the contract's preprocessing."""
     return (img - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-

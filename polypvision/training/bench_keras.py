@@ -52,7 +52,18 @@ def keras_rows(seg, frames, reps: int = 20) -> list[dict[str, Any]]:
     t_ort = _timeit(lambda a: sess.run([out_name], {in_name: a}), x, reps)
     name = f"{c.architecture} rebuilt, batch 1, same weights (max |diff| {diff:.1e})"
     rows = []
-    for label, t in (("Keras predict", t_predict), ("Keras tf.function", t_tf), ("onnxruntime", t_ort)):
-        rows.append({"stage": "keras vs onnx", "detail": f"{label}: {name}", "fps": 1.0 / t,
-                     "ms_per_frame": 1000.0 * t, "extra": {"speedup_of_onnx": t / t_ort}})
+    for label, t in (
+        ("Keras predict", t_predict),
+        ("Keras tf.function", t_tf),
+        ("onnxruntime", t_ort),
+    ):
+        rows.append(
+            {
+                "stage": "keras vs onnx",
+                "detail": f"{label}: {name}",
+                "fps": 1.0 / t,
+                "ms_per_frame": 1000.0 * t,
+                "extra": {"speedup_of_onnx": t / t_ort},
+            }
+        )
     return rows

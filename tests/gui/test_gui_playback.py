@@ -18,7 +18,9 @@ def shown_index(win) -> int:
 def pause_at(qtbot, win, index: int) -> None:
     win.player.runner.pause()
     win.seek(index)
-    qtbot.waitUntil(lambda: win.view.frame() is not None and shown_index(win) == index, timeout=5000)
+    qtbot.waitUntil(
+        lambda: win.view.frame() is not None and shown_index(win) == index, timeout=5000
+    )
 
 
 def test_play_pause_step_seek(make_window, frames_clip, qtbot):
@@ -67,13 +69,28 @@ def test_keyboard_shortcuts(make_window, frames_clip, qtbot):
 def test_timeline_marks_detections_and_click_seeks(make_window, frames_clip, qtbot):
     win = make_window(frames_clip)
     track = win.player.track
-    qtbot.waitUntil(lambda: len(track.runs()) > 0, timeout=5000)  # the toy model flags the red mucosa
+    qtbot.waitUntil(
+        lambda: len(track.runs()) > 0, timeout=5000
+    )  # the toy model flags the red mucosa
     win.player.runner.pause()
     tl = win.transport.timeline
     assert tl.isVisibleTo(win)
     x = tl.margin + int((tl.width() - 2 * tl.margin) * 45.5 / 60)
     qtbot.mouseClick(tl, Qt.MouseButton.LeftButton, pos=QPoint(x, tl.height() // 2))
     qtbot.waitUntil(lambda: shown_index(win) == 45, timeout=5000)
+
+
+def test_the_timeline_counts_polyp_events(make_window, frames_clip, qtbot):
+    """The count under the timeline is polypvision.events' (the report's), over the frames seen."""
+    win = make_window(frames_clip)
+    win.player.runner.pause()
+    win.scan_clip()
+    qtbot.waitUntil(lambda: "Scan complete" in win.statusBar().currentMessage(), timeout=20000)
+    n = len(win.player.track.events())
+    assert n >= 1 and f"Scan complete: {n} polyp event" in win.statusBar().currentMessage()
+    qtbot.waitUntil(
+        lambda: win.transport.events_label.text().startswith(f"{n} polyp event"), timeout=3000
+    )
 
 
 def test_next_detection_jumps(make_window, frames_clip, qtbot):
@@ -83,8 +100,10 @@ def test_next_detection_jumps(make_window, frames_clip, qtbot):
     win.seek(0)
     qtbot.waitUntil(lambda: shown_index(win) == 0, timeout=5000)
     win.next_detection()
-    qtbot.waitUntil(lambda: shown_index(win) == win.player.track.next_polyp(-1) or shown_index(win) == 1,
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: shown_index(win) == win.player.track.next_polyp(-1) or shown_index(win) == 1,
+        timeout=5000,
+    )
 
 
 def test_overlay_controls_change_the_drawn_frame(make_window, frames_clip, qtbot):
@@ -103,7 +122,9 @@ def test_overlay_controls_change_the_drawn_frame(make_window, frames_clip, qtbot
     assert on.overlay.detection.present and not np.array_equal(win.view.frame(), raw(on))
 
     panel.enabled_box.setChecked(False)  # overlay off: the raw frame, re-read while paused
-    qtbot.waitUntil(lambda: shown() is not on and np.array_equal(win.view.frame(), raw(shown())), timeout=5000)
+    qtbot.waitUntil(
+        lambda: shown() is not on and np.array_equal(win.view.frame(), raw(shown())), timeout=5000
+    )
 
     panel.enabled_box.setChecked(True)
     panel.contour_box.setChecked(False)
@@ -115,6 +136,7 @@ def test_overlay_controls_change_the_drawn_frame(make_window, frames_clip, qtbot
         full = Compositor().compose(item.frame.image, item.overlay, item.settings)
         inside = full[item.overlay.mask > 0] if item.overlay is not None else full[:0]
         return inside.size and np.all(inside == (255, 0, 0))
+
     qtbot.waitUntil(blue_inside, timeout=5000)
 
     def area():  # of the mask on screen (a re-read frame has none until the model is done)
@@ -126,17 +148,12 @@ def test_overlay_controls_change_the_drawn_frame(make_window, frames_clip, qtbot
     qtbot.waitUntil(lambda: win.player.processor.threshold == 0.95, timeout=2000)
     qtbot.waitUntil(lambda: 0 <= area() < before, timeout=5000)
     panel.smoothing.setValue(0)
-    assert win.player.processor.smoothing.alpha == 1.0 and win.player.processor.smoothing.min_area == 0
+    assert (
+        win.player.processor.smoothing.alpha == 1.0 and win.player.processor.smoothing.min_area == 0
+    )
 
 
 def test_alert_flashes_once_per_appearance(make_window, frames_clip, qtbot):
-    from polypvision.gui.alert import AppearanceAlert
-
-    a = AppearanceAlert(quiet_s=1.0)
-    assert a.update(True, 10.0) and not a.update(True, 10.1)  # the same polyp, still there
-    assert not a.update(False, 10.2) and not a.update(True, 10.5)  # a flicker is not a new polyp
-    assert a.update(True, 12.0)  # gone for more than the quiet spell: new
-
     win = make_window()
     win.overlay_panel.alert_box.setChecked(True)
     win.open_source(str(frames_clip))  # the toy model "finds" the red mucosa at once
@@ -145,7 +162,7 @@ def test_alert_flashes_once_per_appearance(make_window, frames_clip, qtbot):
 
 
 def test_scan_fills_the_whole_timeline(make_window, frames_clip, qtbot):
-    from polypvision.gui.player import UNKNOWN
+    from polypvision.pipeline.track import UNKNOWN
 
     win = make_window(frames_clip)
     win.player.runner.pause()

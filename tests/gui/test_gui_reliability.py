@@ -41,13 +41,27 @@ def hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
 
 
-def _run_app_until(sig: int, tmp_path: Path, clip: Path, toy_model: Path,
-                   frames: int = 30) -> tuple[subprocess.Popen, str, Path]:
+def _run_app_until(
+    sig: int, tmp_path: Path, clip: Path, toy_model: Path, frames: int = 30
+) -> tuple[subprocess.Popen, str, Path]:
     out = tmp_path / "recordings"
     out.mkdir()
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    p = subprocess.Popen([sys.executable, str(HELPER), str(clip), str(toy_model), str(out), str(tmp_path / "s.ini"), str(frames)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            str(HELPER),
+            str(clip),
+            str(toy_model),
+            str(out),
+            str(tmp_path / "s.ini"),
+            str(frames),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = p.stdout.readline().strip()
         assert line == "RECORDING", (line, p.stderr.read() if p.poll() is not None else "")
@@ -73,9 +87,11 @@ def test_logout_or_a_closed_terminal_finishes_the_recording(tmp_path, frames_cli
 
 
 @pytest.mark.slow
-def test_a_killed_sessions_recording_is_recovered_at_the_next_start(tmp_path, frames_clip, toy_model, make_window,
-                                                                   app_settings, qtbot):
-    # 75 frames sent: the encoder's look-ahead still holds some, but a whole fragment (a second) is out
+def test_a_killed_sessions_recording_is_recovered_at_the_next_start(
+    tmp_path, frames_clip, toy_model, make_window, app_settings, qtbot
+):
+    # 75 frames sent: the encoder's look-ahead still holds some, but a whole fragment (a second) is
+    # out
     p, _, out = _run_app_until(signal.SIGKILL, tmp_path, frames_clip, toy_model, frames=75)
     left = [out / n for n in hidden(out)]
     assert len(left) == 1 and visible_mp4(out) == []
@@ -83,8 +99,10 @@ def test_a_killed_sessions_recording_is_recovered_at_the_next_start(tmp_path, fr
     os.utime(left[0], (t, t))
     app_settings.set("output/dir", str(out))
     win = make_window(frames_clip)
-    qtbot.waitUntil(lambda: "recovered" in win.statusBar().currentMessage() or bool(visible_mp4(out)),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: "recovered" in win.statusBar().currentMessage() or bool(visible_mp4(out)),
+        timeout=5000,
+    )
     saved = visible_mp4(out)
     assert len(saved) == 1 and hidden(out) == []
     frames = decode(saved[0])
@@ -92,18 +110,23 @@ def test_a_killed_sessions_recording_is_recovered_at_the_next_start(tmp_path, fr
 
 
 @pytest.mark.slow
-def test_a_disk_that_fills_while_recording_stops_rec_and_keeps_the_recording(make_window, frames_clip, app_settings,
-                                                                             tmp_path, qtbot):
+def test_a_disk_that_fills_while_recording_stops_rec_and_keeps_the_recording(
+    make_window, frames_clip, app_settings, tmp_path, qtbot
+):
     with tiny_disk(tmp_path / "disk", 64) as disk:
         app_settings.set("output/dir", str(disk))
         win = make_window(frames_clip)
         win.player.runner.loop = True
         win.toggle_record()
         assert win.player.recording
-        qtbot.waitUntil(lambda: not win.player.recording, timeout=60000)  # stopped by itself: the disk is full
+        qtbot.waitUntil(
+            lambda: not win.player.recording, timeout=60000
+        )  # stopped by itself: the disk is full
         msg = win.statusBar().currentMessage()
         assert "No space left on device" in msg and "are saved in" in msg, msg
-        qtbot.waitUntil(lambda: not win.record_bar.elapsed.isVisible(), timeout=2000)  # REC no longer counts
+        qtbot.waitUntil(
+            lambda: not win.record_bar.elapsed.isVisible(), timeout=2000
+        )  # REC no longer counts
         saved = visible_mp4(disk)
         assert len(saved) == 1 and hidden(disk) == []
         assert len(decode(saved[0])) >= 25
@@ -114,7 +137,9 @@ def test_a_damaged_clip_exports_to_its_end_and_says_partial(make_window, tmp_pat
     sys.path.insert(0, str(Path(__file__).parents[1] / "reliability"))
     from relhelpers import damage, ffmpeg_decodable, synthetic_frames, write_video
 
-    clip = write_video(tmp_path / "clean.mp4", synthetic_frames(100), gop=10, options={"movflags": "+faststart"})
+    clip = write_video(
+        tmp_path / "clean.mp4", synthetic_frames(100), gop=10, options={"movflags": "+faststart"}
+    )
     bad = damage(clip, tmp_path / "damaged.mp4")
     decodable = ffmpeg_decodable(bad)
     win = make_window(bad)
@@ -127,7 +152,9 @@ def test_a_damaged_clip_exports_to_its_end_and_says_partial(make_window, tmp_pat
     assert len(decode(out)) == decodable
 
 
-def test_export_asks_before_replacing_an_earlier_export(make_window, frames_clip, tmp_path, qtbot, monkeypatch):
+def test_export_asks_before_replacing_an_earlier_export(
+    make_window, frames_clip, tmp_path, qtbot, monkeypatch
+):
     from PySide6.QtWidgets import QMessageBox
 
     out = tmp_path / "clip-annotated.mp4"

@@ -17,7 +17,9 @@ def test_open_file_plays_with_stats(make_window, frames_clip, qtbot):
     p = win.player
     assert p.info.seekable and p.info.frame_count == 60
     assert win.transport.slider.isVisibleTo(win) and win.transport.slider.maximum() == 59
-    qtbot.waitUntil(lambda: len(win.view.hud_lines) == 3 and "video" in win.view.hud_lines[0], timeout=5000)
+    qtbot.waitUntil(
+        lambda: len(win.view.hud_lines) == 3 and "video" in win.view.hud_lines[0], timeout=5000
+    )
     assert "overlay" in win.view.hud_lines[0] and "overlay age p95" in win.view.hud_lines[1]
     assert "CPU" in win.view.hud_lines[2]
     assert "clip.mp4" in win.side.source_label.text()
@@ -74,7 +76,9 @@ def test_stream_url(make_window, http_clip, qtbot):
     assert win.player.info.live and "stream" in win.player.info.description
 
 
-def test_bad_file_reports_in_status_bar_and_keeps_playing(make_window, frames_clip, tmp_path, qtbot):
+def test_bad_file_reports_in_status_bar_and_keeps_playing(
+    make_window, frames_clip, tmp_path, qtbot
+):
     win = make_window(frames_clip)
     before = win.player
     bad = tmp_path / "broken.mp4"
@@ -96,12 +100,16 @@ def test_bad_source_on_empty_window_shows_why(make_window, tmp_path, qtbot):
 def test_signal_lost_then_reconnects(make_window, qtbot):
     win = make_window()
     # A simulated capture card that goes dark for frames 15..45 (about a second at 30 fps).
-    win.open_source("device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120, outage=(15, 45)))
+    win.open_source(
+        "device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120, outage=(15, 45))
+    )
     qtbot.waitUntil(lambda: win.player is not None and win.view.frame() is not None, timeout=10000)
     qtbot.waitUntil(lambda: "SIGNAL LOST" in win.view.banner, timeout=10000)
     assert "signal lost" in win.statusBar().currentMessage()
     shown = win.view.frames_shown
-    qtbot.waitUntil(lambda: win.view.banner == "" and win.view.frames_shown > shown + 3, timeout=15000)
+    qtbot.waitUntil(
+        lambda: win.view.banner == "" and win.view.frames_shown > shown + 3, timeout=15000
+    )
     assert win.player.source.reconnects >= 1
     assert "signal back" in win.statusBar().currentMessage()
 
@@ -113,10 +121,17 @@ def test_drop_a_file_opens_it(make_window, frames_clip, qtbot):
     win = make_window()
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(frames_clip))])
-    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        md,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     win.view.dropEvent(ev)
-    qtbot.waitUntil(lambda: win.player is not None and win.player.spec == str(frames_clip), timeout=10000)
+    qtbot.waitUntil(
+        lambda: win.player is not None and win.player.spec == str(frames_clip), timeout=10000
+    )
 
 
 def test_rapid_source_switching_leaks_no_threads(make_window, frames_clip, qtbot):
@@ -127,11 +142,19 @@ def test_rapid_source_switching_leaks_no_threads(make_window, frames_clip, qtbot
     for i, spec in enumerate(specs):
         win.open_source(spec)
         if i % 3 == 2:  # let some of them actually start in between
-            qtbot.waitUntil(lambda s=spec: win.player is not None and win.player.spec == s, timeout=10000)
-    qtbot.waitUntil(lambda: win.player is not None and win.player.spec == specs[-1]
-                    and win.view.frame() is not None, timeout=10000)
-    qtbot.waitUntil(lambda: len([t for t in threading.enumerate() if t.name.startswith("pv-")]) <= 4,
-                    timeout=5000)  # reader + inference + the live grabber (+ a finishing loader)
+            qtbot.waitUntil(
+                lambda s=spec: win.player is not None and win.player.spec == s, timeout=10000
+            )
+    qtbot.waitUntil(
+        lambda: (
+            win.player is not None and win.player.spec == specs[-1] and win.view.frame() is not None
+        ),
+        timeout=10000,
+    )
+    qtbot.waitUntil(
+        lambda: len([t for t in threading.enumerate() if t.name.startswith("pv-")]) <= 4,
+        timeout=5000,
+    )  # reader + inference + the live grabber (+ a finishing loader)
 
 
 @pytest.fixture
@@ -152,7 +175,10 @@ def stalling_stream(frames_clip):
             except OSError:
                 return
             conn.recv(4096)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\n\r\n" % len(data))
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %d\r\n\r\n"
+                % len(data)
+            )
             conn.sendall(data[: len(data) // 2])
             held.append(conn)
 
@@ -163,7 +189,9 @@ def stalling_stream(frames_clip):
         c.close()
 
 
-def test_closing_on_a_stalled_stream_is_quick_and_does_not_crash(make_window, stalling_stream, qtbot):
+def test_closing_on_a_stalled_stream_is_quick_and_does_not_crash(
+    make_window, stalling_stream, qtbot
+):
     import time
 
     win = make_window()
@@ -178,7 +206,9 @@ def test_closing_on_a_stalled_stream_is_quick_and_does_not_crash(make_window, st
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in grabbers), timeout=15000)
 
 
-def test_live_view_passes_the_video_through_and_logs_its_figures(make_window, qtbot, caplog, monkeypatch):
+def test_live_view_passes_the_video_through_and_logs_its_figures(
+    make_window, qtbot, caplog, monkeypatch
+):
     """Every picture is shown as it arrives (not on a timer), and ``-v`` gets a line with the
     words scripts read."""
     import logging
@@ -190,7 +220,9 @@ def test_live_view_passes_the_video_through_and_logs_its_figures(make_window, qt
     win = make_window()
     with caplog.at_level(logging.INFO, logger="polypvision.gui.display"):
         win.open_source("device:sim", source=LiveSyntheticSource(fps=30, width=160, height=120))
-        qtbot.waitUntil(lambda: win.player is not None and win.view.frames_shown > 20, timeout=15000)
+        qtbot.waitUntil(
+            lambda: win.player is not None and win.view.frames_shown > 20, timeout=15000
+        )
         qtbot.waitUntil(lambda: "overlay age p95" in caplog.text, timeout=5000)
     line = [r.getMessage() for r in caplog.records if "overlay age p95" in r.getMessage()][-1]
     assert re.search(r"video [\d.]+ fps", line) and re.search(r"overlay [\d.]+ fps", line)

@@ -5,35 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from polypvision.gui.source_dialogs import (
-    SIMULATED,
-    DeviceDialog,
-    StreamDialog,
-    granted_text,
-    parse_v4l2_formats,
-    push_recent,
-)
+from polypvision.gui.source_dialogs import DeviceDialog, StreamDialog
 from polypvision.gui.video_view import bgr_to_qimage, fit_rect
-
-V4L2 = """ioctl: VIDIOC_ENUM_FMT
-\tType: Video Capture
-
-\t[0]: 'MJPG' (Motion-JPEG, compressed)
-\t\tSize: Discrete 1920x1080
-\t\t\tInterval: Discrete 0.033s (30.000 fps)
-\t\t\tInterval: Discrete 0.040s (25.000 fps)
-\t[1]: 'YUYV' (YUYV 4:2:2)
-\t\tSize: Discrete 640x480
-\t\t\tInterval: Discrete 0.017s (60.000 fps)
-"""
-
-
-def test_v4l2_formats_and_granted_text():
-    assert parse_v4l2_formats(V4L2) == [("MJPG", 1920, 1080, 30.0), ("MJPG", 1920, 1080, 25.0),
-                                        ("YUYV", 640, 480, 60.0)]
-    extra = {"granted_width": 1280, "granted_height": 720, "granted_fps": 30.0, "granted_fourcc": "MJPG"}
-    assert granted_text(extra) == "1280x720 @ 30 fps MJPG"
-    assert granted_text({}) == ""
+from polypvision.viewer.source_choices import SIMULATED
 
 
 def test_device_dialog_request(qtbot):
@@ -49,38 +23,6 @@ def test_device_dialog_request(qtbot):
     assert req.kwargs()["fps"] == 60.0
 
 
-def test_device_dialog_choices_reach_the_device_independently(qtbot):
-    """A default rate with a size used to force 25 fps; 60 fps with the default size lost the 60."""
-    from polypvision.gui.loader import build_source
-    from polypvision.gui.source_dialogs import DeviceRequest
-
-    rate_only = build_source("0", **DeviceRequest("0", fps=60.0).kwargs())
-    size_only = build_source("0", **DeviceRequest("0", width=1280, height=720).kwargs())
-    assert rate_only.requested["fps"] == 60.0 and rate_only.requested["width"] is None
-    assert size_only.requested["fps"] is None and size_only.requested["width"] == 1280
-    assert build_source(SIMULATED).fps == 30.0
-
-
-def test_the_apps_defaults_are_the_cores(tmp_path):
-    """The app starts from the core's own defaults: style, threshold, smoothing and the model's gate."""
-    from toy_model import build_toy_model, contract_doc
-
-    from polypvision.gui.player import OverlaySettings
-    from polypvision.model.session import Segmenter
-    from polypvision.overlay import OverlayStyle
-    from polypvision.pipeline.processor import FrameProcessor, StreamSettings
-
-    doc = contract_doc(64)
-    doc["output"] = {**doc["output"], "min_area": 0.01, "min_peak": 0.7}
-    seg = Segmenter(build_toy_model(tmp_path / "gated.onnx", 64, contract=doc), "cpu")
-    assert OverlaySettings().style() == OverlayStyle()
-    assert OverlaySettings().stream_settings(seg) == StreamSettings()
-    app = FrameProcessor(seg, settings=OverlaySettings().stream_settings(seg)).smoother
-    core = FrameProcessor(seg).smoother
-    assert (app.config, app.on, app.off, app.min_area, app.min_peak) == \
-        (core.config, core.on, core.off, core.min_area, core.min_peak) == (core.config, 0.5, 0.3, 0.01, 0.7)
-
-
 def test_stream_dialog_rejects_non_urls(qtbot):
     dlg = StreamDialog(["rtsp://cam/1", "/tmp/x.mp4"])
     qtbot.addWidget(dlg)
@@ -88,15 +30,6 @@ def test_stream_dialog_rejects_non_urls(qtbot):
     dlg.url.setCurrentText("/tmp/not-a-url.mp4")
     dlg._check()
     assert "not a stream URL" in dlg.error.text()
-
-
-def test_recent_sources_order_and_limit():
-    r: list[str] = []
-    for i in range(15):
-        r = push_recent(r, f"/v/{i}.mp4")
-    r = push_recent(r, "/v/12.mp4")
-    assert r[0] == "/v/12.mp4" and len(r) == 10 and len(set(r)) == 10
-    assert push_recent(r, "demo") == r
 
 
 def test_qimage_wraps_without_copy_and_fit_keeps_aspect():
@@ -130,8 +63,12 @@ def test_cpu_warning_visible_when_auto_falls_back(make_window, toy_model, qtbot)
 
     win = make_window()
     win.load_model(toy_model, "auto")
-    qtbot.waitUntil(lambda: win.segmenter is not None and "loading" not in win.model_panel.provider_label.text(),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            win.segmenter is not None and "loading" not in win.model_panel.provider_label.text()
+        ),
+        timeout=5000,
+    )
     label = win.model_panel.provider_label
     if win.segmenter.report.name == "CPU":
         assert "Running on CPU" in label.text() and label.styleSheet()
@@ -159,7 +96,7 @@ def test_recent_menu_reopens(make_window, frames_clip, qtbot):
 
 
 def test_settings_survive_a_damaged_file(app_settings):
-    from polypvision.gui.player import OverlaySettings
+    from polypvision.viewer.overlay_settings import OverlaySettings
 
     app_settings.set("overlay/settings", "{not json")
     app_settings.set("sources/recent", "[1, 2")
@@ -182,7 +119,9 @@ def test_saved_provider_is_used_when_none_is_given(app_settings, toy_model, qtbo
     win.close()
 
 
-def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_clip, toy_model, qtbot):
+def test_run_app_plays_the_demo_and_exits_cleanly(
+    monkeypatch, tmp_path, frames_clip, toy_model, qtbot
+):
     """``polypvision`` with no source: the demo clip, looping, until the window is closed."""
     import signal
 
@@ -199,7 +138,9 @@ def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_
     seen = {}
 
     def check_then_close():
-        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        wins = [
+            w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()
+        ]
         if not wins or wins[0].view.frame() is None:
             QTimer.singleShot(100, check_then_close)
             return
@@ -211,5 +152,12 @@ def test_run_app_plays_the_demo_and_exits_cleanly(monkeypatch, tmp_path, frames_
         assert run_app(None, toy_model, "cpu") == 0
     finally:
         signal.signal(signal.SIGINT, old_handler)
-    assert seen == {"spec": "builtin:demo", "loop": True}  # the keyword, whatever files the folder holds
-    assert QSettings().value("playback/loop") in (None, "false", False)  # not saved as the user's choice
+    assert seen == {
+        "spec": "builtin:demo",
+        "loop": True,
+    }  # the keyword, whatever files the folder holds
+    assert QSettings().value("playback/loop") in (
+        None,
+        "false",
+        False,
+    )  # not saved as the user's choice

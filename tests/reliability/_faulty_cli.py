@@ -75,6 +75,7 @@ def install(fault: str, after: int, out_dir: Path) -> None:
         cv2.imwrite = imwrite
         real_write = getattr(recording, "write_file", None)
         if real_write is not None:
+
             def write_file(path, data):
                 count["n"] += 1
                 if count["n"] > after:
@@ -84,6 +85,7 @@ def install(fault: str, after: int, out_dir: Path) -> None:
 
             recording.write_file = write_file
     elif fault == "video-commit":
+
         def finish(self):
             raise enospc()
 

@@ -11,8 +11,12 @@ from relhelpers import synthetic_frames, write_video
 @pytest.fixture(scope="session")
 def clip_faststart(tmp_path_factory) -> Path:
     """60 stamped 160x120 frames, index at the front (+faststart), a keyframe every 5 frames."""
-    return write_video(tmp_path_factory.mktemp("rel") / "faststart.mp4", synthetic_frames(60),
-                       options={"movflags": "+faststart"}, gop=5)
+    return write_video(
+        tmp_path_factory.mktemp("rel") / "faststart.mp4",
+        synthetic_frames(60),
+        options={"movflags": "+faststart"},
+        gop=5,
+    )
 
 
 @pytest.fixture(scope="session")

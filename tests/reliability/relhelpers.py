@@ -24,23 +24,32 @@ from polypvision.sources.synthetic import SyntheticClip
 BIG_BITS = 8
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 120, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """``python -m polypvision ARGS`` exactly as a user runs it."""
     if cwd is not None:  # the package under test must stay importable from another folder
         env = dict(env or os.environ)
         root = str(Path(__file__).resolve().parents[2])
         if (Path(root) / "polypvision").is_dir():
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "polypvision", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "polypvision", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+    )
 
 
 def lines(text: str) -> list[str]:
     return [x for x in text.splitlines() if x.strip()]
 
 
-def assert_one_error_line(r: subprocess.CompletedProcess, needle: str | None = None, code: int = 2) -> str:
+def assert_one_error_line(
+    r: subprocess.CompletedProcess, needle: str | None = None, code: int = 2
+) -> str:
     """Exit ``code``, exactly one non-empty stderr line, ``polypvision: error:``, no traceback."""
     assert r.returncode == code, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr, r.stderr
@@ -68,7 +77,7 @@ def big_stamp(img: np.ndarray, index: int) -> np.ndarray:
     """Write ``index`` as 8 full-height-quarter columns: survives scaling, unlike the 8 px stamp."""
     h, w = img.shape[:2]
     for b in range(BIG_BITS):
-        img[: h // 4, b * w // BIG_BITS:(b + 1) * w // BIG_BITS] = 255 if (index >> b) & 1 else 0
+        img[: h // 4, b * w // BIG_BITS : (b + 1) * w // BIG_BITS] = 255 if (index >> b) & 1 else 0
     return img
 
 
@@ -78,15 +87,22 @@ def read_big_stamp(img: np.ndarray) -> int:
     value = 0
     for b in range(BIG_BITS):
         x0, x1 = b * w // BIG_BITS, (b + 1) * w // BIG_BITS
-        cell = gray[h // 16: h // 4 - h // 16, x0 + (x1 - x0) // 4: x1 - (x1 - x0) // 4]
+        cell = gray[h // 16 : h // 4 - h // 16, x0 + (x1 - x0) // 4 : x1 - (x1 - x0) // 4]
         if cell.mean() > 127:
             value |= 1 << b
     return value
 
 
-def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 10.0, fmt: str | None = None,
-                options: dict[str, str] | None = None, pts_ms: Sequence[int] | None = None,
-                gop: int | None = None, preset: str = "ultrafast") -> Path:
+def write_video(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    fps: float = 10.0,
+    fmt: str | None = None,
+    options: dict[str, str] | None = None,
+    pts_ms: Sequence[int] | None = None,
+    gop: int | None = None,
+    preset: str = "ultrafast",
+) -> Path:
     """Encode BGR frames to H.264 with PyAV. ``pts_ms`` gives explicit (irregular) timestamps."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
@@ -110,7 +126,9 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = 10.0, fmt
     return Path(path)
 
 
-def synthetic_frames(n: int, w: int = 160, h: int = 120, start: int = 0, stamp: bool = True) -> list[np.ndarray]:
+def synthetic_frames(
+    n: int, w: int = 160, h: int = 120, start: int = 0, stamp: bool = True
+) -> list[np.ndarray]:
     clip = SyntheticClip(w, h, stamp=stamp)
     return [clip.frame(start + i) for i in range(n)]
 
@@ -128,7 +146,7 @@ def damage(path: Path, out: Path, at: float = 0.4, nbytes: int = 3000, seed: int
     """A copy of ``path`` with ``nbytes`` random bytes written over it at ``at`` of its length."""
     data = bytearray(Path(path).read_bytes())
     pos = int(len(data) * at)
-    data[pos:pos + nbytes] = np.random.default_rng(seed).bytes(min(nbytes, len(data) - pos))
+    data[pos : pos + nbytes] = np.random.default_rng(seed).bytes(min(nbytes, len(data) - pos))
     Path(out).write_bytes(bytes(data))
     return Path(out)
 

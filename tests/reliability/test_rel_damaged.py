@@ -34,14 +34,18 @@ N = 100
 def damaged(tmp_path_factory) -> tuple[Path, int]:
     """100 stamped frames, a keyframe every 10, index at the front; 3 KB of noise at 40 %."""
     d = tmp_path_factory.mktemp("damaged")
-    clip = write_video(d / "clean.mp4", synthetic_frames(N), gop=10, options={"movflags": "+faststart"})
+    clip = write_video(
+        d / "clean.mp4", synthetic_frames(N), gop=10, options={"movflags": "+faststart"}
+    )
     bad = damage(clip, d / "damaged.mp4", at=0.4, nbytes=3000)
     decodable = ffmpeg_decodable(bad)
     assert 0.6 * N < decodable < N, decodable  # damaged, but most of it decodes
     return bad, decodable
 
 
-def test_damaged_middle_exports_every_decodable_frame_and_says_partial(tmp_path, toy_model, damaged):
+def test_damaged_middle_exports_every_decodable_frame_and_says_partial(
+    tmp_path, toy_model, damaged
+):
     bad, decodable = damaged
     out, log = tmp_path / "out.mp4", tmp_path / "l.jsonl"
     r = run_cli("annotate", bad, "-o", out, "--model", toy_model, "--log", log, "--quiet")
@@ -51,10 +55,17 @@ def test_damaged_middle_exports_every_decodable_frame_and_says_partial(tmp_path,
     assert len(stamps) == decodable  # every frame FFmpeg decodes, not only those before the damage
     assert stamps == sorted(stamps) and stamps[-1] == N - 1  # in order, through to the end
     lost = N - decodable
-    assert f"decoded {decodable} of {N}" in r.stderr and f"{lost} frame(s) could not be decoded" in r.stderr
+    assert (
+        f"decoded {decodable} of {N}" in r.stderr
+        and f"{lost} frame(s) could not be decoded" in r.stderr
+    )
     assert f"{lost} unreadable frame(s) skipped" in r.stdout and "PARTIAL" in r.stdout
     summary = json.loads((tmp_path / "l.meta.json").read_text())["summary"]
-    assert summary["complete"] is False and summary["unreadable"] == lost and summary["expected_frames"] == N
+    assert (
+        summary["complete"] is False
+        and summary["unreadable"] == lost
+        and summary["expected_frames"] == N
+    )
     assert len(log.read_text().splitlines()) == decodable
 
 
@@ -63,10 +74,15 @@ def test_strict_never_replaces_a_complete_export_with_a_partial_one(tmp_path, to
     out, log = tmp_path / "out.mp4", tmp_path / "l.jsonl"
     out.write_bytes(b"the complete export of yesterday")
     log.write_bytes(b'{"frame": 0}\n')
-    r = run_cli("annotate", bad, "-o", out, "--model", toy_model, "--log", log, "--strict", "--quiet")
+    r = run_cli(
+        "annotate", bad, "-o", out, "--model", toy_model, "--log", log, "--strict", "--quiet"
+    )
     line = assert_one_error_line(r, "--strict: nothing was written", code=3)
     assert "partial export" in line
-    assert out.read_bytes() == b"the complete export of yesterday" and log.read_bytes() == b'{"frame": 0}\n'
+    assert (
+        out.read_bytes() == b"the complete export of yesterday"
+        and log.read_bytes() == b'{"frame": 0}\n'
+    )
     assert partials(tmp_path) == []
 
 
@@ -91,8 +107,12 @@ def test_input_cut_short_while_exporting_is_a_partial_export(tmp_path, toy_model
         with open(src_path, "r+b") as fh:  # cut to 40 % after open, before most frames are read
             fh.truncate(int(len(clip_faststart.read_bytes()) * 0.4))
         try:
-            results[strict] = annotate(src, FrameProcessor(seg), Sinks(video=VideoWriter(out, 160, 120, 10.0)),
-                                       strict=strict)
+            results[strict] = annotate(
+                src,
+                FrameProcessor(seg),
+                Sinks(video=VideoWriter(out, 160, 120, 10.0)),
+                strict=strict,
+            )
         except Incomplete as exc:
             results[strict] = exc
         finally:
@@ -118,8 +138,13 @@ def test_the_app_plays_and_seeks_past_the_damage(toy_model, damaged):
     src = VideoFileSource(bad)
     src.open()
     seen: list[int] = []
-    runner = LiveRunner(src, FrameProcessor(Segmenter(toy_model, "cpu")), paced=False, mode="sync",
-                        on_result=lambda r: seen.append(read_stamp(r.frame.image)))
+    runner = LiveRunner(
+        src,
+        FrameProcessor(Segmenter(toy_model, "cpu")),
+        paced=False,
+        mode="sync",
+        on_result=lambda r: seen.append(read_stamp(r.frame.image)),
+    )
     runner.start()
     try:
         deadline = time.monotonic() + 30

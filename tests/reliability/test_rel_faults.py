@@ -2,7 +2,8 @@
 sources and failing recorders. Nothing already written is lost; nothing half-written is left.
 
 Cancel of a video-only export is also in ``tests/test_annotate.py::test_cancel_leaves_nothing``
-and a raw OSError from a writer in ``tests/test_annotate.py::test_write_failure_keeps_existing_output_and_removes_temp``.
+and a raw OSError from a writer in
+``tests/test_annotate.py::test_write_failure_keeps_existing_output_and_removes_temp``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ FAULTY = Path(__file__).with_name("_faulty_cli.py")
 
 
 def _faulty(fault: str, after: int, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FAULTY), fault, str(after), "--", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(FAULTY), fault, str(after), "--", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +47,46 @@ def seg(toy_model):
 def _previous_outputs(folder: Path) -> dict[Path, bytes]:
     (folder / "m").mkdir()
     (folder / "m" / "000000.png").write_bytes(b"earlier mask")
-    prev = {folder / "out.mp4": b"earlier export", folder / "l.jsonl": b'{"frame": 0}\n',
-            folder / "l.meta.json": b"{}", folder / "m" / "000000.png": b"earlier mask"}
+    prev = {
+        folder / "out.mp4": b"earlier export",
+        folder / "l.jsonl": b'{"frame": 0}\n',
+        folder / "l.meta.json": b"{}",
+        folder / "m" / "000000.png": b"earlier mask",
+    }
     for p, data in prev.items():
         p.write_bytes(data)
     return prev
 
 
-@pytest.mark.parametrize("fault, after, needle", [
-    ("video-write", 5, "cannot write {out}: No space left on device"),
-    ("log-write", 5, "cannot write the log {log}: No space left on device"),
-    ("mask-write", 5, "cannot write mask PNGs"),
-    ("video-commit", 0, "cannot finish {out}: No space left on device"),
-])
-def test_disk_full_clear_error_earlier_outputs_untouched(tmp_path, clip_faststart, toy_model, fault, after, needle):
+@pytest.mark.parametrize(
+    "fault, after, needle",
+    [
+        ("video-write", 5, "cannot write {out}: No space left on device"),
+        ("log-write", 5, "cannot write the log {log}: No space left on device"),
+        ("mask-write", 5, "cannot write mask PNGs"),
+        ("video-commit", 0, "cannot finish {out}: No space left on device"),
+    ],
+)
+def test_disk_full_clear_error_earlier_outputs_untouched(
+    tmp_path, clip_faststart, toy_model, fault, after, needle
+):
     prev = _previous_outputs(tmp_path)
     out, log = tmp_path / "out.mp4", tmp_path / "l.jsonl"
-    r = _faulty(fault, after, "annotate", clip_faststart, "-o", out, "--model", toy_model, "--log", log,
-                "--masks", tmp_path / "m", "--quiet")
+    r = _faulty(
+        fault,
+        after,
+        "annotate",
+        clip_faststart,
+        "-o",
+        out,
+        "--model",
+        toy_model,
+        "--log",
+        log,
+        "--masks",
+        tmp_path / "m",
+        "--quiet",
+    )
     assert_one_error_line(r, needle.format(out=out, log=log))
     for p, data in prev.items():
         assert p.read_bytes() == data, f"{p.name} was touched"
@@ -72,23 +99,53 @@ def test_output_folder_removed_during_export(tmp_path, clip_faststart, toy_model
     folder = tmp_path / "exports"
     folder.mkdir()
     out = folder / "out.mp4"
-    r = _faulty("rmtree-output", after, "annotate", clip_faststart, "-o", out, "--model", toy_model,
-                "--log", folder / "l.jsonl", "--quiet")
+    r = _faulty(
+        "rmtree-output",
+        after,
+        "annotate",
+        clip_faststart,
+        "-o",
+        out,
+        "--model",
+        toy_model,
+        "--log",
+        folder / "l.jsonl",
+        "--quiet",
+    )
     line = assert_one_error_line(r, str(out))
     assert "No such file or directory" in line
     assert not folder.exists()  # nothing recreated behind the user's back
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"]
+)
 def test_ctrl_c_mid_export(tmp_path, toy_model, sig):
     """SIGINT (Ctrl-C), SIGTERM (a scheduler, ``timeout``) or SIGHUP (the terminal or ssh session
     closed) to a running ``annotate`` (250 generated 640x480 frames): exit 130, one line, no files,
     not even the hidden temporary ones."""
     out = tmp_path / "out.mp4"
-    p = subprocess.Popen([sys.executable, "-m", "polypvision", "annotate", "synthetic", "-o", str(out),
-                          "--model", str(toy_model), "--log", str(tmp_path / "l.jsonl"),
-                          "--masks", str(tmp_path / "m"), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "polypvision",
+            "annotate",
+            "synthetic",
+            "-o",
+            str(out),
+            "--model",
+            str(toy_model),
+            "--log",
+            str(tmp_path / "l.jsonl"),
+            "--masks",
+            str(tmp_path / "m"),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not partials(tmp_path) and p.poll() is None and time.monotonic() < deadline:
@@ -112,8 +169,11 @@ def test_cancel_with_every_sink_keeps_earlier_outputs(tmp_path, seg):
     src = SyntheticSource(frames=40, width=160, height=120)
     src.open()
     cancel = threading.Event()
-    sinks = Sinks(video=VideoWriter(tmp_path / "out.mp4", 160, 120, 25.0),
-                  log=DetectionLog(tmp_path / "l.jsonl", {}), masks=MaskWriter(tmp_path / "m"))
+    sinks = Sinks(
+        video=VideoWriter(tmp_path / "out.mp4", 160, 120, 25.0),
+        log=DetectionLog(tmp_path / "l.jsonl", {}),
+        masks=MaskWriter(tmp_path / "m"),
+    )
 
     def progress(p):
         if p.done >= 8:
@@ -166,12 +226,19 @@ def _pv_threads() -> list[str]:
 
 @pytest.mark.parametrize("where", ["reader", "writer", "processor"])
 def test_worker_exception_reaches_annotate_caller(tmp_path, seg, where):
-    src = _ExplodingSource(7) if where == "reader" else SyntheticSource(frames=30, width=160, height=120)
+    src = (
+        _ExplodingSource(7)
+        if where == "reader"
+        else SyntheticSource(frames=30, width=160, height=120)
+    )
     src.open()
     log_cls = _ExplodingLog if where == "writer" else DetectionLog
     proc = (_ExplodingProcessor if where == "processor" else FrameProcessor)(seg)
-    sinks = Sinks(video=VideoWriter(tmp_path / "o.mp4", 160, 120, 25.0), log=log_cls(tmp_path / "l.jsonl", {}),
-                  masks=MaskWriter(tmp_path / "m"))
+    sinks = Sinks(
+        video=VideoWriter(tmp_path / "o.mp4", 160, 120, 25.0),
+        log=log_cls(tmp_path / "l.jsonl", {}),
+        masks=MaskWriter(tmp_path / "m"),
+    )
     with pytest.raises(_Boom):
         annotate(src, proc, sinks, batch=2)
     assert list(tmp_path.iterdir()) == []  # every temporary output removed, nothing committed
@@ -183,7 +250,8 @@ def test_worker_exception_reaches_annotate_caller(tmp_path, seg, where):
 
 def test_reader_error_racing_the_end_marker_is_not_lost(tmp_path, seg, monkeypatch):
     """The reader's end marker races its error: however the reader thread is descheduled after
-    putting it, the caller must see the error, not commit a short export as if the input had ended."""
+    putting it, the caller must see the error, not commit a short export as if the input had
+    ended."""
     import polypvision.pipeline.engine as eng
 
     src = _ExplodingSource(6)
@@ -222,7 +290,11 @@ class _FailingLive(LiveSyntheticSource):
 
 @pytest.mark.parametrize("where", ["reader", "processor"])
 def test_worker_exception_reaches_live_on_error(seg, where):
-    src = _FailingLive(fps=200, width=96, height=72) if where == "reader" else LiveSyntheticSource(fps=200, width=96, height=72)
+    src = (
+        _FailingLive(fps=200, width=96, height=72)
+        if where == "reader"
+        else LiveSyntheticSource(fps=200, width=96, height=72)
+    )
     src.open()
     errors: list[BaseException] = []
     proc = _ExplodingProcessor(seg) if where == "processor" else FrameProcessor(seg)
@@ -248,6 +320,7 @@ def test_live_signal_lost_and_back_through_the_runner(seg):
     statuses: list[str] = []
     runner.start()
     try:
+
         def lost_then_back():
             s = runner.stats().status
             if not statuses or statuses[-1] != s:
@@ -345,14 +418,20 @@ def test_unplugged_for_good_retries_with_backoff_and_stops_cleanly(seg):
         assert runner.running and runner.error is None and errors == []
     finally:
         runner.stop()
-    want = [min(BACKOFF_START_S * 2 ** i, BACKOFF_MAX_S) for i in range(8)]
+    want = [min(BACKOFF_START_S * 2**i, BACKOFF_MAX_S) for i in range(8)]
     assert waits == want and src.reconnects == 7
-    assert _wait(lambda: not [t for t in threading.enumerate() if t.name.startswith("pv-grab") and t.is_alive()], 5)
+    assert _wait(
+        lambda: (
+            not [t for t in threading.enumerate() if t.name.startswith("pv-grab") and t.is_alive()]
+        ),
+        5,
+    )
     assert not runner.running
 
 
 class _SwitchingCapture:
-    """A capture card that renegotiates its resolution every 15 frames (quacks like VideoCapture)."""
+    """A capture card that renegotiates its resolution every 15 frames
+    (quacks like VideoCapture)."""
 
     def __init__(self) -> None:
         from polypvision.sources.synthetic import SyntheticClip
@@ -390,8 +469,12 @@ def test_live_resolution_change_keeps_running_and_recording(tmp_path, seg):
     rec = Recorder(tmp_path / "rec.mp4", 160, 120, 25.0)
     sizes: set = set()
     errors: list = []
-    runner = LiveRunner(src, FrameProcessor(seg), on_result=lambda r: sizes.add(r.frame.image.shape),
-                        on_error=errors.append)
+    runner = LiveRunner(
+        src,
+        FrameProcessor(seg),
+        on_result=lambda r: sizes.add(r.frame.image.shape),
+        on_error=errors.append,
+    )
     runner.recorder = rec
     runner.start()
     try:
@@ -437,7 +520,9 @@ def test_cancel_with_a_slow_writer_aborts_only_after_the_writer_stopped(tmp_path
             cancel.set()
 
     with pytest.raises(Cancelled):
-        annotate(src, FrameProcessor(seg), Sinks(video=video), batch=4, cancel=cancel, progress=progress)
+        annotate(
+            src, FrameProcessor(seg), Sinks(video=video), batch=4, cancel=cancel, progress=progress
+        )
     assert video.aborted and video.late_writes == 0
     assert "pv-writer" not in _pv_threads()
     assert list(tmp_path.iterdir()) == []

@@ -21,14 +21,18 @@ FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthChe
 sizes = st.integers(1, 300)
 
 
-def _image(rng: np.random.Generator, h: int, w: int, ch: int | None, dtype: str, special: bool) -> np.ndarray:
+def _image(
+    rng: np.random.Generator, h: int, w: int, ch: int | None, dtype: str, special: bool
+) -> np.ndarray:
     shape = (h, w) if ch is None else (h, w, ch)
     if dtype == "uint8":
         img = rng.integers(0, 256, shape, dtype=np.uint8)
     elif dtype == "uint16":
         img = rng.integers(0, 65536, shape, dtype=np.uint16)
     else:
-        img = (rng.random(shape, dtype=np.float32) * rng.choice([1.0, 255.0, 4000.0])).astype(np.float32)
+        img = (rng.random(shape, dtype=np.float32) * rng.choice([1.0, 255.0, 4000.0])).astype(
+            np.float32
+        )
         if special:
             flat = img.reshape(-1)
             k = max(1, flat.size // 50)
@@ -37,8 +41,14 @@ def _image(rng: np.random.Generator, h: int, w: int, ch: int | None, dtype: str,
 
 
 @FUZZ
-@given(h=sizes, w=sizes, ch=st.sampled_from([None, 1, 3, 4]), dtype=st.sampled_from(["uint8", "uint16", "float32"]),
-       special=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    h=sizes,
+    w=sizes,
+    ch=st.sampled_from([None, 1, 3, 4]),
+    dtype=st.sampled_from(["uint8", "uint16", "float32"]),
+    special=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_to_bgr_any_decoded_image(h, w, ch, dtype, special, seed):
     img = _image(np.random.default_rng(seed), h, w, ch, dtype, special)
     out = to_bgr(img)
@@ -61,10 +71,20 @@ def test_to_bgr_rejects_two_channels_with_value_error(h, w, seed):
 
 specs = st.builds(
     lambda layout, size, color, resize, scale, mean, std: InputSpec(
-        name="image", layout=layout, height=size[0], width=size[1], color=color, resize=resize,
-        scale=scale, mean=mean, std=std),
-    st.sampled_from(["NHWC", "NCHW"]), st.tuples(st.integers(1, 96), st.integers(1, 96)),
-    st.sampled_from(["RGB", "BGR"]), st.sampled_from(["bilinear", "area"]),
+        name="image",
+        layout=layout,
+        height=size[0],
+        width=size[1],
+        color=color,
+        resize=resize,
+        scale=scale,
+        mean=mean,
+        std=std,
+    ),
+    st.sampled_from(["NHWC", "NCHW"]),
+    st.tuples(st.integers(1, 96), st.integers(1, 96)),
+    st.sampled_from(["RGB", "BGR"]),
+    st.sampled_from(["bilinear", "area"]),
     st.sampled_from([1 / 255, 1.0, 2 / 255]),
     st.tuples(*[st.floats(-2, 2, allow_nan=False)] * 3),
     st.tuples(*[st.floats(0.05, 3, allow_nan=False)] * 3),
@@ -72,8 +92,12 @@ specs = st.builds(
 
 
 @FUZZ
-@given(spec=specs, frame_sizes=st.lists(st.tuples(sizes, sizes), min_size=1, max_size=4),
-       max_batch=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+@given(
+    spec=specs,
+    frame_sizes=st.lists(st.tuples(sizes, sizes), min_size=1, max_size=4),
+    max_batch=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_preprocessor_shapes_and_values(spec, frame_sizes, max_batch, seed):
     rng = np.random.default_rng(seed)
     frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in frame_sizes]
@@ -89,7 +113,9 @@ def test_preprocessor_shapes_and_values(spec, frame_sizes, max_batch, seed):
         r = f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=interp)
         if spec.color == "RGB":
             r = r[..., ::-1]
-        ref = (r.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)
+        ref = (r.astype(np.float32) * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(
+            spec.std
+        )
         got = x[i] if spec.layout == "NHWC" else x[i].transpose(1, 2, 0)
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
     again = pre(frames[:1])  # buffers are reused; a smaller batch still has the right shape
@@ -97,16 +123,25 @@ def test_preprocessor_shapes_and_values(spec, frame_sizes, max_batch, seed):
 
 
 @FUZZ
-@given(n=st.integers(1, 3), h=st.integers(2, 64), w=st.integers(2, 64),
-       form=st.sampled_from(["NHW", "NHW1", "N1HW"]), dtype=st.sampled_from(["float16", "float32", "float64"]),
-       kind=st.sampled_from(["probability", "logit"]), scale=st.sampled_from([1.0, 50.0, 1e6]),
-       special=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 3),
+    h=st.integers(2, 64),
+    w=st.integers(2, 64),
+    form=st.sampled_from(["NHW", "NHW1", "N1HW"]),
+    dtype=st.sampled_from(["float16", "float32", "float64"]),
+    kind=st.sampled_from(["probability", "logit"]),
+    scale=st.sampled_from([1.0, 50.0, 1e6]),
+    special=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_to_probabilities_any_output(n, h, w, form, dtype, kind, scale, special, seed):
     rng = np.random.default_rng(seed)
     with np.errstate(over="ignore"):  # 1e6 overflows float16 to inf: part of the test
         raw = (rng.standard_normal((n, h, w)) * scale).astype(dtype)
     if special:
-        raw.reshape(-1)[rng.integers(0, raw.size, max(1, raw.size // 20))] = rng.choice([np.nan, np.inf, -np.inf])
+        raw.reshape(-1)[rng.integers(0, raw.size, max(1, raw.size // 20))] = rng.choice(
+            [np.nan, np.inf, -np.inf]
+        )
     raw = {"NHW": raw, "NHW1": raw[..., None], "N1HW": raw[:, None]}[form]
     p = to_probabilities(raw, kind)
     assert p.shape == (n, h, w) and p.dtype == np.float32
@@ -114,9 +149,14 @@ def test_to_probabilities_any_output(n, h, w, form, dtype, kind, scale, special,
 
 
 @FUZZ
-@given(shapes=st.lists(st.tuples(st.integers(1, 64), st.integers(1, 64)), min_size=1, max_size=6),
-       alpha=st.floats(0.01, 1.0), on=st.floats(0.05, 0.95), off_gap=st.floats(0.0, 0.6),
-       min_area=st.floats(0.0, 0.5), seed=st.integers(0, 2**32 - 1))
+@given(
+    shapes=st.lists(st.tuples(st.integers(1, 64), st.integers(1, 64)), min_size=1, max_size=6),
+    alpha=st.floats(0.01, 1.0),
+    on=st.floats(0.05, 0.95),
+    off_gap=st.floats(0.0, 0.6),
+    min_area=st.floats(0.0, 0.5),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_smoother_random_maps_and_shape_changes(shapes, alpha, on, off_gap, min_area, seed):
     rng = np.random.default_rng(seed)
     sm = Smoother(SmoothingConfig(alpha=alpha, on=on, off=on - off_gap, min_area=min_area), 0.5)
@@ -136,7 +176,11 @@ def test_smoother_random_maps_and_shape_changes(shapes, alpha, on, off_gap, min_
 
 
 @FUZZ
-@given(shape=st.tuples(st.integers(1, 48), st.integers(1, 48)), on=st.floats(0.05, 0.95), seed=st.integers(0, 2**32 - 1))
+@given(
+    shape=st.tuples(st.integers(1, 48), st.integers(1, 48)),
+    on=st.floats(0.05, 0.95),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_smoother_off_is_exactly_a_threshold(shape, on, seed):
     rng = np.random.default_rng(seed)
     sm = Smoother(SmoothingConfig(alpha=1.0, on=on, off=on, min_area=0.0), 0.5)
@@ -160,14 +204,27 @@ def _mask(rng: np.random.Generator, h: int, w: int, kind: str) -> np.ndarray:
     return m
 
 
-styles = st.builds(OverlayStyle, enabled=st.booleans(), fill=st.booleans(), contour=st.booleans(), box=st.booleans(),
-                   color=st.tuples(*[st.integers(0, 255)] * 3), opacity=st.floats(0.0, 1.0),
-                   thickness=st.integers(1, 8), hud=st.booleans())
+styles = st.builds(
+    OverlayStyle,
+    enabled=st.booleans(),
+    fill=st.booleans(),
+    contour=st.booleans(),
+    box=st.booleans(),
+    color=st.tuples(*[st.integers(0, 255)] * 3),
+    opacity=st.floats(0.0, 1.0),
+    thickness=st.integers(1, 8),
+    hud=st.booleans(),
+)
 
 
 @FUZZ
-@given(h=sizes, w=sizes, kind=st.sampled_from(["empty", "noise", "blobs", "full"]), style=styles,
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    h=sizes,
+    w=sizes,
+    kind=st.sampled_from(["empty", "noise", "blobs", "full"]),
+    style=styles,
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_overlay_draw_describe_contours(h, w, kind, style, seed):
     rng = np.random.default_rng(seed)
     mask = _mask(rng, h, w, kind)
@@ -186,21 +243,32 @@ def test_overlay_draw_describe_contours(h, w, kind, style, seed):
     else:  # nothing changes far from the findings
         near = np.zeros((h, w), np.uint8)
         for x, y, bw, bh in det.boxes:
-            near[y:y + bh, x:x + bw] = 1
+            near[y : y + bh, x : x + bw] = 1
         near = cv2.dilate(near, np.ones((2 * style.thickness + 5,) * 2, np.uint8))
         assert (canvas[near == 0] == before[near == 0]).all()
 
 
 @FUZZ
-@given(h=sizes, w=sizes, text=st.lists(st.text(min_size=0, max_size=30), max_size=5), seed=st.integers(0, 2**32 - 1))
+@given(
+    h=sizes,
+    w=sizes,
+    text=st.lists(st.text(min_size=0, max_size=30), max_size=5),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_hud_on_any_canvas(h, w, text, seed):
     canvas = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
     assert draw_hud(canvas, text).shape == (h, w, 3)
 
 
 @FUZZ
-@given(h=sizes, w=sizes, n=st.integers(1, 3), kind=st.sampled_from(["dark", "noise", "synthetic", "bright"]),
-       other=st.tuples(sizes, sizes), seed=st.integers(0, 2**32 - 1))
+@given(
+    h=sizes,
+    w=sizes,
+    n=st.integers(1, 3),
+    kind=st.sampled_from(["dark", "noise", "synthetic", "bright"]),
+    other=st.tuples(sizes, sizes),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fov_and_blackout(h, w, n, kind, other, seed):
     from polypvision.sources.synthetic import SyntheticClip
 

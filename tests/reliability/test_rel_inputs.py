@@ -1,7 +1,8 @@
 """Odd and damaged inputs through ``polypvision annotate``, as a user sees them.
 
 The plain bad inputs (missing path, zero-byte file, random bytes named .mp4, a text file, a
-folder with no frames) are covered by ``tests/test_annotate.py::test_bad_input_one_line_exit_2_no_output``;
+folder with no frames) are covered by
+``tests/test_annotate.py::test_bad_input_one_line_exit_2_no_output``;
 this file adds the disguised variants and every "odd but valid" input, which must be handled,
 not fatal: all decodable frames out, in order, checked by decoding the export.
 """
@@ -47,8 +48,10 @@ def _pyav_decodable(path) -> int:
 def test_disguised_inputs_named_mp4(tmp_path, toy_model, case):
     bad = tmp_path / "in.mp4"
     if case == "ftyp header then garbage":
-        bad.write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
-                        + np.random.default_rng(1).bytes(30000))
+        bad.write_bytes(
+            b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41"
+            + np.random.default_rng(1).bytes(30000)
+        )
     elif case == "text named .mp4":
         bad.write_text("Patient: none\nthis is a note, not a video\n" * 40)
     else:
@@ -101,7 +104,9 @@ def test_truncated_mp4_without_index_is_a_clear_error(tmp_path, toy_model, clip_
 
 def _cut_ts(tmp_path):
     # veryfast: with B-frames, as recorders write them (ultrafast has none and hides the bug below)
-    ts = write_video(tmp_path / "rec.ts", synthetic_frames(40), fmt="mpegts", gop=5, preset="veryfast")
+    ts = write_video(
+        tmp_path / "rec.ts", synthetic_frames(40), fmt="mpegts", gop=5, preset="veryfast"
+    )
     data = ts.read_bytes()
     cut = tmp_path / "cut.ts"
     cut.write_bytes(data[: int(len(data) * 0.4)])
@@ -131,7 +136,10 @@ def test_truncated_transport_stream_last_frame_is_not_a_repeat(tmp_path, toy_mod
 def test_frame_size_change_mid_stream(tmp_path, toy_model):
     """Two H.264 segments of different sizes in one transport stream: every frame comes out."""
     a = [big_stamp(f, i) for i, f in enumerate(synthetic_frames(8, 160, 120, stamp=False))]
-    b = [big_stamp(f, 8 + i) for i, f in enumerate(synthetic_frames(8, 224, 168, start=8, stamp=False))]
+    b = [
+        big_stamp(f, 8 + i)
+        for i, f in enumerate(synthetic_frames(8, 224, 168, start=8, stamp=False))
+    ]
     pa = write_video(tmp_path / "a.ts", a, fmt="mpegts")
     pb = write_video(tmp_path / "b.ts", b, fmt="mpegts")
     clip = tmp_path / "switch.ts"
@@ -151,7 +159,9 @@ def _gray_h264(path, n):
     st = c.add_stream("libx264", rate=10)
     st.width, st.height, st.pix_fmt = 160, 120, "gray"
     for i in range(n):
-        f = av.VideoFrame.from_ndarray(big_stamp(np.full((120, 160), 90, np.uint8), i), format="gray")
+        f = av.VideoFrame.from_ndarray(
+            big_stamp(np.full((120, 160), 90, np.uint8), i), format="gray"
+        )
         f.pts = i
         for p in st.encode(f):
             c.mux(p)
@@ -165,7 +175,9 @@ def _rgba_mov(path, n):
     st = c.add_stream("png", rate=10)
     st.width, st.height, st.pix_fmt = 160, 120, "rgba"
     for i in range(n):
-        img = np.dstack([big_stamp(np.full((120, 160, 3), 90, np.uint8), i), np.full((120, 160), 128, np.uint8)])
+        img = np.dstack(
+            [big_stamp(np.full((120, 160, 3), 90, np.uint8), i), np.full((120, 160), 128, np.uint8)]
+        )
         f = av.VideoFrame.from_ndarray(img, format="bgra")
         f.pts = i
         for p in st.encode(f):
@@ -193,9 +205,13 @@ def test_grayscale_16bit_and_four_channel_frames_in_a_folder(tmp_path, toy_model
     base = SyntheticClip(160, 120).frame(0)
     gray = big_stamp(cv2.cvtColor(base, cv2.COLOR_BGR2GRAY), 0)
     cv2.imwrite(str(folder / "0.png"), gray)  # 8-bit grayscale
-    cv2.imwrite(str(folder / "1.png"), big_stamp(gray.copy(), 1).astype(np.uint16) * 257)  # 16-bit grayscale
+    cv2.imwrite(
+        str(folder / "1.png"), big_stamp(gray.copy(), 1).astype(np.uint16) * 257
+    )  # 16-bit grayscale
     cv2.imwrite(str(folder / "2.png"), big_stamp(cv2.cvtColor(base, cv2.COLOR_BGR2BGRA), 2))  # BGRA
-    cv2.imwrite(str(folder / "3.png"), big_stamp(base.copy(), 3).astype(np.uint16) * 257)  # 16-bit colour
+    cv2.imwrite(
+        str(folder / "3.png"), big_stamp(base.copy(), 3).astype(np.uint16) * 257
+    )  # 16-bit colour
     cv2.imwrite(str(folder / "4.tif"), big_stamp(base.copy(), 4))
     out, masks = tmp_path / "out.mp4", tmp_path / "m"
     r = run_cli("annotate", folder, "-o", out, "--model", toy_model, "--masks", masks, "--quiet")
@@ -208,7 +224,10 @@ def test_grayscale_16bit_and_four_channel_frames_in_a_folder(tmp_path, toy_model
 @pytest.mark.parametrize("w, h, n", [(64, 48, 12), (3840, 2160, 3)])
 def test_tiny_and_4k_frames(tmp_path, toy_model, w, h, n):
     small = synthetic_frames(n, stamp=False)
-    frames_in = [big_stamp(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR), i) for i, f in enumerate(small)]
+    frames_in = [
+        big_stamp(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR), i)
+        for i, f in enumerate(small)
+    ]
     clip = write_video(tmp_path / "in.mp4", frames_in)
     out, masks = tmp_path / "out.mp4", tmp_path / "m"
     r = run_cli("annotate", clip, "-o", out, "--model", toy_model, "--masks", masks, "--quiet")
@@ -231,7 +250,11 @@ def test_one_pixel_frames(tmp_path, toy_model):
     r = run_cli("annotate", folder, "-o", out, "--model", toy_model, "--masks", masks, "--quiet")
     assert r.returncode == 0, r.stderr
     assert len(decode_all(out)) == 3  # 1x1 is padded to 2x2: H.264 4:2:0 needs even sizes
-    assert [cv2.imread(str(masks / f"{i}.png"), cv2.IMREAD_UNCHANGED).shape for i in range(3)] == [(1, 1), (3, 5), (2, 2)]
+    assert [cv2.imread(str(masks / f"{i}.png"), cv2.IMREAD_UNCHANGED).shape for i in range(3)] == [
+        (1, 1),
+        (3, 5),
+        (2, 2),
+    ]
 
 
 def test_folder_with_mixed_sizes_and_a_stray_file(tmp_path, toy_model):
@@ -241,8 +264,21 @@ def test_folder_with_mixed_sizes_and_a_stray_file(tmp_path, toy_model):
     (folder / "thumbs.db").write_bytes(b"\x00\x01junk")
     (folder / "7.png").write_bytes(b"not really a png")  # unreadable image
     out, masks, log = tmp_path / "out.mp4", tmp_path / "m", tmp_path / "l.jsonl"
-    r = run_cli("annotate", folder, "-o", out, "--model", toy_model, "--masks", masks, "--log", log,
-                "--fps", "5", "--quiet")
+    r = run_cli(
+        "annotate",
+        folder,
+        "-o",
+        out,
+        "--model",
+        toy_model,
+        "--masks",
+        masks,
+        "--log",
+        log,
+        "--fps",
+        "5",
+        "--quiet",
+    )
     assert r.returncode == 3, r.stderr  # 7.png is lost: a partial export
     assert "Traceback" not in r.stderr
     warn = [x for x in lines(r.stderr) if "warning" in x.lower()]
@@ -253,7 +289,9 @@ def test_folder_with_mixed_sizes_and_a_stray_file(tmp_path, toy_model):
     assert [read_big_stamp(f) for f in frames] == list(range(len(sizes)))
     for i, (w, h) in enumerate(sizes):  # masks at each frame's own size
         assert cv2.imread(str(masks / f"{i}.png"), cv2.IMREAD_UNCHANGED).shape == (h, w)
-    assert [json.loads(x)["name"] for x in log.read_text().splitlines()] == [str(i) for i in range(len(sizes))]
+    assert [json.loads(x)["name"] for x in log.read_text().splitlines()] == [
+        str(i) for i in range(len(sizes))
+    ]
 
 
 def _folder_with_two_broken(tmp_path):
@@ -268,11 +306,15 @@ def test_unreadable_frames_counted_once_with_blackout(tmp_path, toy_model):
     files were counted (and warned about) twice. Each unreadable file: one warning, one count."""
     folder = _folder_with_two_broken(tmp_path)
     out, log = tmp_path / "o.mp4", tmp_path / "l.jsonl"
-    r = run_cli("annotate", folder, "-o", out, "--model", toy_model, "--blackout", "--log", log, "--quiet")
+    r = run_cli(
+        "annotate", folder, "-o", out, "--model", toy_model, "--blackout", "--log", log, "--quiet"
+    )
     assert r.returncode == 3, r.stderr  # two frames lost: a partial export
     warn = [x for x in lines(r.stderr) if "warning" in x]
-    assert sorted(warn) == ["polypvision: warning: unreadable frame skipped: 0.png",
-                            "polypvision: warning: unreadable frame skipped: 6.png"]
+    assert sorted(warn) == [
+        "polypvision: warning: unreadable frame skipped: 0.png",
+        "polypvision: warning: unreadable frame skipped: 6.png",
+    ]
     assert "2 unreadable frame(s)" in r.stdout
     assert json.loads((tmp_path / "l.meta.json").read_text())["summary"]["unreadable"] == 2
     assert len(decode_all(out)) == 8
@@ -290,8 +332,13 @@ def test_looping_a_folder_does_not_pile_up_warnings(tmp_path, toy_model):
     src = FrameFolderSource(_folder_with_two_broken(tmp_path), fps=25)
     src.open()
     got: list = []
-    runner = LiveRunner(src, FrameProcessor(Segmenter(toy_model, "cpu")), paced=False, loop=True,
-                        on_result=lambda r: got.append(r.index))
+    runner = LiveRunner(
+        src,
+        FrameProcessor(Segmenter(toy_model, "cpu")),
+        paced=False,
+        loop=True,
+        on_result=lambda r: got.append(r.index),
+    )
     runner.start()
     try:
         deadline = time.monotonic() + 20

@@ -30,7 +30,7 @@ from relhelpers import (
 )
 from tiny_disk import tiny_disk
 
-# -- 2: a full disk under --masks -------------------------------------------------------------------
+# -- 2: a full disk under --masks ------------------------------------------------------------------
 
 
 def test_masks_on_a_real_full_disk_fail_clearly_and_leave_nothing(tmp_path, toy_model, clip_640):
@@ -39,13 +39,15 @@ def test_masks_on_a_real_full_disk_fail_clearly_and_leave_nothing(tmp_path, toy_
     and leaves nothing on that disk or under the video's name."""
     with tiny_disk(tmp_path / "disk", 32) as disk:
         out = tmp_path / "out.mp4"
-        r = run_cli("annotate", clip_640, "-o", out, "--masks", disk / "m", "--model", toy_model, "--quiet")
+        r = run_cli(
+            "annotate", clip_640, "-o", out, "--masks", disk / "m", "--model", toy_model, "--quiet"
+        )
         assert_one_error_line(r, "No space left on device")
         assert "mask" in r.stderr
         assert list(disk.iterdir()) == [] and not out.exists() and partials(tmp_path) == []
 
 
-# -- 3: outputs that name, or lie inside, the input ---------------------------------------------------
+# -- 3: outputs that name, or lie inside, the input ------------------------------------------------
 
 
 def _frames(folder: Path) -> Path:
@@ -56,18 +58,30 @@ def _digests(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-@pytest.mark.parametrize("case", ["-o an input frame", "--log an input frame", "-o a new name in the folder",
-                                  "-o a frame the pattern matches", "--log sidecar onto an input"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "-o an input frame",
+        "--log an input frame",
+        "-o a new name in the folder",
+        "-o a frame the pattern matches",
+        "--log sidecar onto an input",
+    ],
+)
 def test_outputs_never_replace_or_join_the_input_frames(tmp_path, toy_model, clip_small, case):
     frames = _frames(tmp_path / "frames")
-    (frames / "take.meta.json").write_bytes(clip_small.read_bytes())  # a video whose name a sidecar could hit
+    (frames / "take.meta.json").write_bytes(
+        clip_small.read_bytes()
+    )  # a video whose name a sidecar could hit
     spec, args = {
         "-o an input frame": (frames, ["-o", frames / "4.png"]),
         "--log an input frame": (frames, ["-o", tmp_path / "o.mp4", "--log", frames / "3.png"]),
         "-o a new name in the folder": (frames, ["-o", frames / "annotated.mp4"]),
         "-o a frame the pattern matches": (frames / "%d.png", ["-o", frames / "2.png"]),
-        "--log sidecar onto an input": (frames / "take.meta.json", ["-o", tmp_path / "o.mp4", "--log",
-                                                                     tmp_path / "take.jsonl"]),
+        "--log sidecar onto an input": (
+            frames / "take.meta.json",
+            ["-o", tmp_path / "o.mp4", "--log", tmp_path / "take.jsonl"],
+        ),
     }[case]
     if case == "--log sidecar onto an input":  # the input video lies beside the log
         (tmp_path / "take.meta.json").write_bytes(clip_small.read_bytes())
@@ -79,7 +93,7 @@ def test_outputs_never_replace_or_join_the_input_frames(tmp_path, toy_model, cli
     assert not (tmp_path / "o.mp4").exists() and partials(frames) == [] and partials(tmp_path) == []
 
 
-# -- 4: outputs that exist and are not regular files -----------------------------------------------------
+# -- 4: outputs that exist and are not regular files -----------------------------------------------
 
 
 def _device_or_fifo(path: Path, kind: str) -> Path:
@@ -100,18 +114,35 @@ def test_device_files_are_refused_never_replaced(tmp_path, toy_model, clip_small
     r = run_cli("annotate", clip_small, *args, "--model", toy_model, "--quiet")
     assert_one_error_line(r, "not a regular file")
     mode = os.lstat(target).st_mode
-    assert (stat.S_ISCHR(mode) if kind != "fifo" else stat.S_ISFIFO(mode))  # still the device
+    assert stat.S_ISCHR(mode) if kind != "fifo" else stat.S_ISFIFO(mode)  # still the device
     assert not (tmp_path / "o.mp4").exists() and partials(tmp_path) == []
 
 
-# -- 6: what killed runs leave behind --------------------------------------------------------------------
+# -- 6: what killed runs leave behind --------------------------------------------------------------
 
 
 def _start_export(tmp_path: Path, toy_model: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "polypvision", "annotate", "synthetic", "-o", str(out),
-                             "--model", str(toy_model), "--log", str(out.with_suffix(".jsonl")),
-                             "--masks", str(out.with_suffix("")), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "polypvision",
+            "annotate",
+            "synthetic",
+            "-o",
+            str(out),
+            "--model",
+            str(toy_model),
+            "--log",
+            str(out.with_suffix(".jsonl")),
+            "--masks",
+            str(out.with_suffix("")),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _age(paths: list[Path], seconds: float = 3600) -> None:
@@ -142,7 +173,9 @@ def test_a_killed_export_leaves_litter_that_the_next_run_removes(tmp_path, toy_m
     left = partials(tmp_path)
     assert len(left) >= 3 and not out.exists()  # video, log and masks under temporary names
     alive = Partial(tmp_path / "other.mp4", ".mp4")  # a run still writing, in this process
-    _age(left + [alive.path])  # old enough for the sweep (young ones may be between create and lock)
+    _age(
+        left + [alive.path]
+    )  # old enough for the sweep (young ones may be between create and lock)
     r = run_cli("annotate", clip_small, "-o", out, "--model", toy_model, "--quiet")
     assert r.returncode == 0, r.stderr
     notes = [x for x in lines(r.stderr) if x.startswith("polypvision: note: removed")]

@@ -64,14 +64,18 @@ class _DiskFillsAfter:
         self.real.mux(packet)
 
     def close(self):
-        raise OSError(errno.ENOSPC, "No space left on device")  # the last fragment cannot be written
+        raise OSError(
+            errno.ENOSPC, "No space left on device"
+        )  # the last fragment cannot be written
 
 
 def _check_cut_short(err: RecordingCutShort, path: Path) -> list[int]:
     assert err.path == path and path.is_file() and err.seconds >= 1.0
     assert "saved in" in str(err) and "No space left on device" in str(err)
     stamps = [read_stamp(f) for f in decode_all(path)]
-    assert len(stamps) >= 2 * FPS - 2 and stamps == list(range(len(stamps)))  # whole fragments, from the start
+    assert len(stamps) >= 2 * FPS - 2 and stamps == list(
+        range(len(stamps))
+    )  # whole fragments, from the start
     assert partials(path.parent) == []
     return stamps
 
@@ -97,7 +101,7 @@ def test_a_real_disk_that_fills_mid_recording_keeps_what_was_recorded(tmp_path, 
         _check_cut_short(err.value, path)
 
 
-_RECORD_AND_WAIT = textwrap.dedent('''
+_RECORD_AND_WAIT = textwrap.dedent("""
     import sys, time
     sys.path[:0] = {paths!r}
     from test_rel_recording import FPS, _record
@@ -110,7 +114,7 @@ _RECORD_AND_WAIT = textwrap.dedent('''
         time.sleep(0.01)
     print("RECORDED", flush=True)
     time.sleep(60)
-''')
+""")
 
 
 @pytest.mark.slow
@@ -121,10 +125,16 @@ def test_a_killed_recording_is_recovered_by_the_next_run(tmp_path, toy_model):
 
     out = tmp_path / "procedure.mp4"
     here = str(Path(__file__).parent)
-    code = _RECORD_AND_WAIT.format(paths=[here, str(Path(here).parent)], out=str(out), model=str(toy_model))
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = _RECORD_AND_WAIT.format(
+        paths=[here, str(Path(here).parent)], out=str(out), model=str(toy_model)
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        assert p.stdout.readline().strip() == "RECORDED", p.stderr.read() if p.poll() is not None else ""
+        assert p.stdout.readline().strip() == "RECORDED", (
+            p.stderr.read() if p.poll() is not None else ""
+        )
         p.send_signal(signal.SIGKILL)
         p.wait(10)
     finally:
@@ -137,5 +147,7 @@ def test_a_killed_recording_is_recovered_by_the_next_run(tmp_path, toy_model):
     done = sweep(tmp_path)
     assert len(done) == 1 and "recovered" in done[0] and str(out) in done[0]
     stamps = [read_stamp(f) for f in decode_all(out)]
-    assert len(stamps) >= 2 * FPS - 2 and stamps == list(range(len(stamps)))  # 90 sent: 2 whole fragments at least
+    assert len(stamps) >= 2 * FPS - 2 and stamps == list(
+        range(len(stamps))
+    )  # 90 sent: 2 whole fragments at least
     assert partials(tmp_path) == []

@@ -40,35 +40,82 @@ def test_a_model_error_keeps_its_cause(tmp_path, toy_model):
 
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_fps_that_is_not_a_finite_positive_number(tmp_path, toy_model, value):
-    r = run_cli("annotate", tmp_path, "-o", tmp_path / "o.mp4", "--fps", value, "--model", toy_model, "--quiet")
+    r = run_cli(
+        "annotate",
+        tmp_path,
+        "-o",
+        tmp_path / "o.mp4",
+        "--fps",
+        value,
+        "--model",
+        toy_model,
+        "--quiet",
+    )
     assert_one_error_line(r, "--fps")
     assert not (tmp_path / "o.mp4").exists()
 
 
 def test_batch_size_is_bounded(tmp_path, toy_model, clip_small):
-    r = run_cli("annotate", clip_small, "-o", tmp_path / "o.mp4", "--batch", "100000", "--model", toy_model, "--quiet")
+    r = run_cli(
+        "annotate",
+        clip_small,
+        "-o",
+        tmp_path / "o.mp4",
+        "--batch",
+        "100000",
+        "--model",
+        toy_model,
+        "--quiet",
+    )
     assert_one_error_line(r, "between 1 and 64")
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["-o", "{tmp}/o.avi"], "must end in .mp4"),
-    (["-o", "{tmp}/o"], "must end in .mp4"),
-    (["-o", "{tmp}/o.mp4", "--style", ","], "names no overlay"),
-    (["-o", "{tmp}/o.mp4", "--style", " , ,"], "names no overlay"),
-])
-def test_outputs_and_styles_that_would_do_something_else(tmp_path, toy_model, clip_small, capsys, args, needle):
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["-o", "{tmp}/o.avi"], "must end in .mp4"),
+        (["-o", "{tmp}/o"], "must end in .mp4"),
+        (["-o", "{tmp}/o.mp4", "--style", ","], "names no overlay"),
+        (["-o", "{tmp}/o.mp4", "--style", " , ,"], "names no overlay"),
+    ],
+)
+def test_outputs_and_styles_that_would_do_something_else(
+    tmp_path, toy_model, clip_small, capsys, args, needle
+):
     """-o x.avi silently wrote MP4 under the .avi name; --style , drew nothing without a word."""
-    rc = main(["annotate", str(clip_small), *[a.format(tmp=tmp_path) for a in args], "--model", str(toy_model),
-               "--quiet"])
+    rc = main(
+        [
+            "annotate",
+            str(clip_small),
+            *[a.format(tmp=tmp_path) for a in args],
+            "--model",
+            str(toy_model),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_style_none_draws_nothing_on_purpose(tmp_path, toy_model, clip_small):
-    assert main(["annotate", str(clip_small), "-o", str(tmp_path / "o.mp4"), "--style", "none",
-                 "--model", str(toy_model), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "annotate",
+                str(clip_small),
+                "-o",
+                str(tmp_path / "o.mp4"),
+                "--style",
+                "none",
+                "--model",
+                str(toy_model),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_ctrl_c_at_start_up_is_one_line_and_status_130(tmp_path, toy_model, clip_small):
@@ -83,9 +130,24 @@ def test_ctrl_c_at_start_up_is_one_line_and_status_130(tmp_path, toy_model, clip
     if (root / "polypvision").is_dir():
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     for k in range(8):
-        p = subprocess.Popen([sys.executable, "-m", "polypvision", "annotate", str(clip_small), "-o",
-                              str(tmp_path / "o.mp4"), "--model", str(toy_model), "--quiet"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "polypvision",
+                "annotate",
+                str(clip_small),
+                "-o",
+                str(tmp_path / "o.mp4"),
+                "--model",
+                str(toy_model),
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         time.sleep(1.5 * start + 0.04 * k)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)

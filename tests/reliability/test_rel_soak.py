@@ -17,8 +17,23 @@ def test_soak_script_runs_short(tmp_path, toy_model, capsys):
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
     out = tmp_path / "soak.json"
-    rc = soak.main(["--frames", "300", "--size", "160x120", "--model", str(toy_model), "--quiet",
-                    "--record", str(tmp_path / "rec.mp4"), "--json", str(out), "--timeout", "60"])
+    rc = soak.main(
+        [
+            "--frames",
+            "300",
+            "--size",
+            "160x120",
+            "--model",
+            str(toy_model),
+            "--quiet",
+            "--record",
+            str(tmp_path / "rec.mp4"),
+            "--json",
+            str(out),
+            "--timeout",
+            "60",
+        ]
+    )
     res = json.loads(out.read_text())
     assert rc == 0, res["problems"]
     assert res["frames"] >= 300 and res["error"] is None

@@ -13,12 +13,24 @@ from polypvision.training.unet import build_unet  # noqa: E402
 def _seed_layer_list(f: int) -> list[tuple]:
     """The layer list of ../shared/seed_unet.md, written out by hand at width ``f``."""
     inp = [("InputLayer",)]
+
     def block(n):
-        return [("Conv2D", n, (3, 3), "relu"), ("BatchNormalization",), ("Conv2D", n, (3, 3), "relu"), ("BatchNormalization",)]
+        return [
+            ("Conv2D", n, (3, 3), "relu"),
+            ("BatchNormalization",),
+            ("Conv2D", n, (3, 3), "relu"),
+            ("BatchNormalization",),
+        ]
+
     enc = []
     for n in (f, 2 * f, 4 * f):
         enc += block(n) + [("MaxPooling2D",)]
-    bridge = [("Conv2D", 8 * f, (1, 1), "relu"), ("BatchNormalization",), ("Conv2D", 8 * f, (1, 1), "relu"), ("BatchNormalization",)]
+    bridge = [
+        ("Conv2D", 8 * f, (1, 1), "relu"),
+        ("BatchNormalization",),
+        ("Conv2D", 8 * f, (1, 1), "relu"),
+        ("BatchNormalization",),
+    ]
     dec = []
     for n in (4 * f, 2 * f, f):
         dec += [("Conv2DTranspose", n, (2, 2), "linear"), ("Concatenate",)] + block(n)
@@ -49,11 +61,15 @@ def test_seed_details_padding_strides_bn():
     model = build_unet(64)
     convs = [lay for lay in model.layers if type(lay).__name__ == "Conv2D"]
     assert all(c.get_config()["padding"] == "same" for c in convs[:-1])
-    assert convs[-1].get_config()["padding"] == "valid"  # the seed's 1x1 output conv keeps the default
+    assert (
+        convs[-1].get_config()["padding"] == "valid"
+    )  # the seed's 1x1 output conv keeps the default
     ups = [lay for lay in model.layers if type(lay).__name__ == "Conv2DTranspose"]
     assert all(tuple(u.get_config()["strides"]) == (2, 2) for u in ups)
     bns = [lay for lay in model.layers if type(lay).__name__ == "BatchNormalization"]
-    assert len(bns) == 14 and all(b.epsilon == pytest.approx(1e-3) for b in bns)  # Keras defaults, as the seed
+    assert len(bns) == 14 and all(
+        b.epsilon == pytest.approx(1e-3) for b in bns
+    )  # Keras defaults, as the seed
 
 
 def test_unet_is_fully_convolutional():
@@ -63,9 +79,12 @@ def test_unet_is_fully_convolutional():
     assert model(np.zeros((1, 32, 48, 3), np.float32)).shape == (1, 32, 48, 1)
 
 
-@pytest.mark.parametrize("name, params", [("mobilenetv2", 2_448_089), ("efficientnet-lite0", 3_621_561)])
+@pytest.mark.parametrize(
+    "name, params", [("mobilenetv2", 2_448_089), ("efficientnet-lite0", 3_621_561)]
+)
 def test_pretrained_encoder_unets_build_with_their_contract(name, params):
-    """Each ImageNet-encoder UNet builds untrained, maps NxHxWx3 to NxHxWx1, and its size rule holds."""
+    """Each ImageNet-encoder UNet builds untrained, maps NxHxWx3 to NxHxWx1,
+    and its size rule holds."""
     import numpy as np
 
     from polypvision.training import encoders
@@ -82,7 +101,8 @@ def test_pretrained_encoder_unets_build_with_their_contract(name, params):
 
 
 def test_cli_offers_every_registered_architecture():
-    """``train --arch`` choices are written out (no TensorFlow import at parse time): keep them in step."""
+    """``train --arch`` choices are written out (no TensorFlow import at parse time):
+    keep them in step."""
     import argparse
 
     from polypvision import cli_train

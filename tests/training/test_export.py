@@ -33,7 +33,9 @@ def test_parity_keras_vs_onnx(exported):
     assert err <= 1e-4
     import onnxruntime as ort
 
-    x = np.random.default_rng(1).uniform(-2, 2, size=(3, 32, 32, 3)).astype(np.float32)  # batch 3: dynamic batch
+    x = (
+        np.random.default_rng(1).uniform(-2, 2, size=(3, 32, 32, 3)).astype(np.float32)
+    )  # batch 3: dynamic batch
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["mask"], {"image": x})[0]
     assert got.shape == (3, 32, 32, 1)

@@ -1,4 +1,5 @@
-"""``polypvision train`` end to end on a tiny model: checkpoints, history, resume, export, evaluate."""
+"""``polypvision train`` end to end on a tiny model: checkpoints, history, resume,
+export, evaluate."""
 
 from __future__ import annotations
 
@@ -17,9 +18,26 @@ from tiny_datasets import make_dataset  # noqa: E402
 
 
 def _args(data, out, split_file, **kw):
-    base = dict(data=str(data), out=str(out), arch="unet", base_filters=2, epochs=2, warmup_epochs=0, input_size=32,
-                batch_size=4, lr=3e-3, finetune_lr=None, patience=None, ema_decay=0.9, seed=0,
-                split_file=None if split_file is None else str(split_file), threads=1, resume=False, force=False, crop_size=None)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        arch="unet",
+        base_filters=2,
+        epochs=2,
+        warmup_epochs=0,
+        input_size=32,
+        batch_size=4,
+        lr=3e-3,
+        finetune_lr=None,
+        patience=None,
+        ema_decay=0.9,
+        seed=0,
+        split_file=None if split_file is None else str(split_file),
+        threads=1,
+        resume=False,
+        force=False,
+        crop_size=None,
+    )
     base.update(kw)
     return SimpleNamespace(**base)
 
@@ -50,7 +68,9 @@ def test_crop_view_keeps_the_inference_zoom():
         full = _random_box(tf.constant(288), tf.constant(384), 0.55).numpy()
         half = _random_box(tf.constant(288), tf.constant(384), 0.55, view=0.5).numpy()
         assert 0.55 * 0.86 <= full[2] - full[0] <= 1.0 and 0.55 * 0.86 <= full[3] - full[1] <= 1.0
-        assert 0.55 * 0.86 * 0.5 <= half[2] - half[0] <= 0.5 + 1e-6 and half[3] - half[1] <= 0.5 + 1e-6
+        assert (
+            0.55 * 0.86 * 0.5 <= half[2] - half[0] <= 0.5 + 1e-6 and half[3] - half[1] <= 0.5 + 1e-6
+        )
         assert half[0] >= 0.0 and half[2] <= 1.0 + 1e-6 and half[1] >= 0.0 and half[3] <= 1.0 + 1e-6
     img = tf.zeros((40, 48, 3), tf.uint8)
     a, m = augment(img, tf.zeros((40, 48, 1), tf.uint8), 16, view=0.5)
@@ -69,19 +89,35 @@ def test_crops_find_the_polyp_most_of_the_time():
     m = tf.constant(mask)
     hits = 0
     for _ in range(200):
-        y0, x0, y1, x1 = _random_box(tf.constant(288), tf.constant(384), 0.55, view=0.5, mask=m).numpy()
-        r0, r1, c0, c1 = int(y0 * 288), int(np.ceil(y1 * 288)), int(x0 * 384), int(np.ceil(x1 * 384))
+        y0, x0, y1, x1 = _random_box(
+            tf.constant(288), tf.constant(384), 0.55, view=0.5, mask=m
+        ).numpy()
+        r0, r1, c0, c1 = (
+            int(y0 * 288),
+            int(np.ceil(y1 * 288)),
+            int(x0 * 384),
+            int(np.ceil(x1 * 384)),
+        )
         hits += bool(mask[r0:r1, c0:c1].any())
         assert 0.0 <= y0 < y1 <= 1.0 + 1e-6 and 0.0 <= x0 < x1 <= 1.0 + 1e-6
     assert hits / 200 >= FOREGROUND_P - 0.1
 
 
-@pytest.mark.parametrize("kw, says", [
-    (dict(input_size=100), "--input-size 100: this architecture needs a positive multiple of 8"),
-    (dict(input_size=32, crop_size=12), "--crop-size 12: must be a multiple of 8 below --input-size 32"),
-    (dict(input_size=32, crop_size=32), "--crop-size 32"),
-    (dict(arch="mobilenetv2", input_size=48), "multiple of 32"),
-])
+@pytest.mark.parametrize(
+    "kw, says",
+    [
+        (
+            dict(input_size=100),
+            "--input-size 100: this architecture needs a positive multiple of 8",
+        ),
+        (
+            dict(input_size=32, crop_size=12),
+            "--crop-size 12: must be a multiple of 8 below --input-size 32",
+        ),
+        (dict(input_size=32, crop_size=32), "--crop-size 32"),
+        (dict(arch="mobilenetv2", input_size=48), "multiple of 32"),
+    ],
+)
 def test_bad_training_sizes_are_refused_before_any_work(tmp_path, kw, says):
     from polypvision.errors import UserError
     from polypvision.training import train
@@ -101,12 +137,19 @@ def test_train_resume_export_evaluate(tmp_path):
     out, split = tmp_path / "runs" / "tiny", tmp_path / "split.json"
     assert train.run(_args(data, out, split)) == 0
     state = json.loads((out / "state.json").read_text())
-    assert state["epoch"] == 2 and (out / "last.weights.h5").is_file() and (out / "best.weights.h5").is_file()
+    assert (
+        state["epoch"] == 2
+        and (out / "last.weights.h5").is_file()
+        and (out / "best.weights.h5").is_file()
+    )
     assert json.loads(split.read_text())["leaky"] is False
     with pytest.raises(UserError, match="--resume"):
         train.run(_args(data, out, split))  # refuses to clobber a run
     # The resumed epoch trains on 16x16 crops at the zoom of 32x32 and validates at 32x32.
-    assert train.run(_args(data, out, split, resume=True, epochs=3, input_size=None, crop_size=16)) == 0
+    assert (
+        train.run(_args(data, out, split, resume=True, epochs=3, input_size=None, crop_size=16))
+        == 0
+    )
     rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     state = json.loads((out / "state.json").read_text())
@@ -114,14 +157,25 @@ def test_train_resume_export_evaluate(tmp_path):
     assert state["config"]["crop_size"] == 16 and state["config"]["input_size"] == 32
 
     onnx_path = tmp_path / "models" / "tiny.onnx"
-    eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None, threads=1)
+    eargs = SimpleNamespace(
+        checkpoint=str(out),
+        output=str(onnx_path),
+        name=None,
+        threshold=None,
+        metrics=None,
+        threads=1,
+    )
     assert export.run(eargs) == 0
     r = ev.evaluate(onnx_path, data, split="test", split_file=split, batch=4)
     assert r["images"] > 0 and 0.0 <= r["mean"]["dice"] <= 1.0
     from polypvision.model.session import Segmenter
 
     c = Segmenter(onnx_path, provider="cpu").contract
-    assert c.input.height == 256 and c.training["epochs"] == 3 and c.training["split"].endswith("split.json")
+    assert (
+        c.input.height == 256
+        and c.training["epochs"] == 3
+        and c.training["split"].endswith("split.json")
+    )
 
 
 def test_refit_trains_the_recipe_on_train_and_val_for_the_chosen_epochs(tmp_path):
@@ -140,20 +194,40 @@ def test_refit_trains_the_recipe_on_train_and_val_for_the_chosen_epochs(tmp_path
     ds = pdata.discover(data)
     sp = pdata.load_or_create_split(ds, split)
     n = len(pdata.select(ds, sp, "train")) + len(pdata.select(ds, sp, "val"))
-    assert state["refit"]["frames"] == n and state["epoch"] == source["best_epoch"] and state["finished"]
-    assert state["config"]["arch"] == "unet" and state["config"]["base_filters"] == 2  # the recipe, not --arch
+    assert (
+        state["refit"]["frames"] == n
+        and state["epoch"] == source["best_epoch"]
+        and state["finished"]
+    )
+    assert (
+        state["config"]["arch"] == "unet" and state["config"]["base_filters"] == 2
+    )  # the recipe, not --arch
     onnx_path = tmp_path / "refit.onnx"
-    eargs = SimpleNamespace(checkpoint=str(out), output=str(onnx_path), name=None, threshold=None, metrics=None, threads=1)
+    eargs = SimpleNamespace(
+        checkpoint=str(out),
+        output=str(onnx_path),
+        name=None,
+        threshold=None,
+        metrics=None,
+        threads=1,
+    )
     assert export.run(eargs) == 0
     c = Segmenter(onnx_path, provider="cpu").contract
-    assert c.training["refit"]["of"] == str(src) and c.training["val_dice_at_0.5"] == source["best_dice"]
+    assert (
+        c.training["refit"]["of"] == str(src)
+        and c.training["val_dice_at_0.5"] == source["best_dice"]
+    )
     with pytest.raises(UserError, match="already holds a run"):
         train.run(_args(data, out, None, refit_of=str(src)))
     with pytest.raises(UserError, match="cannot resume"):
-        train.run(_args(data, out, None, resume=True))  # a resumed refit would validate on its training data
+        train.run(
+            _args(data, out, None, resume=True)
+        )  # a resumed refit would validate on its training data
     with pytest.raises(UserError, match="the run being refitted"):
         train.run(_args(data, src, None, refit_of=str(src), force=True))
-    gone = tmp_path / "nowhere.json"  # a refit never makes a split of its own (it could leak test sequences)
+    gone = (
+        tmp_path / "nowhere.json"
+    )  # a refit never makes a split of its own (it could leak test sequences)
     with pytest.raises(UserError, match="split file .* is missing"):
         train.run(_args(data, tmp_path / "r3", gone, refit_of=str(src)))
     assert not gone.exists()

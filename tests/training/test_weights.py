@@ -1,4 +1,5 @@
-"""The .pth reader (no PyTorch), its checksum check, and the MobileNetV2 / EfficientNet-Lite0 ports' parity."""
+"""The .pth reader (no PyTorch), its checksum check,
+and the MobileNetV2 / EfficientNet-Lite0 ports' parity."""
 
 from __future__ import annotations
 
@@ -49,7 +50,14 @@ class _T:
     def __reduce__(self):
         rebuild = sys.modules["torch._utils"]._rebuild_tensor_v2
         stride = tuple(s // self.arr.itemsize for s in self.arr.strides)
-        return rebuild, (("__storage__", self.key, self.arr.size), 0, self.arr.shape, stride, False, collections.OrderedDict())
+        return rebuild, (
+            ("__storage__", self.key, self.arr.size),
+            0,
+            self.arr.shape,
+            stride,
+            False,
+            collections.OrderedDict(),
+        )
 
 
 class _Pickler(pickle.Pickler):
@@ -64,12 +72,19 @@ def _write_pth(path, state: dict[str, np.ndarray], fmt: str) -> None:
     saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
     sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
     try:
-        tensors = collections.OrderedDict((k, _T(str(i), np.ascontiguousarray(v, np.float32))) for i, (k, v) in enumerate(state.items()))
+        tensors = collections.OrderedDict(
+            (k, _T(str(i), np.ascontiguousarray(v, np.float32)))
+            for i, (k, v) in enumerate(state.items())
+        )
         buf = io.BytesIO()
         _Pickler(buf, protocol=2).dump(tensors)
         if fmt == "legacy":
             with open(path, "wb") as f:
-                for obj in (W.LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True}):
+                for obj in (
+                    W.LEGACY_MAGIC,
+                    1001,
+                    {"protocol_version": 1001, "little_endian": True},
+                ):
                     pickle.dump(obj, f, protocol=2)
                 f.write(buf.getvalue())
                 pickle.dump([t.key for t in tensors.values()], f, protocol=2)
@@ -92,7 +107,11 @@ def _write_pth(path, state: dict[str, np.ndarray], fmt: str) -> None:
 @pytest.mark.parametrize("fmt", ["legacy", "zip"])
 def test_reader_round_trip(tmp_path, fmt):
     rng = np.random.default_rng(0)
-    state = {"a.weight": rng.normal(size=(4, 3, 3, 3)), "a.bias": rng.normal(size=(4,)), "b": rng.normal(size=(2, 5)).T}
+    state = {
+        "a.weight": rng.normal(size=(4, 3, 3, 3)),
+        "a.bias": rng.normal(size=(4,)),
+        "b": rng.normal(size=(2, 5)).T,
+    }
     path = tmp_path / f"w_{fmt}.pth"
     _write_pth(path, state, fmt)
     got = W.load_state_dict(path)
@@ -145,16 +164,18 @@ def _conv_ref(x, w, stride, pad, groups=1):
     out = np.zeros((H, Wd, o), np.float64)
     per = o // groups
     for g in range(groups):
-        xs = x[..., g * ig:(g + 1) * ig]
+        xs = x[..., g * ig : (g + 1) * ig]
         for i in range(kh):
             for j in range(kw):
-                patch = xs[i:i + stride * H:stride, j:j + stride * Wd:stride]  # (H,W,ig)
-                out[..., g * per:(g + 1) * per] += patch @ w[g * per:(g + 1) * per, :, i, j].T
+                patch = xs[i : i + stride * H : stride, j : j + stride * Wd : stride]  # (H,W,ig)
+                out[..., g * per : (g + 1) * per] += patch @ w[g * per : (g + 1) * per, :, i, j].T
     return out
 
 
 def _bn_ref(x, s, name, eps=1e-5):
-    return (x - s[f"{name}.running_mean"]) / np.sqrt(s[f"{name}.running_var"] + eps) * s[f"{name}.weight"] + s[f"{name}.bias"]
+    return (x - s[f"{name}.running_mean"]) / np.sqrt(s[f"{name}.running_var"] + eps) * s[
+        f"{name}.weight"
+    ] + s[f"{name}.bias"]
 
 
 def _tf_same_conv_ref(x, w, stride, groups=1):
@@ -193,7 +214,8 @@ def _random_state(model, rng) -> dict[str, np.ndarray]:
 
 @pytest.mark.train
 def test_mobilenet_port_matches_pytorch_semantics():
-    """Blocks 0-2 (stride-2 conv, depthwise, expansion, stride-2 depthwise) vs a numpy PyTorch reference."""
+    """Blocks 0-2 (stride-2 conv, depthwise, expansion,
+    stride-2 depthwise) vs a numpy PyTorch reference."""
     import keras
 
     from polypvision.training.encoders import load_torch_state, mobilenet_v2_backbone
@@ -208,10 +230,18 @@ def test_mobilenet_port_matches_pytorch_semantics():
 
     r6 = lambda v: np.clip(v, 0, 6)  # noqa: E731
     h = r6(_bn_ref(_conv_ref(x[0], s["features.0.0.weight"], 2, 1), s, "features.0.1"))
-    h = r6(_bn_ref(_conv_ref(h, s["features.1.conv.0.0.weight"], 1, 1, groups=32), s, "features.1.conv.0.1"))
+    h = r6(
+        _bn_ref(
+            _conv_ref(h, s["features.1.conv.0.0.weight"], 1, 1, groups=32), s, "features.1.conv.0.1"
+        )
+    )
     h = _bn_ref(_conv_ref(h, s["features.1.conv.1.weight"], 1, 0), s, "features.1.conv.2")
     h = r6(_bn_ref(_conv_ref(h, s["features.2.conv.0.0.weight"], 1, 0), s, "features.2.conv.0.1"))
-    h = r6(_bn_ref(_conv_ref(h, s["features.2.conv.1.0.weight"], 2, 1, groups=96), s, "features.2.conv.1.1"))
+    h = r6(
+        _bn_ref(
+            _conv_ref(h, s["features.2.conv.1.0.weight"], 2, 1, groups=96), s, "features.2.conv.1.1"
+        )
+    )
     ref = _bn_ref(_conv_ref(h, s["features.2.conv.2.weight"], 1, 0), s, "features.2.conv.3")
     assert got.shape == ref.shape == (5, 6, 24)
     np.testing.assert_allclose(got, ref, atol=2e-4 * max(1.0, float(np.abs(ref).max())))
@@ -256,13 +286,16 @@ def test_packaged_imagenet_weights_land_in_the_encoder():
     dw = np.asarray(model.get_layer("features.1.conv.0.0").kernel)
     np.testing.assert_array_equal(dw, state["features.1.conv.0.0.weight"].transpose(2, 3, 0, 1))
     bn = model.get_layer("features.17.conv.3")
-    np.testing.assert_array_equal(np.asarray(bn.moving_variance), state["features.17.conv.3.running_var"])
+    np.testing.assert_array_equal(
+        np.asarray(bn.moving_variance), state["features.17.conv.3.running_var"]
+    )
     assert bn.epsilon == pytest.approx(1e-5)
 
 
 @pytest.mark.train
 def test_lite0_port_matches_tensorflow_semantics():
-    """Stem and blocks 0-3 (expansion, residual add, stride-2 5x5 depthwise) vs a numpy reference."""
+    """Stem and blocks 0-3 (expansion, residual add,
+    stride-2 5x5 depthwise) vs a numpy reference."""
     import keras
 
     from polypvision.training.efficientnet_lite import lite0_backbone
@@ -272,8 +305,12 @@ def test_lite0_port_matches_tensorflow_semantics():
     backbone = lite0_backbone(None)
     s = _random_state(backbone, rng)
     weighted = [la for la in encoder_layers(backbone) if la.weights]
-    assert load_torch_state(backbone, s) == len(weighted) == 2 + 4 + 15 * 6  # stem, block 0, 15 expanded blocks
-    x = rng.normal(size=(1, 18, 23, 3)).astype(np.float32)  # odd/even sizes exercise the asymmetric pad
+    assert (
+        load_torch_state(backbone, s) == len(weighted) == 2 + 4 + 15 * 6
+    )  # stem, block 0, 15 expanded blocks
+    x = rng.normal(size=(1, 18, 23, 3)).astype(
+        np.float32
+    )  # odd/even sizes exercise the asymmetric pad
     probe = keras.Model(backbone.input, backbone.get_layer("_blocks.3._bn2").output)
     got = np.asarray(probe(x))[0]
 
@@ -308,8 +345,14 @@ def test_packaged_lite0_weights_land_in_the_encoder():
     np.testing.assert_array_equal(k, state["_conv_stem.weight"].transpose(2, 3, 1, 0))
     assert k[0, 0, 0, 0] == pytest.approx(-1.1103361, abs=1e-6)  # first value of the packaged file
     dw = np.asarray(model.get_layer("_blocks.3._depthwise_conv").kernel)  # 5x5
-    np.testing.assert_array_equal(dw, state["_blocks.3._depthwise_conv.weight"].transpose(2, 3, 0, 1))
+    np.testing.assert_array_equal(
+        dw, state["_blocks.3._depthwise_conv.weight"].transpose(2, 3, 0, 1)
+    )
     bn = model.get_layer("_blocks.15._bn2")
-    np.testing.assert_array_equal(np.asarray(bn.moving_variance), state["_blocks.15._bn2.running_var"])
+    np.testing.assert_array_equal(
+        np.asarray(bn.moving_variance), state["_blocks.15._bn2.running_var"]
+    )
     assert bn.epsilon == pytest.approx(1e-3)
-    assert not any(name.startswith(("_conv_head", "_bn1.", "_fc")) for name in (la.name for la in model.layers))
+    assert not any(
+        name.startswith(("_conv_head", "_bn1.", "_fc")) for name in (la.name for la in model.layers)
+    )

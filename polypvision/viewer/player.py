@@ -1,7 +1,8 @@
 """One playing source: the live runner, its detection track, recording and snapshots.
 
-Plain Python, no Qt: everything here can be driven (and tested) without a window. The main
-window owns at most one :class:`Player` and replaces it when the source changes.
+Plain Python, no Qt: everything here can be driven (and tested) without a window. The session
+controller (:mod:`polypvision.viewer.controller`) owns at most one :class:`Player` and replaces
+it when the source changes.
 """
 
 from __future__ import annotations
@@ -9,89 +10,63 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 
 from polypvision.errors import OutputError
-from polypvision.model.session import Segmenter
-from polypvision.overlay import OverlayStyle
-from polypvision.partials import Partial
+from polypvision.fileio import atomic_path
 from polypvision.pipeline.compose import Compositor
+from polypvision.pipeline.engine import Progress
 from polypvision.pipeline.live import LiveRunner
 from polypvision.pipeline.processor import FrameProcessor, StreamSettings
 from polypvision.pipeline.recorder import Recorder
 from polypvision.pipeline.stats import StatsSnapshot
-from polypvision.pipeline.track import CLEAR, POLYP, UNKNOWN, DetectionTrack
+from polypvision.pipeline.track import DetectionTrack
 from polypvision.recording import check_output_path, write_file
-from polypvision.smoothing import HYSTERESIS_GAP, SmoothingConfig
 from polypvision.sources.base import FrameSource
+from polypvision.viewer.scan import ClipScan
 
-__all__ = ["CLEAR", "POLYP", "UNKNOWN", "DetectionTrack", "OverlaySettings", "Player"]
+__all__ = ["Player"]
 
 log = logging.getLogger(__name__)
-
-_CORE_STYLE = OverlayStyle()
-DEFAULT_STRENGTH = 0.5  # the smoothing slider's position that means "the core's defaults"
-
-
-@dataclass(frozen=True)
-class OverlaySettings:
-    """What the overlay panel edits (and the settings file keeps); its defaults are the core's."""
-
-    enabled: bool = _CORE_STYLE.enabled
-    fill: bool = _CORE_STYLE.fill
-    contour: bool = _CORE_STYLE.contour
-    box: bool = _CORE_STYLE.box
-    color: tuple[int, int, int] = _CORE_STYLE.color  # BGR, like OverlayStyle
-    opacity: float = _CORE_STYLE.opacity
-    threshold: float | None = None  # None: the model's own
-    smoothing: float = DEFAULT_STRENGTH  # 0 = off exactly; 0.5 = the core's defaults; 1 = strongest
-
-    def style(self, base: OverlayStyle = _CORE_STYLE) -> OverlayStyle:
-        return replace(base, enabled=self.enabled, fill=self.fill, contour=self.contour, box=self.box,
-                       color=self.color, opacity=self.opacity)
-
-    def smoothing_config(self, threshold: float, min_area: float = 0.0, min_peak: float = 0.0) -> SmoothingConfig:
-        """One strength knob for the core's parameters: 0 = off exactly, 0.5 = the core's defaults
-        themselves (the model's threshold and gate ``min_area`` / ``min_peak``), 1 = twice as strong."""
-        s = min(max(self.smoothing, 0.0), 1.0)
-        if s == DEFAULT_STRENGTH:
-            return SmoothingConfig()
-        base = SmoothingConfig()
-        k = 2.0 * s
-        return SmoothingConfig(alpha=1.0 - (1.0 - base.alpha) * k, on=threshold,
-                               off=max(threshold - HYSTERESIS_GAP * k, 0.0), min_area=min(min_area * k, 0.5),
-                               min_peak=threshold + (min_peak - threshold) * min(k, 1.0) if min_peak > threshold else 0.0)
-
-    def stream_settings(self, segmenter: Segmenter, base: StreamSettings | None = None) -> StreamSettings:
-        """The one value a stream runs with: this panel's choices for ``segmenter``'s model."""
-        base = base if base is not None else StreamSettings()
-        out = segmenter.contract.output
-        t = self.threshold if self.threshold is not None else out.threshold
-        return replace(base, threshold=self.threshold, style=self.style(base.style),
-                       smoothing=self.smoothing_config(t, out.min_area, out.min_peak))
 
 
 class Player:
     """Runs one opened source through the model until stopped."""
 
-    def __init__(self, spec: str, source: FrameSource, processor: FrameProcessor, *, loop: bool = False,
-                 mode: str = "pass-through", on_frame: Callable[[], None] | None = None,
-                 on_error: Callable[[BaseException], None] | None = None,
-                 on_end: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        source: FrameSource,
+        processor: FrameProcessor,
+        *,
+        loop: bool = False,
+        mode: str = "pass-through",
+        on_frame: Callable[[], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
         if source.info is None:
             raise ValueError("open the source first")
         self.spec, self.source, self.info = spec, source, source.info
-        self.runner = LiveRunner(source, processor, on_frame=on_frame, on_error=on_error, on_end=on_end,
-                                 loop=loop, mode=mode)
+        self.runner = LiveRunner(
+            source,
+            processor,
+            on_frame=on_frame,
+            on_error=on_error,
+            on_end=on_end,
+            loop=loop,
+            mode=mode,
+        )
         n = self.info.frame_count or 0
-        self.track = DetectionTrack(n) if self.info.seekable and n > 0 else None
+        self.track = (
+            DetectionTrack(n, self.info.fps or 0.0) if self.info.seekable and n > 0 else None
+        )
         if self.track is not None:
             self.runner.result_sinks.append(self.track)
         self.recorder: Recorder | None = None
-        self.scan = None  # a ClipScan filling the timeline, while one runs
+        self.scan: ClipScan | None = None  # filling the timeline, while one runs
         self._rec_lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -144,16 +119,24 @@ class Player:
     def stats(self) -> StatsSnapshot:
         return self.runner.stats()
 
-    def toggle_scan(self, on_progress: Callable, on_done: Callable) -> bool:
-        """Start a whole-clip scan for the timeline (True), or stop the running one (False)."""
-        from polypvision.gui.scan import ClipScan
+    @property
+    def scanning(self) -> bool:
+        return self.scan is not None and self.scan.running
 
+    def toggle_scan(
+        self,
+        on_progress: Callable[[Progress], None],
+        on_done: Callable[[BaseException | None], None],
+    ) -> bool:
+        """Start a whole-clip scan for the timeline (True), or stop the running one (False)."""
         if self.scan is not None and self.scan.running:
             self.scan.stop()
             return False
         if self.track is None:
             raise OutputError("only a video file or a folder of frames can be scanned")
-        self.scan = ClipScan(self.spec, self.processor, self.track, self.info.fps, on_progress, on_done)
+        self.scan = ClipScan(
+            self.spec, self.processor, self.track, self.info.fps, on_progress, on_done
+        )
         self.scan.start()
         return True
 
@@ -167,7 +150,9 @@ class Player:
             if self.recorder is not None:
                 return self.recorder.path
             fps = self.info.fps if self.info.fps and self.info.fps > 0 else 25.0
-            self.recorder = Recorder(path, self.info.width, self.info.height, fps, live=self.info.live)
+            self.recorder = Recorder(
+                path, self.info.width, self.info.height, fps, live=self.info.live
+            )
             self.runner.recorder = self.recorder
             return self.recorder.path
 
@@ -180,7 +165,9 @@ class Player:
             self.runner.recorder = None
             if rec.frames == 0 and rec.pending == 0 and rec.error is None:
                 rec.abort()
-                raise OutputError("the recording has no frames (nothing was played); nothing was saved")
+                raise OutputError(
+                    "the recording has no frames (nothing was played); nothing was saved"
+                )
             return rec.stop()
 
     def snapshot(self, path: Path) -> Path:
@@ -192,12 +179,14 @@ class Player:
         image = Compositor().compose(item.frame.image, item.overlay, item.settings)
         ok, png = cv2.imencode(".png", image)
         if not ok:
-            raise OutputError(f"cannot encode the snapshot as PNG ({image.shape[1]}x{image.shape[0]})")
-        tmp = Partial(path, ".png")
+            raise OutputError(
+                f"cannot encode the snapshot as PNG ({image.shape[1]}x{image.shape[0]})"
+            )
         try:
-            write_file(tmp.path, png.tobytes())  # a full disk raises here (cv2.imwrite says nothing)
-            tmp.publish(path)
+            with atomic_path(path, ".png") as tmp:
+                write_file(tmp, png.tobytes())  # a full disk raises here (cv2.imwrite says nothing)
         except OSError as exc:
-            tmp.discard()
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}; check the folder and free disk space") from None
+            raise OutputError(
+                f"cannot write {path}: {exc.strerror or exc}; check the folder and free disk space"
+            ) from None
         return path

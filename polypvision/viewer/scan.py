@@ -22,9 +22,18 @@ JOIN_TIMEOUT_S = 1.5
 
 
 class ClipScan:
-    def __init__(self, spec: str, processor: FrameProcessor, track: DetectionTrack, fps: float,
-                 on_progress: Callable[[Progress], None], on_done: Callable[[BaseException | None], None]) -> None:
-        self.processor = processor.clone(style=replace(processor.style, enabled=False), blackout=None)
+    def __init__(
+        self,
+        spec: str,
+        processor: FrameProcessor,
+        track: DetectionTrack,
+        fps: float,
+        on_progress: Callable[[Progress], None],
+        on_done: Callable[[BaseException | None], None],
+    ) -> None:
+        self.processor = processor.clone(
+            style=replace(processor.style, enabled=False), blackout=None
+        )
         self.spec, self.track, self.fps = spec, track, fps
         self.on_progress, self.on_done = on_progress, on_done
         self.cancel = threading.Event()
@@ -45,7 +54,14 @@ class ClipScan:
         source = make_source(self.spec, fps=self.fps)
         source.open()
         try:
-            run_offline(source, self.processor, [self.track], batch=4, cancel=self.cancel, progress=self.on_progress)
+            run_offline(
+                source,
+                self.processor,
+                [self.track],
+                batch=4,
+                cancel=self.cancel,
+                progress=self.on_progress,
+            )
         finally:
             source.close()
 
