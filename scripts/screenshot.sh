@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Reproduce docs/screenshot.png: the desktop app under Xvfb, playing a 640x480 clip made from
-# CVC-ClinicDB frames (built at runtime in a temp folder; no dataset image enters the repo),
+# Reproduce docs/screenshot.png: the desktop app under Xvfb, playing a clip made from
+# CVC-ClinicDB frames (1920x1080 at 60 fps by default, a modern scope's output) (built at runtime in a temp folder; no dataset image enters the repo),
 # with the default shipped model. Also prints the stats the app showed when it closed.
 #
 #   scripts/screenshot.sh [OUT.png]          (default: docs/screenshot.png)
-#   PV_DATA=/path/to/CVC-ClinicDB  PV_SECONDS=12  PV_MODEL=x.onnx  PV_SEQUENCE=...  to override
+#   PV_DATA=/path/to/CVC-ClinicDB  PV_SECONDS=12  PV_MODEL=x.onnx  PV_SIZE=640x480  PV_FPS=25
+#   to override
 #
 # Needs: xvfb (xvfb-run), imagemagick (import), and the xcb libraries Qt loads (see README).
 set -euo pipefail
@@ -18,10 +19,12 @@ SECONDS_TO_PLAY="${PV_SECONDS:-12}"
 PY="${PYTHON:-.venv/bin/python}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-CLIP="$WORK/clinicdb_640x480.mp4"
+SIZE="${PV_SIZE:-1920x1080}"
+FPS="${PV_FPS:-60}"
+CLIP="$WORK/clinicdb_${SIZE}_${FPS}fps.mp4"
 
-# 1. A 640x480, 25 fps H.264 clip: ClinicDB frames in their natural (video) order.
-"$PY" - "$DATA" "$CLIP" <<'PY'
+# 1. An H.264 clip at SIZE and FPS: ClinicDB frames in their natural (video) order.
+"$PY" - "$DATA" "$CLIP" "$SIZE" "$FPS" <<'PY'
 import sys
 from pathlib import Path
 
@@ -31,16 +34,18 @@ from polypvision.recording import VideoWriter
 from polypvision.sources.frames import natural_key
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
+width, height = (int(v) for v in sys.argv[3].lower().split("x"))
+fps = float(sys.argv[4])
 files = sorted((data / "images").glob("*.png"), key=lambda p: natural_key(p.name))
 if not files:
     sys.exit(f"no ClinicDB frames under {data}/images; set PV_DATA")
-w = VideoWriter(out, 640, 480, 25.0, crf=18)
+w = VideoWriter(out, width, height, fps, crf=18)
 for f in files[:300]:
     img = cv2.imread(str(f))
     if img is not None:
-        w.write_image(cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR))
+        w.write_image(cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR))
 w.commit()
-print(f"clip: {out} ({min(len(files), 300)} frames)")
+print(f"clip: {out} ({min(len(files), 300)} frames, {width}x{height} at {fps:g} fps)")
 PY
 
 MODEL_ARGS=()
