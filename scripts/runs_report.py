@@ -56,6 +56,76 @@ def row(run: Path) -> str:
     )
 
 
+LEVERS = {
+    "arch": "encoder",
+    "loss": "loss",
+    "deep_supervision": "deep supervision",
+    "teacher": "distillation",
+}
+# Settings that may differ between two runs compared for one lever: schedules that stop early,
+# the encoder's own input scaling, defaults of options added after a run (a distillation weight
+# without a teacher does nothing).
+_IGNORED = {
+    "epochs",
+    "patience",
+    "threads",
+    "data",
+    "split_file",
+    "cache_dir",
+    "mean",
+    "std",
+    "distill_weight",
+    "deep_supervision",
+    "teacher",
+}
+
+
+def _lever_value(c: dict, key: str) -> str:
+    v = c.get(key)
+    if key == "loss":
+        return v or "bce-dice"
+    if key == "teacher":
+        return Path(v).name if v else "none"
+    if key == "deep_supervision":
+        return "on" if v else "off"
+    return str(v)
+
+
+def levers(runs: list[Path]) -> list[str]:
+    """One line per pair of runs that differ in exactly one lever (and in nothing else that
+    matters), and one per weight average tried; the levers no run tried are named too."""
+    states = {r: json.loads((r / "state.json").read_text()) for r in runs}
+    lines, tried = [], set()
+    for i, a in enumerate(runs):
+        for b in runs[i + 1 :]:
+            ca, cb = states[a]["config"], states[b]["config"]
+            keys = {k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)} - _IGNORED
+            diff = [k for k in LEVERS if _lever_value(ca, k) != _lever_value(cb, k)]
+            if len(diff) != 1 or keys - set(diff):
+                continue
+            k = diff[0]
+            tried.add(k)
+            da, db = float(states[a]["best_dice"]), float(states[b]["best_dice"])
+            lines.append(
+                f"- {LEVERS[k]}: {_lever_value(ca, k)} (`{a.name}`, {da:.4f}) -> "
+                f"{_lever_value(cb, k)} (`{b.name}`, {db:.4f}): {db - da:+.4f}"
+            )
+    for r, st in states.items():
+        swa = st.get("swa")
+        if swa:
+            tried.add("swa")
+            d = float(swa["val_dice"]) - float(st["best_dice"])
+            lines.append(
+                f"- weight averaging (SWA) of epochs {swa['epochs'][0]}-{swa['epochs'][-1]} "
+                f"on `{r.name}`: {float(swa['val_dice']):.4f} against the best epoch's "
+                f"{float(st['best_dice']):.4f}: {d:+.4f}"
+            )
+    for k, name in {**LEVERS, "swa": "weight averaging (SWA)"}.items():
+        if k not in tried:
+            lines.append(f"- {name}: no pair of these runs isolates it (not measured)")
+    return lines
+
+
 def main(argv: list[str]) -> int:
     runs = [Path(a) for a in argv if (Path(a) / "state.json").is_file()]
     if not runs:
@@ -77,6 +147,8 @@ def main(argv: list[str]) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(row(r))
+    print("\n## What each lever bought (validation score, run against run)\n")
+    print("\n".join(levers(runs)))
     return 0
 
 
