@@ -95,6 +95,15 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
+        "--background-crops",
+        action="store_true",
+        help=(
+            "also train on polyp-free squares cut from the polyp frames away from the polyp "
+            "(their centres' stool, text and insets as negatives); they share --negative-share "
+            "with the --negatives folders"
+        ),
+    )
+    p.add_argument(
         "--teacher",
         default=None,
         metavar="MODEL.onnx",

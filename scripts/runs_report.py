@@ -20,6 +20,8 @@ def _recipe(c: dict) -> str:
     bits.append(f"loss {c.get('loss') or 'bce-dice'}")
     if c.get("deep_supervision"):
         bits.append("deep supervision")
+    if c.get("background_crops"):
+        bits.append("background crops")
     if c.get("teacher"):
         bits.append(f"distilled from {Path(c['teacher']).name} (weight {c.get('distill_weight')})")
     if c.get("crop_size"):
@@ -60,6 +62,7 @@ LEVERS = {
     "arch": "encoder",
     "loss": "loss",
     "deep_supervision": "deep supervision",
+    "background_crops": "background crops as negatives",
     "teacher": "distillation",
 }
 # Settings that may differ between two runs compared for one lever: schedules that stop early,
@@ -76,6 +79,7 @@ _IGNORED = {
     "std",
     "distill_weight",
     "deep_supervision",
+    "background_crops",
     "teacher",
 }
 
@@ -86,7 +90,7 @@ def _lever_value(c: dict, key: str) -> str:
         return v or "bce-dice"
     if key == "teacher":
         return Path(v).name if v else "none"
-    if key == "deep_supervision":
+    if key in ("deep_supervision", "background_crops"):
         return "on" if v else "off"
     return str(v)
 

@@ -238,6 +238,7 @@ def run(args) -> int:
                 "epochs",
                 "loss",
                 "deep_supervision",
+                "background_crops",
                 "negative_share",
                 "distill_weight",
                 "ema_decay",

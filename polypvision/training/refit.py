@@ -130,6 +130,8 @@ def refit(args) -> int:
         flush=True,
     )
     arrays = [(*trainsets.training_arrays(ss, config), d.negative) for d, ss in groups if ss]
+    if config.get("background_crops"):
+        arrays = trainsets.with_background_crops(arrays, int(config["seed"]))
     keras.utils.set_random_seed(int(config["seed"]))
     share = float(config.get("negative_share") or 0.15)
     model = build_model(config, size)

@@ -467,6 +467,7 @@ def run(args) -> int:
             "negative_share": float(getattr(args, "negative_share", None) or 0.15),
             "loss": getattr(args, "loss", None) or "bce-dice",
             "deep_supervision": bool(getattr(args, "deep_supervision", False)),
+            "background_crops": bool(getattr(args, "background_crops", False)),
             "teacher": str(Path(args.teacher).resolve())
             if getattr(args, "teacher", None)
             else None,
@@ -518,6 +519,15 @@ def run(args) -> int:
         )
         if tr:
             groups.append((*trainsets.training_arrays(tr, config), d.negative))
+    if config.get("background_crops"):
+        n_before = len(groups)
+        groups = trainsets.with_background_crops(groups, int(config["seed"]))
+        counts = [len(g[0]) for g in groups[n_before:]]
+        print(
+            f"[{out.name}] background crops: {sum(counts)} polyp-free squares cut from the polyp "
+            f"frames ({', '.join(map(str, counts)) or 'no frame had room for one'})",
+            flush=True,
+        )
     validator = MultiValidator(
         [(d.name, d.samples("val"), d.negative) for d in sets], size, mean, std
     )

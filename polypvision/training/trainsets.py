@@ -165,6 +165,86 @@ def make_mixed_dataset(
     return mixed.batch(batch, drop_remainder=True).prefetch(2)
 
 
+# ------------------------------------------------------------------ background crops
+
+# a crop keeps this many stored pixels clear of the polyp's bounding box on every side
+CROP_MARGIN = 16
+# smallest crop side, as a share of the stored frame's shorter side: below a third, a crop
+# blown up to the model's input no longer looks like anything a scope shows
+CROP_MIN_SHARE = 1 / 3
+
+
+def background_crops(
+    imgs: np.ndarray, masks: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polyp-free squares cut from polyp frames, resized back to the stored size, as negatives.
+
+    Why: the polyp-free sequences trained on come from one video processor (clean mucosa,
+    576p), while polyp frames of other centres carry stool, debris, on-screen text and picture
+    insets (Kvasir-SEG's ScopeGuide) *only ever next to a polyp*; a model can learn those as
+    polyp cues and light up on a polyp-free frame that shows them. The parts of those very
+    frames away from the polyp are true negatives of the polyp frames' own centres.
+
+    Per frame: the largest square clear of the polyp's bounding box (plus ``CROP_MARGIN``),
+    kept if its side is at least ``CROP_MIN_SHARE`` of the frame's shorter side; placed at a
+    seeded random position along the free strip. Every mask channel is cropped with it (the
+    ground truth is all background there by construction; a teacher's map stays as it is).
+    """
+    import cv2
+
+    n, h, w = masks.shape[:3]
+    min_side = int(np.ceil(min(h, w) * CROP_MIN_SHARE))
+    rng = np.random.default_rng(seed)
+    out_i, out_m = [], []
+    for k in range(n):
+        ys, xs = np.nonzero(masks[k, ..., 0])
+        if len(ys) == 0:
+            continue  # a polyp frame without a polyp pixel: nothing to avoid, nothing gained
+        y0, y1 = max(int(ys.min()) - CROP_MARGIN, 0), min(int(ys.max()) + CROP_MARGIN, h - 1)
+        x0, x1 = max(int(xs.min()) - CROP_MARGIN, 0), min(int(xs.max()) + CROP_MARGIN, w - 1)
+        # the four strips around the box: (side, top-left corner of a square of that side)
+        free_w, free_h = [x0, w - 1 - x1], [y0, h - 1 - y1]
+        options = [
+            (min(free_w[0], h), "left"),
+            (min(free_w[1], h), "right"),
+            (min(free_h[0], w), "top"),
+            (min(free_h[1], w), "bottom"),
+        ]
+        side, where = max(options)
+        if side < min_side:
+            continue
+        if where in ("left", "right"):
+            cx = 0 if where == "left" else w - side
+            cy = int(rng.integers(0, h - side + 1))
+        else:
+            cy = 0 if where == "top" else h - side
+            cx = int(rng.integers(0, w - side + 1))
+        ci = imgs[k, cy : cy + side, cx : cx + side]
+        cm = masks[k, cy : cy + side, cx : cx + side]
+        out_i.append(cv2.resize(ci, (w, h), interpolation=cv2.INTER_LINEAR))
+        m = cv2.resize(cm, (w, h), interpolation=cv2.INTER_NEAREST)
+        out_m.append(m.reshape(h, w, masks.shape[3]))
+    if not out_i:
+        return imgs[:0], masks[:0]
+    return np.stack(out_i), np.stack(out_m)
+
+
+def with_background_crops(
+    groups: list[tuple[np.ndarray, np.ndarray, bool]], seed: int
+) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """``groups`` plus one polyp-free group of ``background_crops`` per polyp group (same
+    centre, same stored size); together with the polyp-free folders they share the run's
+    ``negative_share``."""
+    extra = []
+    for k, (imgs, masks, neg) in enumerate(groups):
+        if neg:
+            continue
+        ci, cm = background_crops(imgs, masks, seed=seed + k)
+        if len(ci):
+            extra.append((ci, cm, True))
+    return groups + extra
+
+
 # ------------------------------------------------------------------ distillation targets
 
 

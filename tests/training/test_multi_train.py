@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -286,3 +287,44 @@ def test_distillation_adds_the_teachers_map_as_a_soft_target(tmp_path):
     )
     cfg = json.loads((out / "state.json").read_text())["config"]
     assert cfg["teacher"] == str(teacher.resolve()) and cfg["distill_weight"] == 0.7
+
+
+def test_background_crops_are_polyp_free_squares_of_the_polyp_frames():
+    from polypvision.training import trainsets
+
+    h, w = 96, 128
+    imgs = np.zeros((4, h, w, 3), np.uint8)
+    imgs[..., 0] = np.arange(w, dtype=np.uint8)[None, None, :]  # a horizontal ramp: where from
+    masks = np.zeros((4, h, w, 2), np.uint8)  # ground truth and a teacher's map
+    masks[0, 30:60, 90:120, 0] = 1  # polyp on the right: the free square is on the left
+    masks[1, 10:90, 10:118, 0] = 1  # polyp fills the frame: no square big enough
+    masks[3, 40:50, 0:20, 0] = 1  # small polyp on the left: a square on the right
+    masks[..., 1] = 77
+    ci, cm = trainsets.background_crops(imgs, masks, seed=0)
+    # frame 2 holds no polyp pixel (nothing to avoid): skipped like frame 1
+    assert ci.shape == (2, h, w, 3) and cm.shape == (2, h, w, 2)
+    assert not cm[..., 0].any() and (cm[..., 1] == 77).all()  # teacher's map kept
+    left, right = ci[0, ..., 0], ci[1, ..., 0]
+    assert left.max() < 90 - trainsets.CROP_MARGIN  # all from left of the polyp's margin
+    assert right.min() >= 20 + trainsets.CROP_MARGIN - 1
+    again, _ = trainsets.background_crops(imgs, masks, seed=0)
+    assert np.array_equal(again, ci)  # seeded: a resumed run cuts the same squares
+
+    groups = trainsets.with_background_crops([(imgs, masks, False), (imgs[:1], masks[:1], True)], 0)
+    assert [len(g[0]) for g in groups] == [4, 1, 2] and [g[2] for g in groups] == [
+        False,
+        True,
+        True,
+    ]
+
+
+def test_a_run_with_background_crops_trains_on_them_and_records_it(tmp_path, capsys):
+    from polypvision.training import train
+
+    data, negs = _toy(tmp_path)
+    out, split = tmp_path / "runs" / "bg", tmp_path / "split.json"
+    assert train.run(_args(data, negs, out, split, epochs=1, background_crops=True)) == 0
+    said = re.search(r"background crops: (\d+) polyp-free squares", capsys.readouterr().out)
+    assert said and int(said.group(1)) > 0
+    state = json.loads((out / "state.json").read_text())
+    assert state["config"]["background_crops"] is True
