@@ -202,7 +202,7 @@ def background_crops(
             continue  # a polyp frame without a polyp pixel: nothing to avoid, nothing gained
         y0, y1 = max(int(ys.min()) - CROP_MARGIN, 0), min(int(ys.max()) + CROP_MARGIN, h - 1)
         x0, x1 = max(int(xs.min()) - CROP_MARGIN, 0), min(int(xs.max()) + CROP_MARGIN, w - 1)
-        # the four strips around the box: (side, top-left corner of a square of that side)
+        # the four strips around the box: (largest square side that fits in it, which strip)
         free_w, free_h = [x0, w - 1 - x1], [y0, h - 1 - y1]
         options = [
             (min(free_w[0], h), "left"),
