@@ -104,6 +104,25 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
+        "--presence-head",
+        action="store_true",
+        help=(
+            "add a frame-level output (is there a polyp anywhere in this frame?) on the encoder, "
+            "trained on polyp and polyp-free frames; exported with the mask, and the app's alarm "
+            "rests on it"
+        ),
+    )
+    p.add_argument(
+        "--hard-negatives",
+        default=None,
+        metavar="MODEL.onnx",
+        help=(
+            "mine hard negatives with this exported model: the polyp-free training frames and the "
+            "polyp-free squares of the polyp frames it outlines something on become an extra "
+            "polyp-free group (a share of the negative draws of its own)"
+        ),
+    )
+    p.add_argument(
         "--teacher",
         default=None,
         metavar="MODEL.onnx",

@@ -394,6 +394,8 @@ def make_split(
     """
     if dataset.test_ids is not None and not per_image:
         return _split_with_test_ids(dataset, seed)
+    if dataset.negative and not dataset.has_sequences and not per_image:
+        return _split_negative_images(dataset, seed)
     if dataset.has_sequences and not per_image:
         per_seq: dict[str, list[str]] = {}
         for s in dataset.samples:
@@ -504,6 +506,42 @@ def _split_with_test_ids(dataset: Dataset, seed: int, n_val: int = KVASIR_VAL_SI
             f"test: the published ids of {dataset.test_ids_file or 'the test list'}; "
             f"validation: {len(val)} seeded frames of the rest, near-duplicates (grey "
             f"thumbnail correlation >= {NEAR_DUPLICATE_CORR}) kept on one side"
+        ),
+    )
+
+
+# polyp-free images without sequences (CP-CHILD): enough frames for a validation and a test side
+# big enough to measure a 5% false-alarm rate to about +-1 point
+NEGATIVE_IMAGE_FRACTIONS = (0.60, 0.20, 0.20)
+
+
+def _split_negative_images(
+    dataset: Dataset, seed: int, fractions: Sequence[float] = NEGATIVE_IMAGE_FRACTIONS
+) -> Split:
+    """A seeded split of polyp-free images with no sequence information, near-duplicates
+    (grey thumbnail correlation >= ``NEAR_DUPLICATE_CORR``) drawn as one group so that no pair
+    straddles two sides. Not leaky: every side's near-duplicates stay on that side."""
+    groups = near_duplicate_groups(dataset.samples)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    frac = np.asarray(fractions, dtype=float) / float(sum(fractions))
+    n = len(dataset.samples)
+    goals = {"val": round(frac[1] * n), "test": round(frac[2] * n)}
+    parts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for i in order:
+        side = next((k for k in ("val", "test") if len(parts[k]) < goals[k]), "train")
+        parts[side].extend(groups[i])
+    srt = lambda v: tuple(sorted(v, key=natural_key))  # noqa: E731
+    return Split(
+        dataset.name,
+        seed,
+        False,
+        srt(parts["train"]),
+        srt(parts["val"]),
+        srt(parts["test"]),
+        method=(
+            f"seeded per image ({round(frac[0] * 100)}/{round(frac[1] * 100)}/"
+            f"{round(frac[2] * 100)}), near-duplicates (grey thumbnail correlation >= "
+            f"{NEAR_DUPLICATE_CORR}) kept on one side"
         ),
     )
 

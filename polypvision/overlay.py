@@ -58,8 +58,14 @@ def find_contours(mask: np.ndarray) -> Sequence[np.ndarray]:
     return contours
 
 
-def describe(mask: np.ndarray, prob_small: np.ndarray, contours: Sequence[np.ndarray]) -> Detection:
-    """Per-frame findings from the full-size mask (0/255) and the model-size probabilities."""
+def describe(
+    mask: np.ndarray,
+    prob_small: np.ndarray,
+    contours: Sequence[np.ndarray],
+    score: float = 0.0,
+) -> Detection:
+    """Per-frame findings from the full-size mask (0/255, empty unless the frame alarms), the
+    model-size probabilities and the frame's decision score."""
     boxes = tuple(tuple(int(v) for v in cv2.boundingRect(c)) for c in contours)
     area = float(cv2.countNonZero(mask)) / mask.size if mask.size else 0.0
     return Detection(
@@ -67,6 +73,7 @@ def describe(mask: np.ndarray, prob_small: np.ndarray, contours: Sequence[np.nda
         area_fraction=area,
         boxes=boxes,  # type: ignore[arg-type]
         peak_probability=float(prob_small.max()) if prob_small.size else 0.0,
+        score=float(score),
     )
 
 

@@ -355,6 +355,7 @@ class DetectionLog:
             "area": round(d.area_fraction, 5),
             "boxes": [list(b) for b in d.boxes],
             "peak": round(d.peak_probability, 4),
+            "score": round(d.score, 4),
             "latency_ms": round(result.processing_ms, 2),
         }
         if result.frame.name is not None:

@@ -48,6 +48,7 @@ class Detection:
     area_fraction: float
     boxes: tuple[tuple[int, int, int, int], ...]
     peak_probability: float
+    score: float = 0.0  # the frame's decision score (polypvision.decision); alarm = present
 
 
 @dataclass

@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from polypvision.decision import DecisionSpec
 from polypvision.errors import ContractError
 
 METADATA_KEY = "polypvision"
@@ -102,13 +103,19 @@ class InputSpec:
 class OutputSpec:
     """How to read the output tensor: probabilities or logits, the pixel threshold, and the
     frame-level gate (a region counts only if it covers ``min_area`` of the frame and its
-    probability reaches ``min_peak``; both chosen on validation sequences, 0 = no gate)."""
+    probability reaches ``min_peak``; both chosen on validation sequences, 0 = no gate).
+
+    ``presence``: the graph's frame-level output (probability of a polyp anywhere in the frame,
+    shape (N, 1)), if the model has one. ``decision``: when the app reports a polyp on a frame
+    (:mod:`polypvision.decision`), chosen on validation at export."""
 
     name: str
     kind: str
     threshold: float
     min_area: float = 0.0
     min_peak: float = 0.0
+    presence: str | None = None
+    decision: DecisionSpec = field(default_factory=DecisionSpec)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> OutputSpec:
@@ -129,10 +136,19 @@ class OutputSpec:
                     f"model contract: 'output.{key}' must lie in [0, 1), got {doc.get(key)!r}"
                 )
             gate[key] = v
+        presence = doc.get("presence")
+        decision = DecisionSpec.from_dict(doc.get("decision"))
+        if decision.score != "peak" and not presence:
+            raise ContractError(
+                f"model contract: 'output.decision.score' is {decision.score!r} but the model "
+                "names no 'output.presence' tensor; re-export the model"
+            )
         return cls(
             name=str(_require(doc, "name", w)),
             kind=_choice(_require(doc, "kind", w), OUTPUT_KINDS, w + "kind"),
             threshold=threshold,
+            presence=None if presence is None else str(presence),
+            decision=decision,
             **gate,
         )
 
@@ -189,6 +205,9 @@ class ModelContract:
         doc = asdict(self)
         doc["input"]["mean"] = list(self.input.mean)
         doc["input"]["std"] = list(self.input.std)
+        doc["output"]["decision"] = self.output.decision.to_dict()
+        if doc["output"]["presence"] is None:
+            del doc["output"]["presence"]
         order = [
             "schema",
             "name",

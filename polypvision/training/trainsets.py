@@ -129,6 +129,7 @@ def make_mixed_dataset(
     crop: int | None = None,
     negative_share: float = 0.15,
     n_outputs: int = 1,
+    presence: bool = False,
 ):
     """Endless augmented batches from several arrays: polyp arrays in proportion to their size,
     polyp-free arrays together ``negative_share`` of the draws (none if there are none).
@@ -139,9 +140,15 @@ def make_mixed_dataset(
 
     out = int(crop or size)
 
+    n_masks = n_outputs - 1 if presence else n_outputs
+
     def _map(i, m):
         a, b = augment(i, m, out, view=out / size)
-        return normalise(a, mean, std), (b if n_outputs == 1 else (b,) * n_outputs)
+        targets = (b,) * n_masks
+        if presence:  # the frame label after augmentation: a crop may have cut the polyp out
+            label = tf.cast(tf.reduce_max(b[..., :1]) > 0.5, tf.float32)
+            targets = (*targets, tf.reshape(label, (1,)))
+        return normalise(a, mean, std), (targets[0] if len(targets) == 1 else targets)
 
     streams, weights = [], []
     n_pos = sum(len(x) for x, _, neg in groups if not neg)
@@ -294,3 +301,55 @@ def training_arrays(samples: list[pdata.Sample], config: dict) -> tuple[np.ndarr
     if config.get("teacher"):
         masks = np.concatenate([masks, teacher_maps(imgs, config["teacher"])], axis=-1)
     return imgs, masks
+
+
+# ------------------------------------------------------------------ hard negatives
+
+
+def flagged_by(images: np.ndarray, model: str | Path, batch: int = 8) -> np.ndarray:
+    """Which of ``images`` (RGB uint8, N,H,W,3) an exported model outlines anything on: a pixel
+    at or over its own threshold, the raw map as the app's first stage sees it."""
+    from polypvision.model.session import Segmenter
+
+    seg = Segmenter(model, provider="cpu", max_batch=batch)
+    t = seg.contract.output.threshold
+    out = np.zeros(len(images), bool)
+    for i in range(0, len(images), batch):
+        frames = [np.ascontiguousarray(x[..., ::-1]) for x in images[i : i + batch]]
+        for j, p in enumerate(seg.predict(frames)):
+            out[i + j] = float(p.max()) >= t
+    return out
+
+
+def with_hard_negatives(
+    groups: list[tuple[np.ndarray, np.ndarray, bool]], model: str | Path, seed: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray, bool]], dict[str, int]]:
+    """``groups`` plus one polyp-free group of what ``model`` (the shipped default) alarms on:
+    the training polyp-free frames it outlines something on, and the polyp-free squares of the
+    training polyp frames (:func:`background_crops`) it outlines something on. Drawn as a group
+    of their own, they get a share of the negative draws on top of their folders' share, so the
+    frames and regions that fool today's model are seen more often. Returns the counts too."""
+    hard_i, hard_m = [], []
+    counts = {"frames_checked": 0, "frames_flagged": 0, "squares_checked": 0, "squares_flagged": 0}
+    for k, (imgs, masks, neg) in enumerate(groups):
+        if neg:
+            cand_i, cand_m, key = imgs, masks, "frames"
+        else:
+            cand_i, cand_m = background_crops(imgs, masks, seed=seed + k)
+            key = "squares"
+        if not len(cand_i):
+            continue
+        flags = flagged_by(cand_i, model)
+        counts[f"{key}_checked"] += len(cand_i)
+        counts[f"{key}_flagged"] += int(flags.sum())
+        if flags.any():
+            # groups are stored at different sizes: bring the hard ones to one square size
+            side = CACHE_SIDE
+            import cv2
+
+            for x, m in zip(cand_i[flags], cand_m[flags]):
+                hard_i.append(cv2.resize(x, (side, side), interpolation=cv2.INTER_AREA))
+                hard_m.append(np.zeros((side, side, m.shape[-1]), m.dtype))
+    if not hard_i:
+        return groups, counts
+    return groups + [(np.stack(hard_i), np.stack(hard_m), True)], counts
