@@ -402,6 +402,9 @@ def register(subparsers) -> None:
     v.add_argument("--tta", action="store_true", help="also report flip test-time augmentation")
     v.set_defaults(func=_evaluate)
     register_accuracy(subparsers)
+    from polypvision.alarms import register as register_alarms
+
+    register_alarms(subparsers)
 
 
 def _accuracy(args: argparse.Namespace) -> int:

@@ -62,9 +62,7 @@ def _boxes(mask: np.ndarray, sx: float = 1.0, sy: float = 1.0) -> list[tuple[int
     ]
 
 
-def score_frames(
-    segmenter, sd: pdata.SplitData, split: str, batch: int = 8
-) -> list[ScoredFrame]:
+def score_frames(segmenter, sd: pdata.SplitData, split: str, batch: int = 8) -> list[ScoredFrame]:
     """Every frame of one side of ``sd`` through the model and the app's smoother, clip by clip
     (frames are decoded one clip at a time, so 1080p sequences do not all sit in memory)."""
     from polypvision.evaluate import _clips

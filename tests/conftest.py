@@ -94,6 +94,11 @@ def negatives() -> Path:
     return _shared("PolypGen-negatives")
 
 
+@pytest.fixture(scope="session")
+def cp_child() -> Path:
+    return _shared("CP-CHILD-nonpolyp")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep the demo clip cache out of the user's home during tests (shared per session)."""

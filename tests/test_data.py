@@ -292,3 +292,38 @@ def test_committed_two_centre_split_never_leaks(clinicdb, kvasir, negatives):
     assert (
         by["cvc-clinicdb"].split.test == legacy.test and by["cvc-clinicdb"].split.val == legacy.val
     )
+
+
+def test_polyp_free_material_split_never_leaks(negatives, cp_child):
+    """Issue 22's polyp-free material: PolypGen by whole sequence with seq2 and seq12 (one video
+    under two names) on one side, the earlier five sequences where they were, the kinds of frame
+    that fail on validation; CP-CHILD per image with near-duplicates on one side. No test
+    sequence or test image is in training or validation."""
+    sets = pdata.load_splits(
+        pdata.specs_from([], [str(negatives), str(cp_child)]),
+        pdata.DEFAULT_SPLIT_FILE,
+        create=False,
+    )
+    pg, cp = sets
+    sides = _side_of_sequence(pg.dataset, pg.split)
+    assert all(len(v) == 1 for v in sides.values())
+    side = {k: next(iter(v)) for k, v in sides.items()}
+    assert side["seq2"] == side["seq12"]
+    assert [side[s] for s in ("seq4", "seq5", "seq7", "seq6", "seq3")] == [
+        "train",
+        "train",
+        "train",
+        "val",
+        "test",
+    ]
+    assert {side[s] for s in ("seq12", "seq10", "seq13")} == {"val"}  # stool, inset, blur
+    assert {s for s, v in side.items() if v == "test"} >= {"seq3", "seq9"}
+    assert set(side) == {str(s.sequence) for s in pg.dataset.samples}
+    test = set(cp.split.test)
+    assert len(test) == 400 and not test & (set(cp.split.train) | set(cp.split.val))
+    assert len(cp.split.train) + len(cp.split.val) + len(test) == len(cp.dataset.samples)
+    for g in pdata.near_duplicate_groups(cp.dataset.samples):
+        assert (
+            len({("test" if x in test else "val" if x in cp.split.val else "train") for x in g})
+            == 1
+        )

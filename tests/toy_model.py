@@ -49,8 +49,11 @@ def build_toy_model(
     bias: float = -2.0,
     layout: str = "NHWC",
     batch: int | str = "N",
+    presence: bool = False,
 ) -> Path:
-    """``batch``: the graph's batch dimension, symbolic ("N") or fixed (an int)."""
+    """``batch``: the graph's batch dimension, symbolic ("N") or fixed (an int). ``presence``:
+    a second output ``presence`` (N, 1), the frame's highest redness probability (a stand-in
+    for a trained frame-level head)."""
     gs = graph_size or size
     c_axis = 3 if layout == "NHWC" else 1
     shape = [batch, gs, gs, 3] if layout == "NHWC" else [batch, 3, gs, gs]
@@ -77,11 +80,17 @@ def build_toy_model(
         last = "pn"
     nodes.append(helper.make_node("Identity", [last], ["mask"]))
     out_shape = [batch, gs, gs, 1] if layout == "NHWC" else [batch, 1, gs, gs]
+    outputs = [helper.make_tensor_value_info("mask", TensorProto.FLOAT, out_shape)]
+    if presence:
+        nodes.append(helper.make_node("ReduceMax", [last], ["presence4"], axes=[1, 2, 3]))
+        inits.append(numpy_helper.from_array(np.array([-1, 1], np.int64), "pshape"))
+        nodes.append(helper.make_node("Reshape", ["presence4", "pshape"], ["presence"]))
+        outputs.append(helper.make_tensor_value_info("presence", TensorProto.FLOAT, [batch, 1]))
     graph = helper.make_graph(
         nodes,
         "toy",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, out_shape)],
+        outputs,
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

