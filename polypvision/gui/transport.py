@@ -5,7 +5,9 @@ batch summary count the same way), over the frames analysed so far.
 
 The slider only seeks on release or a click on its groove: every seek makes the decoder jump
 to a keyframe and decode forward, so seeking on every pixel of a drag would queue dozens of
-expensive seeks behind each other.
+expensive seeks behind each other. A click on the groove jumps to the clicked point, as a click
+on the detection strip under it does (Qt's default, a page step of 10 frames towards the click,
+moved the picture elsewhere than the strip said).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSlider,
     QStyle,
+    QStyleOptionSlider,
     QToolButton,
     QToolTip,
     QVBoxLayout,
@@ -121,6 +124,48 @@ class DetectionTimeline(QWidget):
             QToolTip.showText(event.globalPosition().toPoint(), f"frame {i + 1}: {what}", self)
 
 
+class SeekSlider(QSlider):
+    """A seek bar whose groove jumps to the clicked frame instead of paging towards it."""
+
+    clicked_to = Signal(int)
+
+    def value_at(self, x: float) -> int:
+        """The slider value under pixel ``x``, by the style's own geometry (handle-centred)."""
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        st = self.style()
+        groove = st.subControlRect(
+            QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderGroove, self
+        )
+        handle = st.subControlRect(
+            QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, self
+        )
+        span = max(groove.width() - handle.width(), 1)
+        pos = int(round(x - groove.x() - handle.width() / 2))
+        return QStyle.sliderValueFromPosition(
+            self.minimum(), self.maximum(), min(max(pos, 0), span), span, opt.upsideDown
+        )
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.button() != Qt.MouseButton.LeftButton:
+            super().mousePressEvent(event)
+            return
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        hit = self.style().hitTestComplexControl(
+            QStyle.ComplexControl.CC_Slider, opt, event.position().toPoint(), self
+        )
+        if hit == QStyle.SubControl.SC_SliderHandle:
+            super().mousePressEvent(event)  # a drag of the handle seeks on release
+            return
+        value = self.value_at(event.position().x())
+        self.blockSignals(True)
+        self.setValue(value)
+        self.blockSignals(False)
+        self.clicked_to.emit(value)
+        event.accept()
+
+
 class TransportBar(QWidget):
     play_pause = Signal()
     step = Signal(int)
@@ -143,11 +188,12 @@ class TransportBar(QWidget):
             "Step forward one frame (Right)",
             lambda: self.step.emit(1),
         )
-        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider = SeekSlider(Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.setToolTip("Seek")
         self.slider.sliderReleased.connect(lambda: self.seek.emit(self.slider.value()))
-        self.slider.actionTriggered.connect(self._on_action)
+        self.slider.actionTriggered.connect(self._on_action)  # the wheel
+        self.slider.clicked_to.connect(self.seek.emit)
         self.timeline = DetectionTimeline()
         self.timeline.seek_requested.connect(self.seek.emit)
         self.events_label = QLabel("")
