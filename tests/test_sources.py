@@ -6,6 +6,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from vfr_clip import VFR_PTS_MS, write_vfr_clip
 
 from polypvision.errors import SourceError
 from polypvision.sources import (
@@ -165,3 +166,20 @@ def test_stream_that_does_not_answer():
     src.open_timeout_s = 2.0
     with pytest.raises(SourceError, match="cannot open stream"):
         src.open()
+
+
+def test_a_seek_in_a_variable_frame_rate_file_lands_on_the_frame_it_names(tmp_path):
+    """After a seek the frame decoded carries its true index (its place in the file's frame
+    table), so the label, the timeline and "next detection" agree with a whole-clip pass."""
+    clip = write_vfr_clip(tmp_path / "vfr.mp4", VFR_PTS_MS)
+    with VideoFileSource(clip) as src:
+        whole = [(f.index, read_stamp(f.image), round(f.pts_s, 3)) for f in src]
+    assert [w[0] for w in whole] == [w[1] for w in whole] == list(range(40))
+    with VideoFileSource(clip) as src:
+        for k in (5, 15, 25, 30, 39, 3, 0, 21):
+            src.seek(k)
+            f = src.read()
+            assert (f.index, read_stamp(f.image), round(f.pts_s, 3)) == whole[k], k
+            g = src.read()  # and the frames after it keep counting from there
+            if k < 39:
+                assert (g.index, read_stamp(g.image)) == (k + 1, k + 1)

@@ -502,3 +502,40 @@ def test_the_alert_fires_once_per_appearance():
     assert a.update(True, 10.0) and not a.update(True, 10.1)  # the same polyp, still there
     assert not a.update(False, 10.2) and not a.update(True, 10.5)  # a flicker is not a new polyp
     assert a.update(True, 12.0)  # gone for more than the quiet spell: new
+
+
+def _shown_frame(runner, index: int):
+    """Take the pictures handed to the display, as the window does, until frame ``index``."""
+    got: list = []
+
+    def arrived() -> bool:
+        item = runner.take_display()
+        if item is not None:
+            got.append(item)
+        return bool(got) and got[-1].frame.index == index
+
+    until(arrived, what=f"frame {index} on the display")
+    return got[-1].frame
+
+
+def test_a_seek_in_a_variable_frame_rate_clip_shows_and_marks_the_frame_named(
+    session, toy_model, tmp_path
+):
+    """Defect 6 (issue 23): the picture, the label and the timeline mark after a seek are the
+    frame the whole-clip pass calls by that index."""
+    from vfr_clip import VFR_PTS_MS, write_vfr_clip
+
+    from polypvision.sources.synthetic import read_stamp
+
+    clip = write_vfr_clip(tmp_path / "vfr.mp4", VFR_PTS_MS)
+    s, _ = session(synchronous=True)
+    s.load_model(toy_model)
+    s.open(str(clip))
+    s.toggle_play()
+    r = s.player.runner
+    for k in (25, 7, 33):
+        s.seek(k)
+        frame = _shown_frame(r, k)
+        assert r.position == k and read_stamp(frame.image) == k
+        assert frame.pts_s == pytest.approx(VFR_PTS_MS[k] / 1000)
+        assert s.player.track.t[k] == pytest.approx(VFR_PTS_MS[k] / 1000)

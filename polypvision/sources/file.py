@@ -5,10 +5,17 @@ that are really damaged: a packet that fails to decode is counted and skipped, t
 resyncs after unreadable bytes, and decoding carries on to the end of the file (OpenCV's
 reader stops at the first failed read and, at a truncated end, repeats the previous picture).
 Each frame keeps the file's own timestamp, so a variable-frame-rate file keeps its timing.
+
+A seek goes by the file's frame table (every packet's timestamp, read once, without decoding,
+at the first seek): frame k is the k-th timestamp in presentation order, so the frame landed on
+is frame k and is labelled with its true index even where the frame rate varies (a seek by
+``k / fps`` seconds landed elsewhere in a variable-frame-rate file while being called frame k,
+so the timeline and "next detection" disagreed with a pass over the whole clip).
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections.abc import Iterator
@@ -78,6 +85,10 @@ class VideoFileSource(FrameSource):
         self._offset = 0.0  # added after a backwards timestamp jump (concatenated segments)
         self._prev_t: float | None = None
         self._skip_before: float | None = None  # after a seek: decode up to the target quietly
+        self._skip_pts: int | None = None  # the same, by the frame table's timestamp
+        # every frame's pts in presentation order (built at the first seek); None: no usable one
+        self._table: list[int] | None = None
+        self._table_built = False
         self._from_start = True  # this pass began at frame 0, so its count says what was lost
         self._decoded = 0
         self._packets = 0
@@ -207,14 +218,59 @@ class VideoFileSource(FrameSource):
                 self._at_end()
                 return None
             t = self._timestamp(vf)
-            if self._skip_before is not None and t < self._skip_before:
+            if self._skip_pts is not None:
+                if vf.pts is not None and vf.pts < self._skip_pts:
+                    continue
+                self._skip_pts = None
+            elif self._skip_before is not None and t < self._skip_before:
                 continue
             self._skip_before = None
             self._decoded += 1
-            frame = Frame(self._next, frame_to_bgr(vf), now(), t)
-            self._next += 1
+            index = self._next if self._from_start else self._index_of(vf.pts)
+            frame = Frame(index, frame_to_bgr(vf), now(), t)
+            self._next = index + 1
             return frame
         return None
+
+    def _index_of(self, pts: int | None) -> int:
+        """A frame's true index after a seek: its place in the frame table (else the count)."""
+        table = self._table
+        if table is None or pts is None:
+            return self._next
+        i = bisect.bisect_left(table, pts)
+        return i if i < len(table) and table[i] == pts else self._next
+
+    def _frame_table(self) -> list[int] | None:
+        """Every frame's timestamp in presentation order, from one pass over the packets on a
+        second handle (no decoding: a fraction of a second for a long clip). None when the file
+        cannot say: a packet without a timestamp, a clock that restarts (concatenated segments)
+        or repeated timestamps; seeks then go by time, as before."""
+        if self._table_built:
+            return self._table
+        self._table_built = True
+        import av
+
+        pts: list[int] = []
+        try:
+            with av.open(str(self.path), metadata_errors="ignore") as c:
+                last_dts = None
+                for pk in c.demux(c.streams.video[0]):
+                    if not pk.size:
+                        continue
+                    if pk.pts is None or (
+                        pk.dts is not None and last_dts is not None and pk.dts < last_dts
+                    ):
+                        return None
+                    last_dts = pk.dts if pk.dts is not None else last_dts
+                    pts.append(int(pk.pts))
+        except (av.error.FFmpegError, OSError, ValueError, IndexError) as exc:
+            log.debug("%s: no frame table (%s); seeking by time", self.path.name, exc)
+            return None
+        pts.sort()
+        if not pts or any(a == b for a, b in zip(pts, pts[1:])):
+            return None
+        self._table = pts
+        return pts
 
     def _timestamp(self, vf: Any) -> float:
         """Seconds from the stream's start, never going backwards (a file of concatenated
@@ -224,7 +280,7 @@ class VideoFileSource(FrameSource):
         else:
             t = float(vf.pts * vf.time_base) - self._t0 + self._offset
         prev = self._prev_t
-        if prev is not None and self._skip_before is None:
+        if prev is not None and self._skip_before is None and self._skip_pts is None:
             if t <= prev:
                 self._offset += prev + 1.0 / self._fps - t
                 t = prev + 1.0 / self._fps
@@ -299,12 +355,17 @@ class VideoFileSource(FrameSource):
         target = index / self._fps
         s = self._stream
         ts = round((target + self._t0) / s.time_base) if s.time_base else 0
+        table = self._frame_table() if index > 0 else None
+        self._skip_pts = None
+        if table is not None:
+            index = min(index, len(table) - 1)
+            ts = self._skip_pts = table[index]
         try:
             self._container.seek(ts, stream=s, backward=True, any_frame=False)
         except Exception:  # a file without an index: start over and decode up to the target
             self._container.seek(0, backward=True, any_frame=False)
         self._offset, self._prev_t = 0.0, None
-        self._skip_before = target - 0.5 / self._fps if index > 0 else None
+        self._skip_before = target - 0.5 / self._fps if index > 0 and table is None else None
         self._from_start = index == 0
         if index == 0:
             self._decoded = self._bad_packets = self._packets = 0
