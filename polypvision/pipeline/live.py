@@ -144,6 +144,9 @@ class LiveRunner:
         self._wake = threading.Condition()
         self._generation = 0
         self._overlay: FrameResult | None = None
+        # the generation and the overlay change together: a result checked against the
+        # generation is stored before a seek can clear it, or not at all (issue 23, defect 7)
+        self._overlay_lock = threading.Lock()
         self._shown: LiveFrame | None = None
         self._last_frame_t: float | None = None
         self._compositor, self._compose_lock = Compositor(), threading.Lock()
@@ -244,8 +247,9 @@ class LiveRunner:
 
     def swap_processor(self, processor: FrameProcessor) -> None:
         """A new model (or stream state) from the next frame on; its figures start afresh."""
-        self.processor = processor
-        self._overlay = None
+        with self._overlay_lock:
+            self.processor = processor
+            self._overlay = None
         for m in (self.overlay_rate, self.overlay_age, self.video_delay):
             m.reset()
 
@@ -333,9 +337,10 @@ class LiveRunner:
         if target is None:
             return False
         self.source.seek(target)
-        self._generation += 1
-        self.slot.clear()
-        self._overlay = None  # an overlay of another place in the clip must not be drawn here
+        with self._overlay_lock:
+            self._generation += 1
+            self.slot.clear()
+            self._overlay = None  # an overlay of another place in the clip must not be drawn here
         self.ended = False
         return True
 
@@ -406,9 +411,10 @@ class LiveRunner:
                 t0,
                 None if presence is None else float(presence[0]),
             )
-            if gen != self._generation or proc is not self.processor:
-                continue  # a seek or a model swap overtook this frame
-            self._overlay = result
+            with self._overlay_lock:
+                if gen != self._generation or proc is not self.processor:
+                    continue  # a seek or a model swap overtook this frame
+                self._overlay = result
             self.overlay_rate.tick(result.t_done)
             for sink in self.result_sinks:
                 sink.write(result)
