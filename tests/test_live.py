@@ -48,6 +48,10 @@ class GatedProcessor(FrameProcessor):
         self.gate.wait(20)
         return super().infer(frames)
 
+    def infer_full(self, frames):
+        self.gate.wait(20)
+        return super().infer_full(frames)
+
 
 def until(cond, timeout_s: float = 10.0) -> bool:
     """Poll ``cond`` (a wait for the workers, not a timing assertion)."""

@@ -153,6 +153,7 @@ class LiveRunner:
         self._workers: list[Worker] = []
         # the source's drops before this runner took it (a slow model load)
         self._dropped_before = 0
+        self._dropped_at_pause: int | None = None  # the source's drops when the user paused
 
     # -- control (any thread) -------------------------------------------------------------------
     def start(self) -> None:
@@ -216,7 +217,7 @@ class LiveRunner:
         """Stop at the frame on screen. In pass-through its overlay may be of an earlier frame,
         so a seekable source re-reads it to show it with its own mask, for review."""
         was = self._paused
-        self._paused = True
+        self._hold()
         info = self.source.info
         if (
             not was
@@ -227,13 +228,26 @@ class LiveRunner:
         ):
             self._command("step", 0)
 
+    def _hold(self) -> None:
+        """Pause. A live source goes on delivering while the picture stands still: what it
+        overwrites meanwhile is not video lost, and a recording notes a pause, not a loss."""
+        if not self._paused:
+            self._dropped_at_pause = self.source.dropped
+            rec = self.recorder
+            if rec is not None:
+                rec.pause()
+        self._paused = True
+
     def resume(self) -> None:
+        if self._paused and self._dropped_at_pause is not None:
+            self._dropped_before += self.source.dropped - self._dropped_at_pause
+        self._dropped_at_pause = None
         self._paused = False
         self._command("resume", 0)
 
     def step(self, delta: int = 1) -> None:
         """Show the frame ``delta`` away from the current one and stay paused."""
-        self._paused = True
+        self._hold()
         self._command("step", delta)
 
     def seek(self, index: int) -> None:
@@ -280,7 +294,13 @@ class LiveRunner:
     def video_dropped(self) -> int:
         """Video frames never shown since this runner started: overtaken at the source or on the
         way to the display (the model's skipped frames are not video frames lost)."""
-        return self.display.dropped + self.source.dropped - self._dropped_before
+        return self.display.dropped + self.source_dropped
+
+    @property
+    def source_dropped(self) -> int:
+        """Frames the source overwrote before the reader took them (the user's pauses aside):
+        these never reach the display nor a recording."""
+        return self.source.dropped - self._dropped_before
 
     def status(self, now: float | None = None) -> str:
         """One word for the HUD; a silent live source reads 'signal lost' at once."""
@@ -438,7 +458,7 @@ class LiveRunner:
             self.on_frame()  # only when the display had caught up: notifications never pile up
         rec = self.recorder
         if rec is not None:  # it draws at full size: the display's picture goes back to the pool
-            rec.submit(replace(item, image=None))
+            rec.submit(replace(item, image=None), dropped=self.source_dropped)
 
 
 class HeadlessDisplay:

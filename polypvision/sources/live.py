@@ -30,6 +30,11 @@ LOST_AFTER_FAILURES = 10
 BACKOFF_START_S = 0.25
 BACKOFF_MAX_S = 4.0
 STOP_TIMEOUT_S = 1.0  # a healthy grabber stops within one frame; a stalled one is left to finish
+# A device that does not say its frame rate (CAP_PROP_FPS 0, common for capture cards and
+# streams) is timed over its first frames: a guessed rate would record a 60 fps card at 30.
+MEASURE_FRAMES = 12
+MEASURE_TIMEOUT_S = 1.0
+FALLBACK_FPS = 30.0
 
 
 class Capture(Protocol):
@@ -63,6 +68,7 @@ class LiveSource(FrameSource):
         self.reconnects = 0
         self.grabbed = 0
         self.error: BaseException | None = None
+        self._times: list[float] | None = None  # arrival times, while the rate is measured
         # How the grabber waits between reconnect attempts: True ends it. Tests inject a clock-free
         # fake to check the backoff without sleeping through it.
         self.wait_backoff: Callable[[float], bool] = self._stop.wait
@@ -92,16 +98,10 @@ class LiveSource(FrameSource):
         self._cap = cap
         h, w = img.shape[:2]
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.info = SourceInfo(
-            description=self._describe(),
-            width=w,
-            height=h,
-            fps=float(fps) if fps and 0 < fps < 1000 else 30.0,
-            frame_count=None,
-            live=True,
-            seekable=False,
-            extra=self._granted(cap),
-        )
+        reported = float(fps) if fps and 0 < fps < 1000 else None
+        granted = self._granted(cap)
+        self.error, self._status, self._latest = None, "ok", None  # a reopen starts afresh
+        self._times = [] if reported is None else None
         self._t0 = now()
         self._put(img)
         self._stop.clear()
@@ -109,7 +109,37 @@ class LiveSource(FrameSource):
             target=self._grab_loop, name=f"pv-grab-{type(self).__name__}", daemon=True
         )
         self._thread.start()
+        measured = self._measure_fps() if reported is None else None
+        if reported is None and measured is None:
+            self.warnings.append(
+                f"{self._describe()} does not report its frame rate and could not be timed; "
+                f"recording at {FALLBACK_FPS:g} fps"
+            )
+        self.info = SourceInfo(
+            description=self._describe(),
+            width=w,
+            height=h,
+            fps=reported or measured or FALLBACK_FPS,
+            frame_count=None,
+            live=True,
+            seekable=False,
+            extra={**granted, "fps_measured": measured is not None},
+        )
         return self.info
+
+    def _measure_fps(self) -> float | None:
+        """The rate of the first frames the grabber delivers (None: too few came in time)."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._times is not None and len(self._times) >= MEASURE_FRAMES
+                or self.error is not None,
+                MEASURE_TIMEOUT_S,
+            )
+            times, self._times = self._times or [], None
+        if len(times) < 3 or times[-1] <= times[0]:
+            return None
+        fps = (len(times) - 1) / (times[-1] - times[0])
+        return round(fps, 2) if 0 < fps < 1000 else None
 
     def _granted(self, cap: Capture) -> dict[str, Any]:
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
@@ -125,8 +155,11 @@ class LiveSource(FrameSource):
         with self._cond:
             if self._latest is not None:
                 self.dropped += 1
-            self._latest = (img, now())
+            t = now()
+            self._latest = (img, t)
             self.grabbed += 1
+            if self._times is not None and len(self._times) < MEASURE_FRAMES:
+                self._times.append(t)
             self._cond.notify()
 
     def _grab_loop(self) -> None:

@@ -312,14 +312,31 @@ class SessionController:
             return None
         # The figures the user last saw, for the log (``polypvision -v gui``).
         log.info("stats for %s: %s", p.spec, " | ".join(format_stats(p.stats())))
+        rec = p.recorder
         try:
             saved = p.stop()
         except Exception as exc:  # the recording failed; say so, keep going
             self.events.error(describe_error(exc))
             return None
         if saved is not None:
-            log.info("recording saved: %s", saved)
+            self._say_saved(rec, saved)
+        return saved
+
+    def _say_saved(self, rec: Any, saved: Path) -> None:
+        """"Recording saved", and what the file lost (frames dropped or merged, signal gaps):
+        a recording missing frames is a warning, never a plain success."""
+        lost = rec.loss_text() if rec is not None else ""
+        log.info("recording saved: %s%s", saved, f" ({lost})" if lost else "")
+        if lost:
+            self.events.error(f"Recording saved: {saved}; it lacks {lost}")
+        else:
             self.events.message(f"Recording saved: {saved}", 10000)
+
+    def _stop_recording(self, p: Player) -> Path | None:
+        rec = p.recorder
+        saved = self._attempt(p.stop_recording, "")
+        if saved is not None:
+            self._say_saved(rec, saved)
         return saved
 
     # -- models ----------------------------------------------------------------------------------
@@ -457,7 +474,7 @@ class SessionController:
             self.events.error("nothing to record yet; open a source first")
             return None
         if p.recording:
-            return self._attempt(p.stop_recording, "Recording saved: {}")
+            return self._stop_recording(p)
         self.sweep_outputs()
         return self._attempt(lambda: p.start_recording(self.out_path(".mp4")), "Recording to {}")
 
@@ -466,7 +483,7 @@ class SessionController:
         p = self.player
         rec = p.recorder if p is not None else None
         if p is not None and rec is not None and rec.error is not None:
-            self._attempt(p.stop_recording, "Recording saved: {}")
+            self._stop_recording(p)
 
     def snapshot(self) -> Path | None:
         p = self.player
