@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,19 @@ def afroc_points(recs: Sequence[ScoredFrame], kind: str) -> list[tuple[float, fl
         else {0.5}
     )
     grid = [g for g in grid if 0 < g <= 1]
-    return frametier.afroc(_records(recs, kind, None), localized=False, conf_grid=grid)
+    # The alarm is per frame: one ground-truth box per polyp frame (the union of its
+    # components), so TRUE-Colon's "share of lesion boxes found" is the share of polyp frames
+    # alarmed (each box may be claimed once, and a frame raises one whole-frame alert).
+    frames = [replace(r, gt_boxes=[_union(r.gt_boxes)] if r.gt_boxes else []) for r in recs]
+    return frametier.afroc(_records(frames, kind, None), localized=False, conf_grid=grid)
+
+
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def measure_model(
@@ -287,3 +300,50 @@ def register(subparsers) -> None:
     a.add_argument("--split-file", default=None, help="split JSON (default: the shipped one)")
     a.add_argument("--out-dir", default="benchmarks", help="where to write (default benchmarks)")
     a.set_defaults(func=run)
+
+
+def frame_tier_markdown(
+    model: str | Path,
+    specs: Sequence[pdata.DataSpec],
+    split: str = "test",
+    split_file: str | Path | None = None,
+) -> str:
+    """``polypvision evaluate``'s frame-tier section: the model's alarm (its contract's decision)
+    on one side of the split, per dataset, with AUROC and the lesion tier."""
+    from polypvision.model.session import Segmenter
+
+    seg = Segmenter(model, provider="cpu")
+    sds = pdata.load_splits(list(specs), split_file, create=False)
+    recs = [r for sd in sds for r in score_frames(seg, sd, split)]
+    spec = seg.contract.output.decision
+    m = measure(recs, spec, lesions=True)
+    text = spec.describe() if spec.threshold > 0 else "any outlined region (after the pixel gate)"
+    lines = [
+        f"## Frame tier ({split}): the app's alarm, {text}",
+        "",
+        "| dataset | frames | polyp frames alarmed | polyp-free frames alarmed |",
+        "|---|---|---|---|",
+    ]
+    for name, d in m["per_dataset"].items():
+        lines.append(
+            f"| {name} | {d['frames']} | {_pct(d.get('sensitivity'))} | "
+            f"{_pct(d.get('false_alarm'))} |"
+        )
+    auc = m["auroc"]
+    lines += [
+        "",
+        f"AUROC of the frame score ({spec.score}): {auc:.3f}" if auc is not None else "",
+    ]
+    lt = (m.get("lesions") or {}).get("lesions") or []
+    if lt:
+        lines += [
+            "",
+            "Lesion tier (videos with a polyp): "
+            + ", ".join(
+                f"{x['video']}: first alarm after "
+                f"{'never' if x['latency_frames'] is None else x['latency_frames']} frames, "
+                f"{_pct(x['alarmed_share'])} of its frames alarmed"
+                for x in lt
+            ),
+        ]
+    return "\n".join(lines) + "\n"

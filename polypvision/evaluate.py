@@ -665,6 +665,10 @@ def run(args) -> int:
         for r in res["sets"]
         if r["kind"] != "negative"
     )
+    if args.split != "all" and any(s.kind == "negative" for s in specs):
+        from polypvision.alarms import frame_tier_markdown
+
+        md += "\n" + frame_tier_markdown(args.model, specs, args.split, args.split_file)
     print(md)
     from polypvision.fileio import write_text
 
@@ -685,11 +689,3 @@ def compact(res: dict[str, Any]) -> dict[str, Any]:
             c["sweep_mean_dice"] = {f"{s['threshold']:.1f}": s["mean"]["dice"] for s in r["sweep"]}
         sets.append(c)
     return {**res, "sets": sets}
-
-
-if __name__ == "__main__":
-    import sys
-
-    from polypvision.cli_train import main as _main
-
-    raise SystemExit(_main(["evaluate", *sys.argv[1:]]))

