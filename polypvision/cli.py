@@ -10,97 +10,29 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from polypvision import __version__
+from polypvision.cli_args import (
+    add_encoder_arg,
+    add_model_args,
+    add_overlay_args,
+    batch_size,
+    export_settings_of,
+    positive_float,
+    stream_settings_of,
+)
 from polypvision.errors import OutputError, UserError, cause_line
 
 log = logging.getLogger("polypvision")
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        type=Path,
-        help="ONNX model with a polypvision contract (default: the shipped one)",
-    )
-    p.add_argument(
-        "--provider",
-        choices=("auto", "cuda", "cpu"),
-        default="auto",
-        help="onnxruntime execution provider (default: auto = CUDA when it really runs)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="onnxruntime intra-op threads (default: all cores)",
-    )
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above zero (``nan`` and ``inf`` are numbers to float())."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
-    return value
-
-
-def batch_size(text: str) -> int:
-    from polypvision.pipeline.engine import MAX_BATCH
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= MAX_BATCH:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH}, got {value}")
-    return value
-
-
-def _add_overlay_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("overlay and smoothing")
-    g.add_argument(
-        "--style",
-        default="fill,contour",
-        help="comma list of fill, contour, box, or 'none' to draw nothing (default: fill,contour)",
-    )
-    g.add_argument(
-        "--color", default="#00ff00", help="overlay colour, '#rrggbb' or 'r,g,b' (default: #00ff00)"
-    )
-    g.add_argument("--opacity", type=float, default=0.35, help="fill opacity 0..1 (default: 0.35)")
-    g.add_argument(
-        "--threshold", type=float, default=None, help="probability threshold (default: the model's)"
-    )
-    g.add_argument(
-        "--smooth-alpha",
-        type=float,
-        default=None,
-        help="EMA weight of the newest frame, 1 = no temporal smoothing (default: 0.8)",
-    )
-    g.add_argument(
-        "--min-area",
-        type=float,
-        default=None,
-        help=(
-            "drop detections smaller than this fraction of the frame (default: the model's, "
-            "from its contract)"
-        ),
-    )
-    g.add_argument(
-        "--hud", action="store_true", help="draw frame index and detection state on the video"
-    )
-    g.add_argument(
-        "--blackout",
-        action="store_true",
-        help="black out everything outside the endoscope's field of view (removes on-screen text)",
-    )
+# The options annotate and batch share, declared once (batch.cli imports them from there, not
+# from this module: nothing imports the command modules).
+_add_model_args = add_model_args
+_add_overlay_args = add_overlay_args
 
 
 class Parser(argparse.ArgumentParser):
@@ -154,10 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nothing if any frame of the input cannot be decoded (default: write the "
         "decodable frames and exit with status 3)",
     )
-    a.add_argument(
-        "--encoder-preset",
-        default="veryfast",
-        choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
+    add_encoder_arg(
+        a,
         help=(
             "x264 speed/size trade-off (default: veryfast; ultrafast is ~3x cheaper, files "
             "~2-3x larger)"
@@ -259,35 +189,14 @@ def load_segmenter(args: argparse.Namespace, max_batch: int = 8):
 
 
 def make_processor(args: argparse.Namespace, segmenter, blackout=None):
-    from polypvision.overlay import OverlayStyle, parse_color
-    from polypvision.pipeline.processor import FrameProcessor
-    from polypvision.smoothing import SmoothingConfig
+    """A processor for the overlay options in ``args`` (the schema's values, one line on a bad
+    one)."""
+    from dataclasses import replace
 
-    try:
-        names = [s.strip() for s in args.style.split(",") if s.strip()]
-        if not names:
-            raise ValueError(
-                f"--style {args.style!r} names no overlay; give any of fill, contour, box "
-                "(or 'none' to draw nothing)"
-            )
-        style = OverlayStyle.from_names(
-            [] if names == ["none"] else names,
-            color=parse_color(args.color),
-            opacity=float(args.opacity),
-            hud=bool(getattr(args, "hud", False)),
-        )
-        if not 0.0 <= style.opacity <= 1.0:
-            raise ValueError(f"opacity must lie in 0..1, got {style.opacity}")
-        base = SmoothingConfig()
-        cfg = SmoothingConfig(
-            alpha=args.smooth_alpha if args.smooth_alpha is not None else base.alpha,
-            min_area=args.min_area if args.min_area is not None else base.min_area,
-        ).validated()
-        if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-            raise ValueError(f"threshold must lie in (0, 1), got {args.threshold}")
-    except ValueError as exc:
-        raise UserError(f"{exc}; see 'polypvision annotate --help'") from None
-    return FrameProcessor(segmenter, cfg, style, blackout, args.threshold)
+    from polypvision.pipeline.processor import FrameProcessor
+
+    stream = replace(stream_settings_of(args), blackout=blackout)
+    return FrameProcessor(segmenter, settings=stream)
 
 
 PROGRESS_LOG_EVERY_S = 5.0  # annotate's progress in a log (not a terminal): a line this often
@@ -396,9 +305,7 @@ def _sweep(args: argparse.Namespace, out: Path) -> None:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from polypvision.fov import Blackout, detect_fov_in
-    from polypvision.pipeline.annotate import Sinks, annotate
-    from polypvision.recording import DetectionLog, MaskWriter, VideoWriter
+    from polypvision.pipeline.export import ExportTargets, export, report_verdict
     from polypvision.sources import input_paths, make_source, source_kind
 
     if source_kind(args.input) in ("device", "stream"):
@@ -407,45 +314,33 @@ def _annotate(args: argparse.Namespace) -> int:
             "to record it"
         )
     out = _check_outputs(args)
+    stream, settings = stream_settings_of(args), export_settings_of(args)
     source = make_source(args.input, fps=args.fps)
     source.open()
-    sinks = Sinks()
     try:
         _sweep(args, out)
         seg = load_segmenter(args, max_batch=args.batch)
-        blackout = None
-        if args.blackout:
-            fov = detect_fov_in(source)
-            blackout = Blackout(fov) if fov is not None else None
-        processor = make_processor(args, seg, blackout)
-        info = source.info
-        assert info is not None  # opened above
-        interrupts_raise()  # the first temporary file is next: Ctrl-C must now clean up
-        sinks.video = VideoWriter(
-            out,
-            info.width,
-            info.height,
-            info.fps,
-            preset=args.encoder_preset,
-            sar=info.extra.get("pixel_aspect"),
-        )
-        if args.masks is not None:
-            sinks.masks = MaskWriter(args.masks, protect=(*input_paths(args.input), out, args.log))
-        if args.log is not None:
-            sinks.log = DetectionLog(args.log, _sidecar(args, seg, info, processor, source))
-        bar = ProgressBar(not args.quiet)
-        try:
-            report = annotate(
-                source, processor, sinks, batch=args.batch, progress=bar, strict=args.strict
-            )
-        finally:
-            bar.close()
     except BaseException:
-        for s in sinks.all():
-            s.abort()
-        raise
-    finally:
         source.close()
+        raise
+    targets = ExportTargets(out, args.log, args.masks, protect=tuple(input_paths(args.input)))
+    bar = ProgressBar(not args.quiet)
+    try:
+        # interrupts_raise: the first temporary file is next, Ctrl-C must now clean up
+        report = export(
+            source,
+            args.input,
+            seg,
+            stream,
+            settings,
+            targets,
+            progress=bar,
+            before_write=interrupts_raise,
+        )
+    finally:
+        bar.close()
+    info = source.info
+    assert info is not None  # opened above
     for w in report.warnings:
         print(f"polypvision: warning: {w}", file=sys.stderr)
     if (
@@ -461,31 +356,11 @@ def _annotate(args: argparse.Namespace) -> int:
         f"({report.fps:.1f} fps), polyp in {report.frames_with_polyp}, model on {seg.report.name}"
         + (f", {report.unreadable} unreadable frame(s) skipped" if report.unreadable else "")
     )
-    if not report.complete:
-        exp = f" of {report.expected}" if report.expected else ""
-        print(
-            f"PARTIAL: {report.frames}{exp} frames exported, {report.unreadable} could not be "
-            "decoded; exit status 3 (with --strict nothing is written)"
-        )
+    partial = report_verdict(report)
+    if partial is not None:
+        print(f"{partial}; exit status 3 (with --strict nothing is written)")
         return 3
     return 0
-
-
-def _sidecar(args, seg, info, processor, source=None) -> dict:
-    """The log's sidecar for ``annotate``'s arguments (see
-    :func:`polypvision.pipeline.annotate.log_sidecar`)."""
-    from polypvision.pipeline.annotate import log_sidecar
-
-    return log_sidecar(
-        args.input,
-        seg,
-        info,
-        processor,
-        batch=args.batch,
-        style=args.style,
-        blackout=args.blackout,
-        source=source,
-    )
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

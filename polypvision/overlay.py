@@ -9,48 +9,23 @@ OpenCV's contour finder returns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+# The settings value (and its text forms) live with every other setting; importable from here.
+from polypvision.settings import STYLES, OverlayStyle, parse_color
 from polypvision.types import Detection
 
-STYLES = ("fill", "contour", "box")
-
-
-@dataclass(frozen=True)
-class OverlayStyle:
-    enabled: bool = True
-    fill: bool = True
-    contour: bool = True
-    box: bool = False
-    color: tuple[int, int, int] = (0, 255, 0)  # BGR
-    opacity: float = 0.35
-    thickness: int = 2
-    hud: bool = False
-
-    @classmethod
-    def from_names(cls, names: Sequence[str], **kw) -> OverlayStyle:
-        bad = [n for n in names if n not in STYLES]
-        if bad:
-            raise ValueError(f"unknown overlay style {bad[0]!r}; use any of {', '.join(STYLES)}")
-        return cls(fill="fill" in names, contour="contour" in names, box="box" in names, **kw)
-
-
-def parse_color(text: str) -> tuple[int, int, int]:
-    """'#00ff00' or '0,255,0' (RGB, as people write colours) -> BGR tuple."""
-    t = text.strip()
-    try:
-        if t.startswith("#") and len(t) == 7:
-            r, g, b = (int(t[i : i + 2], 16) for i in (1, 3, 5))
-        else:
-            r, g, b = (int(v) for v in t.split(","))
-    except ValueError:
-        raise ValueError(f"colour {text!r} is not '#rrggbb' or 'r,g,b'") from None
-    if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise ValueError(f"colour {text!r} has a component outside 0..255")
-    return (b, g, r)
+__all__ = [
+    "STYLES",
+    "OverlayStyle",
+    "describe",
+    "draw",
+    "draw_hud",
+    "find_contours",
+    "parse_color",
+]
 
 
 def find_contours(mask: np.ndarray) -> Sequence[np.ndarray]:

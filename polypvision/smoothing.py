@@ -19,28 +19,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Chosen by scripts/tune_smoothing.py on the validation sequences: the alpha and hysteresis gap
-# that cut the flicker the model adds on a steady scene most at no cost in Dice (the figures are
-# in docs/smoothing.md).
-HYSTERESIS_GAP = 0.2
+# The settings value lives with every other setting; importable from here as before.
+from polypvision.settings import HYSTERESIS_GAP, SmoothingConfig
 
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    alpha: float = 0.8
-    on: float | None = None  # None: the model's threshold
-    off: float | None = None  # None: on - HYSTERESIS_GAP
-    min_area: float | None = None  # None: the model's (contract output.min_area, else 0)
-    min_peak: float | None = None  # None: the model's (contract output.min_peak, else no gate)
-
-    def validated(self) -> SmoothingConfig:
-        if not 0.0 < self.alpha <= 1.0:
-            raise ValueError(f"smoothing alpha must lie in (0, 1], got {self.alpha}")
-        if self.min_area is not None and not 0 <= self.min_area < 1:
-            raise ValueError(f"min area must lie in [0, 1), got {self.min_area}")
-        if self.min_peak is not None and not 0 <= self.min_peak < 1:
-            raise ValueError(f"min peak must lie in [0, 1), got {self.min_peak}")
-        return self
+__all__ = ["HYSTERESIS_GAP", "Smoother", "SmoothingConfig"]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from polypvision.batch.run import run_batch
 from polypvision.batch.settings import AnnotateSettings, JobContext, sha256_file
 from polypvision.cli import main
 from polypvision.events import EventSettings, event_settings_of, find_events, read_log
+from polypvision.settings import ExportSettings
 from polypvision.sources.synthetic import read_stamp
 
 ISSUE_COLUMNS = [
@@ -198,7 +199,7 @@ def test_rerun_skips_complete_and_redoes_partial(archive, toy_model, tmp_path):
     keep.write_text("mine")
     assert batch(archive, out, toy_model) == 1
     rows = summary(out)
-    assert rows["a/c0.mp4"]["status"] == "skipped"
+    assert rows["a/c0.mp4"]["status"] == "done earlier"
     assert rows["a/c1.mp4"]["status"] == "ok" and rows["b/frames"]["status"] == "ok"
     assert rows["b/broken.mp4"]["status"] == "failed"
     assert (out / "a" / "c0.mp4").stat().st_mtime_ns == c0_mtime, (
@@ -240,7 +241,9 @@ def test_rerun_with_other_settings_redoes_and_new_event_settings_recount(
         == 1
     )
     rows = summary(out)
-    assert rows["b/frames"]["status"] == "skipped" and int(rows["b/frames"]["polyp_events"]) >= 3
+    assert (
+        rows["b/frames"]["status"] == "done earlier" and int(rows["b/frames"]["polyp_events"]) >= 3
+    )
     side = json.loads((out / "b" / "frames.meta.json").read_text())
     assert side["settings"]["events"] == {"min_duration_s": 0.0, "max_gap_s": 0.0}
     assert (
@@ -258,7 +261,7 @@ def _ctx(out: Path, model: Path) -> JobContext:
         out,
         model,
         sha256_file(model),
-        AnnotateSettings(threads=1, fps=10.0),
+        AnnotateSettings(threads=1, export=ExportSettings(fps=10.0)),
         EventSettings(0.3, 0.5),
     )
 
@@ -405,7 +408,7 @@ def test_progress_line_with_an_injected_clock():
     now[0] = 102.0
     assert st.fps() == pytest.approx(40.0)
     st.finished(ProcedureResult(0, "p0", "p0", "ok", frames_out=100))
-    st.finished(ProcedureResult(2, "p2", "p2", "skipped", frames_out=60))
+    st.finished(ProcedureResult(2, "p2", "p2", "done earlier", frames_out=60))
     # frames done: 100 finished + 30 running = 130 in 2 s; to come: 80 - 30 for p1 (mean size),
     # 80 for the one not started.
     assert st.fps() == pytest.approx(65.0)
@@ -416,16 +419,16 @@ def test_progress_line_with_an_injected_clock():
 
 
 def test_summary_is_up_to_date_while_the_run_goes(archive, toy_model, tmp_path, monkeypatch):
-    """After each procedure, summary.csv already holds its row
+    """After each procedure, summary.csv already holds its row, the others ``not run``
     (a crashed run still leaves an account)."""
     from polypvision.batch.run import Book
 
-    seen: list[int] = []
+    seen: list[list[str]] = []
     original = Book.add
 
     def add(self, result):
         original(self, result)
-        seen.append(len(summary(tmp_path / "out")))
+        seen.append([r["status"] for r in summary(tmp_path / "out").values()])
 
     monkeypatch.setattr(Book, "add", add)
     procs = [p for p in discover(archive) if p.out_rel.parent.name == "a"]
@@ -435,7 +438,7 @@ def test_summary_is_up_to_date_while_the_run_goes(archive, toy_model, tmp_path, 
         LocalEngine(1, 1, poll_s=0.05),
         show_progress=False,
     )
-    assert seen == [1, 2]
+    assert seen == [["ok", "not run"], ["ok", "ok"]]
 
 
 def test_memory_of_a_worker_is_reported(first_run):

@@ -26,6 +26,7 @@ from polypvision.batch.local import LocalEngine
 from polypvision.batch.run import run_batch
 from polypvision.batch.settings import AnnotateSettings, JobContext, sha256_file
 from polypvision.events import EventSettings
+from polypvision.settings import ExportSettings
 
 ray = pytest.importorskip("ray")
 
@@ -65,7 +66,9 @@ def archive(tmp_path_factory) -> Path:
 
 def _ctx(out: Path, model: Path) -> JobContext:
     out.mkdir(parents=True, exist_ok=True)
-    settings = AnnotateSettings(threads=1, fps=10.0, provider="cpu", masks=True)
+    settings = AnnotateSettings(
+        threads=1, export=ExportSettings(fps=10.0), provider="cpu", masks=True
+    )
     return JobContext(out, model, sha256_file(model), settings, EventSettings(0.3, 0.5))
 
 

@@ -6,7 +6,8 @@ setting, an output folder that cannot be written, Ray missing) is refused here i
 before any worker starts. What fails one procedure is that procedure's row in summary.csv.
 
 Exit status: 0 when every procedure is done, 1 when some failed (the summary says which),
-2 for bad input, 130 when interrupted.
+3 when none failed but some recordings were only partly exported (``annotate``'s PARTIAL and
+exit status 3), 2 for bad input, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Interrupted(UserError):
 
 
 def register(sub) -> None:
-    from polypvision.cli import _add_overlay_args
+    from polypvision.cli_args import add_encoder_arg, add_overlay_args
     from polypvision.events import EventSettings
 
     ev = EventSettings()
@@ -37,7 +38,8 @@ def register(sub) -> None:
         help="annotate a whole archive of procedures, with a report per procedure",
         description="Annotate every video and frame folder under INPUT (or listed in a text file), "
         "mirroring INPUT's folders under OUTPUT_DIR, with a report per procedure, summary.csv and "
-        "index.html. A re-run skips procedures whose outputs are complete and redoes the rest.",
+        "index.html. A re-run keeps procedures whose outputs are complete (done earlier) and "
+        "redoes the rest.",
     )
     b.add_argument(
         "input",
@@ -114,11 +116,7 @@ def register(sub) -> None:
     b.add_argument(
         "--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)"
     )
-    b.add_argument(
-        "--encoder-preset",
-        default="veryfast",
-        choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
-    )
+    add_encoder_arg(b)
     b.add_argument(
         "--model",
         type=Path,
@@ -132,7 +130,7 @@ def register(sub) -> None:
         "Ray tasks without --gpus-per-task run on the CPU",
     )
     b.add_argument("--quiet", action="store_true", help="no progress line")
-    _add_overlay_args(b)
+    add_overlay_args(b)
     b.set_defaults(func=cmd_batch)
 
     r = sub.add_parser(
@@ -159,35 +157,26 @@ def _event_settings(args: argparse.Namespace):
 
 
 def _annotate_settings(args: argparse.Namespace, threads: int):
+    """The schema's values from the options, as ``annotate`` builds them from the same ones."""
     from polypvision.batch.settings import AnnotateSettings
+    from polypvision.cli_args import export_settings_of, stream_settings_of
 
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
     return AnnotateSettings(
-        batch=args.batch,
-        fps=args.fps,
-        encoder_preset=args.encoder_preset,
+        stream=stream_settings_of(args, "batch"),
+        export=export_settings_of(args, "batch"),
         provider=args.provider,
         threads=threads,
-        style=args.style,
-        color=args.color,
-        opacity=args.opacity,
-        threshold=args.threshold,
-        smooth_alpha=args.smooth_alpha,
-        min_area=args.min_area,
-        hud=args.hud,
-        blackout=args.blackout,
         masks=args.masks,
     )
 
 
 def _check_model(path: Path, settings) -> None:
     """Load the model once here (CPU, one thread) so a broken one is one line, not N failures."""
-    from polypvision.cli import make_processor
     from polypvision.model.session import Segmenter
+    from polypvision.pipeline.processor import FrameProcessor
 
     seg = Segmenter(path, "cpu", 1, max_batch=settings.batch)
-    make_processor(settings.namespace("", path, Path("x.mp4"), Path("x.jsonl"), None), seg)
+    FrameProcessor(seg, settings=settings.stream)
 
 
 def _output_dir(out: Path, inp: Path) -> Path:
@@ -292,11 +281,16 @@ def _batch(args: argparse.Namespace) -> int:
             f"interrupted; finished procedures are kept, the running ones left nothing under "
             f"their names ({out / SUMMARY} says which); run the same command again to resume"
         ) from None
-    failed = [r for r in results if not r.done]
+    from polypvision.batch.result import DONE_EARLIER, FAILED, PARTIAL
+
+    failed = [r for r in results if r.status == FAILED or r.status == "not run"]
+    partial = [r for r in results if r.status == PARTIAL]
+    done = sum(r.done for r in results)
     print(
-        f"{len(results) - len(failed)} of {len(results)} procedure(s) done "
-        f"({sum(r.status == 'skipped' for r in results)} already complete); "
-        f"summary: {out / SUMMARY}; reports: {out / INDEX}"
+        f"{done} of {len(results)} procedure(s) done "
+        f"({sum(r.status == DONE_EARLIER for r in results)} already complete); "
+        + (f"{len(partial)} partial; " if partial else "")
+        + f"summary: {out / SUMMARY}; reports: {out / INDEX}"
     )
     if failed:
         print(
@@ -305,6 +299,14 @@ def _batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if partial:
+        print(
+            f"polypvision: {len(partial)} recording(s) only partly exported (frames they announce "
+            f"could not be decoded, as annotate's PARTIAL); their rows in {out / SUMMARY} say "
+            "how many; exit status 3",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 

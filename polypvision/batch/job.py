@@ -1,9 +1,8 @@
-"""One procedure, start to finish, inside a worker: skip if complete, else annotate, then report.
+"""One procedure, start to finish, in a worker: annotate unless done earlier, then report.
 
-:func:`annotate_procedure` is the only place that touches the annotate pipeline's internals
-(source, processor, sinks, ``annotate()``); it does what ``polypvision annotate`` does for one
-input, so the batch's outputs are annotate's outputs. When the pipeline's structure changes,
-only that function follows it.
+:func:`annotate_procedure` calls the one export (:func:`polypvision.pipeline.export.export`)
+that ``polypvision annotate`` calls, so the batch's outputs are annotate's outputs, and its
+verdict is annotate's: a recording ``annotate`` calls PARTIAL is ``partial`` here, not ``ok``.
 
 :func:`run_job` never raises for a bad procedure: every failure becomes a ``failed`` result with
 a one-line error, so one damaged recording never stops the others. Only an interrupt
@@ -26,7 +25,7 @@ from typing import Any
 from polypvision import __version__
 from polypvision.batch.discover import Procedure
 from polypvision.batch.outputs import OutputPaths, check_complete, remove_partials
-from polypvision.batch.result import FAILED, OK, SKIPPED, ProcedureResult
+from polypvision.batch.result import DONE_EARLIER, FAILED, OK, PARTIAL, ProcedureResult
 from polypvision.batch.settings import AnnotateSettings, JobContext
 from polypvision.errors import UserError
 from polypvision.events import EventSettings, PolypEvent, event_settings_of, find_events, read_log
@@ -46,6 +45,7 @@ class AnnotateOutcome:
     frames: int
     provider: str
     warnings: list[str] = field(default_factory=list)
+    verdict: str | None = None  # None: complete; else what ``annotate`` says of a partial export
 
 
 def apply_thread_budget(threads: int | None) -> None:
@@ -79,53 +79,38 @@ def annotate_procedure(
 ) -> AnnotateOutcome:
     """``polypvision annotate SOURCE -o <stem>.mp4 --log <stem>.jsonl [--masks <stem>_masks]``.
 
-    The same sources, processor, sinks and two-phase commit as the command; the sidecar gets
-    ``sidecar_extra`` merged in (the event definition and the batch fingerprint).
+    The very export the command runs (:func:`polypvision.pipeline.export.export`); the sidecar
+    gets ``sidecar_extra`` merged in (the event definition and the batch fingerprint).
     """
-    from polypvision.cli import _sidecar, make_processor
-    from polypvision.fov import Blackout, detect_fov_in
-    from polypvision.pipeline.annotate import Sinks, annotate
-    from polypvision.recording import DetectionLog, MaskWriter, VideoWriter, check_output_path
+    from polypvision.pipeline.export import ExportTargets, export, report_verdict
+    from polypvision.recording import check_output_path
     from polypvision.sources import make_source, source_kind
 
     if source_kind(source) in ("device", "stream", "synthetic", "demo"):
         raise UserError(f"batch annotates recordings; {source} is not a file or a folder of frames")
-    masks = out.masks if settings.masks else None
-    args = settings.namespace(source, model_path, out.video, out.log, masks)
     in_path = Path(source)
     check_output_path(out.video, (in_path,))
     check_output_path(out.log, (in_path, out.video))
-    src = make_source(source, fps=settings.fps)
-    src.open()
-    sinks = Sinks()
-    try:
-        seg = _segmenter(model_path, settings)
-        blackout = None
-        if settings.blackout:
-            fov = detect_fov_in(src)
-            blackout = Blackout(fov) if fov is not None else None
-        processor = make_processor(args, seg, blackout)
-        info = src.info
-        assert info is not None  # opened above
-        sinks.video = VideoWriter(
-            out.video, info.width, info.height, info.fps, preset=settings.encoder_preset
-        )
-        if masks is not None:
-            sinks.masks = MaskWriter(masks, protect=(in_path, out.video, out.log))
-        extra = dict(sidecar_extra)
-        sidecar = _sidecar(args, seg, info, processor)
-        sidecar["settings"].update(extra.pop("settings", {}))
-        sidecar.update(extra)
-        sinks.log = DetectionLog(out.log, sidecar)
-        on_progress = None if progress is None else (lambda p: progress(p.done, p.total))
-        report = annotate(src, processor, sinks, batch=settings.batch, progress=on_progress)
-    except BaseException:
-        for s in sinks.all():
-            s.abort()
-        raise
-    finally:
-        src.close()
-    return AnnotateOutcome(report.frames, report.provider, list(report.warnings))
+    seg = _segmenter(model_path, settings)
+    src = make_source(source, fps=settings.export.fps)
+    src.open()  # export() closes it
+    targets = ExportTargets(
+        out.video, out.log, out.masks if settings.masks else None, protect=(in_path,)
+    )
+    on_progress = None if progress is None else (lambda p: progress(p.done, p.total))
+    report = export(
+        src,
+        source,
+        seg,
+        settings.stream,
+        settings.export,
+        targets,
+        sidecar_extra=sidecar_extra,
+        progress=on_progress,
+    )
+    return AnnotateOutcome(
+        report.frames, report.provider, list(report.warnings), report_verdict(report)
+    )
 
 
 # -- the job ---------------------------------------------------------------------------------------
@@ -189,17 +174,23 @@ def run_job(
     proc: Procedure, ctx: JobContext, progress: ProgressFn | None = None
 ) -> ProcedureResult:
     """Bring one procedure's outputs and report up to date; a result whatever happens."""
+    from polypvision.pipeline.export import verdict
     from polypvision.report import report_is_current, write_report
 
     t0 = time.perf_counter()
     paths = OutputPaths(ctx.output_dir / proc.out_rel)
     result = ProcedureResult(proc.id, proc.label, proc.out_rel.as_posix(), FAILED)
+    earlier_s: float | None = None
     try:
         paths.stem.parent.mkdir(parents=True, exist_ok=True)
         state = check_complete(paths, ctx.fingerprint, ctx.settings.masks)
         remove_partials(paths)  # an interrupted earlier attempt's hidden leftovers
         if state.complete:
-            result.status, sidecar, records = SKIPPED, state.sidecar, state.records
+            sidecar, records = state.sidecar, state.records
+            said = verdict(sidecar.get("summary") or {})
+            result.status = DONE_EARLIER if said is None else PARTIAL
+            result.error = said or ""
+            earlier_s = _earlier_seconds(sidecar)
         else:
             if state.reason != "not done yet":
                 log.info("%s: redoing (%s)", proc.label, state.reason)
@@ -211,10 +202,11 @@ def run_job(
                 _sidecar_extra(proc, ctx),
                 progress,
             )
-            result.warnings = outcome.warnings
+            result.warnings, result.analysed_now = outcome.warnings, True
             sidecar = json.loads(paths.sidecar.read_text(encoding="utf-8"))
             records = read_log(paths.log)
-            result.status = OK
+            result.status = OK if outcome.verdict is None else PARTIAL
+            result.error = outcome.verdict or ""
         events = _fill(result, sidecar, records, ctx.events)
         _record_event_settings(paths, sidecar, ctx.events)
         if not report_is_current(paths.report, sidecar, ctx.events):
@@ -233,9 +225,19 @@ def run_job(
             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
         )
         result.detail = traceback.format_exc()
-    result.processing_s = time.perf_counter() - t0
+    # A procedure done earlier keeps that run's processing time (the driver prefers the earlier
+    # summary's figure when there is one); this run only checked it.
+    result.processing_s = earlier_s if earlier_s is not None else time.perf_counter() - t0
     result.worker_rss_mb = rss_mb()
     return result
+
+
+def _earlier_seconds(sidecar: dict[str, Any]) -> float | None:
+    """The export time an earlier run recorded in the sidecar's summary."""
+    try:
+        return float((sidecar.get("summary") or {})["seconds"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _failed(result: ProcedureResult, message: str) -> None:

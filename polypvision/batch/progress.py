@@ -2,7 +2,7 @@
 
 Engines report three things (a procedure started, its frames so far, its result); the state
 here turns them into the line. Frames per second counts only frames annotated in this run
-(a skipped procedure costs a check, not an annotation), over the run's elapsed time. The ETA
+(a procedure done earlier costs a check, not an annotation), over the run's elapsed time. The ETA
 needs the frames still to come: a running procedure's own total when its source declared one,
 and for procedures not started yet the mean size of those whose size is known. The clock is
 injected, so the arithmetic is tested without waiting.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from polypvision.batch.result import FAILED, OK, SKIPPED, ProcedureResult
+from polypvision.batch.result import DONE_EARLIER, FAILED, OK, PARTIAL, ProcedureResult
 from polypvision.progress import Progress
 
 LOG_EVERY_S = 30.0  # the line's interval in a log (not a terminal)
@@ -26,7 +26,9 @@ class RunProgress:
     total: int
     clock: Callable[[], float] = time.monotonic
     started_at: float = field(init=False)
-    counts: dict[str, int] = field(default_factory=lambda: {OK: 0, SKIPPED: 0, FAILED: 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {OK: 0, DONE_EARLIER: 0, PARTIAL: 0, FAILED: 0}
+    )
     running: dict[int, tuple[int, int | None]] = field(default_factory=dict)  # id -> (done, total)
     frames_finished: int = 0  # frames of procedures annotated and finished in this run
     sizes: list[int] = field(default_factory=list)  # frames of every procedure whose size is known
@@ -49,9 +51,9 @@ class RunProgress:
     def finished(self, result: ProcedureResult) -> None:
         self.running.pop(result.id, None)
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
-        if result.status == OK:
+        if result.status == OK or (result.status == PARTIAL and result.analysed_now):
             self.frames_finished += result.frames_out
-        if result.status in (OK, SKIPPED):
+        if result.status in (OK, DONE_EARLIER, PARTIAL):
             self.sizes.append(result.frames_out)
 
     # -- what the line shows ----------------------------------------------------------------
@@ -82,8 +84,10 @@ class RunProgress:
     def line(self) -> str:
         c = self.counts
         parts = [f"{self.finished_count}/{self.total} procedures", f"{c.get(OK, 0)} ok"]
-        if c.get(SKIPPED):
-            parts.append(f"{c[SKIPPED]} already done")
+        if c.get(DONE_EARLIER):
+            parts.append(f"{c[DONE_EARLIER]} already done")
+        if c.get(PARTIAL):
+            parts.append(f"{c[PARTIAL]} partial")
         parts.append(f"{c.get(FAILED, 0)} failed")
         if self.running:
             parts.append(f"{len(self.running)} running")

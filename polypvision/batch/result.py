@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-# Status words. "skipped" means an earlier run had completed it (checked, see outputs.py).
-OK, SKIPPED, FAILED, NOT_RUN = "ok", "skipped", "failed", "not run"
+# Status words. "done earlier": an earlier run completed it (checked, see outputs.py), so it was
+# not analysed again (not "skipped": a reader hears "not analysed"). "partial": exported, but
+# frames the input announced could not be decoded (a damaged or truncated recording), which
+# ``annotate`` calls PARTIAL and exits 3 on. "not run": never finished (interrupted or killed).
+OK, DONE_EARLIER, PARTIAL, FAILED, NOT_RUN = "ok", "done earlier", "partial", "failed", "not run"
+SKIPPED = DONE_EARLIER  # the former name
 
 
 @dataclass
@@ -24,22 +28,27 @@ class ProcedureResult:
     polyp_events: int = 0
     report: str = ""  # relative to OUTPUT_DIR
     attempts: int = 1
-    processing_s: float = 0.0
+    processing_s: float = 0.0  # when done earlier: that run's time, not this run's check
     provider: str = ""
     worker_rss_mb: float = 0.0  # resident memory of the worker after this procedure
     warnings: list[str] = field(default_factory=list)
     detail: str = ""  # a traceback for a failure that is a bug, shown with --verbose
+    analysed_now: bool = False  # annotated in this run (not done earlier)
 
     @property
     def done(self) -> bool:
-        return self.status in (OK, SKIPPED)
+        """Analysed, whole: now or in an earlier run."""
+        return self.status in (OK, DONE_EARLIER)
+
+    @property
+    def exported(self) -> bool:
+        """Its outputs are there (whole, or a partial recording's decodable frames)."""
+        return self.status in (OK, DONE_EARLIER, PARTIAL)
 
     @property
     def fps(self) -> float:
         return (
-            self.frames_out / self.processing_s
-            if self.status == OK and self.processing_s > 0
-            else 0.0
+            self.frames_out / self.processing_s if self.exported and self.processing_s > 0 else 0.0
         )
 
     def row(self) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The driver of one batch run: procedures in, engine running, one progress line, the run's files.
 
-``summary.csv`` and ``index.html`` are rewritten (whole, by rename) each time a procedure
-finishes, so a run that is stopped or crashes still leaves an up-to-date account of what was
-done; when it ends, every procedure has a row, those never reached marked ``not run``.
+``summary.csv`` and ``index.html`` are written (whole, by rename) when the run starts and each
+time a procedure finishes, with a row for every procedure (``not run`` until it finishes), so a
+run that is stopped, crashes or is killed outright still leaves an up-to-date account.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from pathlib import Path
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import Engine
 from polypvision.batch.progress import ProgressDisplay, RunProgress
-from polypvision.batch.result import COLUMNS, FAILED, NOT_RUN, ProcedureResult
+from polypvision.batch.result import (
+    COLUMNS,
+    DONE_EARLIER,
+    FAILED,
+    NOT_RUN,
+    OK,
+    PARTIAL,
+    ProcedureResult,
+)
 from polypvision.batch.settings import JobContext
 from polypvision.fileio import write_text
 from polypvision.report import render_index
@@ -50,28 +58,44 @@ def default_sizing(
 
 
 class Book:
-    """The run's results by procedure, and the two files that show them."""
+    """The run's results by procedure, and the two files that show them.
+
+    Every procedure has a row from the start: one not finished yet is ``not run``, so a driver
+    killed outright (SIGKILL, a lost node) still leaves a summary that names what never ran.
+    A procedure done earlier keeps the processing time the earlier summary gave it.
+    """
 
     def __init__(self, output_dir: Path, procedures: Sequence[Procedure], title: str) -> None:
         self.output_dir = output_dir
         self.procedures = list(procedures)
         self.title = title
         self.results: dict[int, ProcedureResult] = {}
+        self.earlier = _earlier_times(output_dir / SUMMARY)
 
     def add(self, result: ProcedureResult) -> None:
+        if result.status in (DONE_EARLIER, PARTIAL) and not result.analysed_now:
+            before = self.earlier.get(result.path)
+            if before is not None:
+                result.processing_s = before
         self.results[result.id] = result
         self.write()
 
     def rows(self, final: bool = False, note: str = "") -> list[ProcedureResult]:
+        """A row per procedure; those without a result are ``not run`` (with ``note`` when the
+        run is over, empty while it goes)."""
         out = []
         for p in self.procedures:
             r = self.results.get(p.id)
-            if r is None and final:
+            if r is None:
                 r = ProcedureResult(
-                    p.id, p.label, p.out_rel.as_posix(), NOT_RUN, error=note, attempts=0
+                    p.id,
+                    p.label,
+                    p.out_rel.as_posix(),
+                    NOT_RUN,
+                    error=note if final else "",
+                    attempts=0,
                 )
-            if r is not None:
-                out.append(r)
+            out.append(r)
         return out
 
     def write(self, final: bool = False, note: str = "") -> None:
@@ -82,6 +106,23 @@ class Book:
         w.writerows(rows)
         write_text(self.output_dir / SUMMARY, buf.getvalue())
         write_text(self.output_dir / INDEX, render_index(rows, title=self.title))
+
+
+def _earlier_times(summary: Path) -> dict[str, float]:
+    """Processing time per procedure from an earlier run's summary (empty when there is none)."""
+    try:
+        with open(summary, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, ValueError, csv.Error):
+        return {}
+    out: dict[str, float] = {}
+    for r in rows:
+        if r.get("status") in (OK, DONE_EARLIER, PARTIAL):
+            try:
+                out[r["path"]] = float(r["processing_s"])
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
 
 
 class _Listener:
@@ -129,6 +170,7 @@ def run_batch(
     state = RunProgress(len(procedures), clock)
     display = ProgressDisplay(state, enabled=show_progress)
     book = Book(ctx.output_dir, procedures, title)
+    book.write()  # every procedure ``not run`` until it finishes: a killed driver leaves that
     try:
         engine.run(procedures, ctx, _Listener(state, display, book, verbose))
     except BaseException as exc:

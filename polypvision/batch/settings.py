@@ -5,55 +5,38 @@ Both are plain frozen values: they are pickled to every worker (process pool or 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polypvision.events import EventSettings
+from polypvision.settings import EventSettings, ExportSettings, StreamSettings
 
 
 @dataclass(frozen=True)
 class AnnotateSettings:
-    """The options of ``polypvision annotate`` that a batch passes through, with its defaults."""
+    """What a batch applies to every procedure: the schema's stream and export values (the same
+    ones ``polypvision annotate`` builds from the same options), where the model runs, and
+    whether masks are written."""
 
-    batch: int = 4
-    fps: float = 25.0  # for folders of frames
-    encoder_preset: str = "veryfast"
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     provider: str = "auto"
     threads: int | None = None
-    style: str = "fill,contour"
-    color: str = "#00ff00"
-    opacity: float = 0.35
-    threshold: float | None = None
-    smooth_alpha: float | None = None
-    min_area: float | None = None
-    hud: bool = False
-    blackout: bool = False
     masks: bool = False
+
+    @property
+    def batch(self) -> int:
+        return self.export.batch
+
+    @property
+    def fps(self) -> float:
+        return self.export.fps
 
     def output_key(self) -> dict[str, Any]:
         """The settings that change what annotate writes (not where or how fast it runs)."""
-        d = asdict(self)
-        for k in ("provider", "threads"):
-            d.pop(k)
-        return d
-
-    def namespace(
-        self, source: str, model: Path, output: Path, log: Path, masks: Path | None
-    ) -> argparse.Namespace:
-        """The argument namespace ``polypvision annotate`` would have parsed for these settings."""
-        return argparse.Namespace(
-            input=source,
-            output=output,
-            log=log,
-            masks=masks,
-            model=model,
-            quiet=True,
-            **{k: v for k, v in asdict(self).items() if k != "masks"},
-        )
+        return {"stream": asdict(self.stream), "export": asdict(self.export), "masks": self.masks}
 
 
 def fingerprint(model_sha256: str, settings: AnnotateSettings) -> str:

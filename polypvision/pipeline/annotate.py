@@ -15,10 +15,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polypvision.overlay import OverlayStyle
 from polypvision.pipeline.engine import Cancelled, Incomplete, Progress, Sink, run_offline
 from polypvision.pipeline.processor import FrameProcessor
 from polypvision.recording import DetectionLog, MaskWriter, VideoWriter
+from polypvision.settings import style_names  # importable from here as before
 from polypvision.sources.base import FrameSource
 from polypvision.types import SourceInfo
 
@@ -45,12 +45,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def style_names(style: OverlayStyle) -> str:
-    """An overlay style as ``annotate --style`` spells it (``fill,contour``; ``none``)."""
-    names = [n for n in ("fill", "contour", "box") if getattr(style, n)]
-    return ",".join(names) if style.enabled and names else "none"
-
-
 def log_sidecar(
     input_spec: str,
     seg: Segmenter,
@@ -61,12 +55,13 @@ def log_sidecar(
     style: str,
     blackout: bool,
     source: FrameSource | None = None,
+    encoder_preset: str | None = None,
 ) -> dict[str, Any]:
     """The detection log's sidecar: what was read, the model and its contract, the settings.
 
     ``source`` (the opened FrameSource) names what was really read: the input string may be a
-    keyword, a file named like one, or a pattern. The app's exports write the same document as
-    ``annotate``, so a report (:mod:`polypvision.report`) reads either.
+    keyword, a file named like one, or a pattern. Every export path writes it through
+    :func:`polypvision.pipeline.export.export`, so a report (:mod:`polypvision.report`) reads any.
     """
     from polypvision import __version__
     from polypvision.sources import source_kind
@@ -90,6 +85,7 @@ def log_sidecar(
             "smoothing": asdict(processor.smoothing),
             "style": style,
             "blackout": blackout,
+            **({"encoder_preset": encoder_preset} if encoder_preset is not None else {}),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,25 +25,9 @@ from polypvision.fov import Blackout
 from polypvision.model.processing import Preprocessor, mask_to_size
 from polypvision.model.session import Segmenter
 from polypvision.overlay import OverlayStyle, describe, draw, draw_hud, find_contours
+from polypvision.settings import StreamSettings  # the schema; importable from here as before
 from polypvision.smoothing import Smoother, SmoothingConfig
 from polypvision.types import Frame, FrameResult
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """Everything a user can change about one stream's output, as one value.
-
-    The defaults are the core's: the model's own threshold and gate, the tuned smoothing, the
-    default overlay style. The desktop app starts from exactly this value.
-    """
-
-    threshold: float | None = None  # None: the model's own
-    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
-    style: OverlayStyle = field(default_factory=OverlayStyle)
-    blackout: Blackout | None = None
-
-    def threshold_for(self, segmenter: Segmenter) -> float:
-        return self.threshold if self.threshold is not None else segmenter.contract.output.threshold
 
 
 class FrameProcessor:

@@ -1,11 +1,12 @@
-"""The app's "Export annotated clip": the offline schedule on a worker, with progress and cancel.
+"""The app's "Export annotated clip": the one export on a worker, with progress and cancel.
 
 The export opens its own copy of the source and runs a clone of the playing stream's state
 (same model and settings, its own buffers and smoother), so it neither disturbs nor is
 disturbed by what is playing; the model session is shared, which it is built for. Cancel sets
 an Event; the engine then aborts every sink, so a cancelled or failed export leaves no file.
-With the report, the export writes what ``polypvision annotate --log`` writes (the same
-sidecar) and then the per-procedure HTML report of :mod:`polypvision.report` beside it.
+The export is :func:`polypvision.pipeline.export.export`, the one ``polypvision annotate`` and
+``batch`` call: the same video (pixel aspect, encoder settings), log and sidecar; with the report,
+the per-procedure HTML report of :mod:`polypvision.report` is written beside them.
 Plain Python: the callbacks are called on the worker (the window bridges them to Qt).
 """
 
@@ -17,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from polypvision.pipeline.annotate import log_sidecar, style_names
-from polypvision.pipeline.engine import OfflineReport, Progress, Worker, abort_all, run_offline
+from polypvision.pipeline.annotate import AnnotateReport
+from polypvision.pipeline.engine import Progress, Worker
 from polypvision.pipeline.processor import FrameProcessor
-from polypvision.recording import DetectionLog, VideoWriter, check_output_path, sidecar_path
+from polypvision.recording import check_output_path, sidecar_path
+from polypvision.settings import ExportSettings
 from polypvision.sources import input_paths, make_source
 
 PROGRESS_EVERY_S = 0.1
@@ -78,7 +80,7 @@ class ExportJob:
         self.processor = processor.clone()  # same model and settings, its own buffers and smoothing
         self.on_progress = on_progress
         self.cancel = threading.Event()
-        self.report: OfflineReport | None = None
+        self.report: AnnotateReport | None = None
         self.report_page: Path | None = None
         self.worker = Worker("pv-export", self._run, on_exit=on_exit)
         self._last = 0.0
@@ -113,45 +115,25 @@ class ExportJob:
             self.on_progress(p)
 
     def _run(self) -> None:
+        from polypvision.pipeline.export import ExportTargets, export
+
+        p = self.processor
         source = make_source(self.spec, fps=self.fps)
-        sinks: list = []
         try:
-            info = source.open()
-            sinks.append(
-                VideoWriter(
-                    self.plan.video,
-                    info.width,
-                    info.height,
-                    info.fps,
-                    sar=info.extra.get("pixel_aspect"),
-                )
-            )
-            if self.plan.log is not None:
-                p = self.processor
-                sidecar = log_sidecar(
-                    self.spec,
-                    p.segmenter,
-                    info,
-                    p,
-                    batch=BATCH,
-                    style=style_names(p.style),
-                    blackout=p.settings.blackout is not None,
-                    source=source,
-                )
-                sinks.append(DetectionLog(self.plan.log, sidecar))
-            self.report = run_offline(
-                source,
-                self.processor,
-                sinks,
-                batch=BATCH,
-                cancel=self.cancel,
-                progress=self._progress,
-            )
-        except BaseException:  # the worker keeps it for the caller; no temporary file stays
-            abort_all(sinks)
-            raise
-        finally:
+            source.open()  # export() closes it
+        except BaseException:
             source.close()
+            raise
+        self.report = export(
+            source,
+            self.spec,
+            p.segmenter,
+            p.settings,  # the playing stream's, its blackout included
+            ExportSettings(batch=BATCH, fps=self.fps),
+            ExportTargets(self.plan.video, self.plan.log, protect=tuple(input_paths(self.spec))),
+            cancel=self.cancel,
+            progress=self._progress,
+        )
         if self.plan.report is not None and self.plan.log is not None:
             from polypvision.report import report_from_log
 
