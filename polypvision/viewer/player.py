@@ -25,6 +25,8 @@ from polypvision.pipeline.stats import StatsSnapshot
 from polypvision.pipeline.track import DetectionTrack
 from polypvision.recording import check_output_path, write_file
 from polypvision.sources.base import FrameSource
+from polypvision.types import Frame
+from polypvision.viewer.review import ReviewProcessor
 from polypvision.viewer.scan import ClipScan
 
 __all__ = ["Player"]
@@ -50,6 +52,8 @@ class Player:
         if source.info is None:
             raise ValueError("open the source first")
         self.spec, self.source, self.info = spec, source, source.info
+        self._review_source: FrameSource | None = None  # the second reader replays come from
+        processor = self._reviewing(processor)
         self.runner = LiveRunner(
             source,
             processor,
@@ -83,6 +87,9 @@ class Player:
                 saved = self.stop_recording()
         finally:
             self.runner.stop()
+            review, self._review_source = self._review_source, None
+            if review is not None:
+                review.close()
         return saved
 
     @property
@@ -91,7 +98,34 @@ class Player:
 
     def swap_processor(self, processor: FrameProcessor) -> None:
         """A new model takes over at the next frame; no thread restarts."""
-        self.runner.swap_processor(processor)
+        self.runner.swap_processor(self._reviewing(processor))
+
+    # -- review: the export's mask on a paused, stepped or sought frame ---------------------------
+    def _reviewing(self, processor: FrameProcessor) -> FrameProcessor:
+        """A seekable clip's frames are reviewed: seeks and steps keep the smoothing the export
+        has (:mod:`polypvision.viewer.review`); a live source has no frames to replay."""
+        if not self.info.seekable:
+            return processor
+        return ReviewProcessor.of(processor, self._review_frames)
+
+    def _review_frames(self, start: int, stop: int) -> list[Frame]:
+        """Frames ``start``..``stop - 1`` from a second reader of the clip (the inference
+        thread's; the playing reader never moves for a replay)."""
+        from polypvision.sources import make_source
+
+        src = self._review_source
+        if src is None:
+            src = make_source(self.spec, fps=self.info.fps)
+            src.open()
+            self._review_source = src
+        src.seek(start)
+        out: list[Frame] = []
+        while len(out) < stop - start:
+            f = src.read()
+            if f is None or f.index >= stop:
+                break
+            out.append(f)
+        return out
 
     def apply(self, settings: StreamSettings) -> None:
         """New settings from the next frame on: one assignment, read once per frame."""
