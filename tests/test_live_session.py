@@ -281,3 +281,99 @@ def test_the_stop_message_says_what_the_recording_lost(session, toy_model, clip_
     assert saved is not None
     said = ev.errors[-1]
     assert said.startswith(f"Recording saved: {saved}") and "3 frames dropped" in said
+
+
+# -- 9. a stream outage is one gap ----------------------------------------------------------------
+class _CutStream:
+    """A network stream cut for a while, on a fake clock (quacks like VideoCapture). 25 fps;
+    then a read blocks for the 5 s read timeout and the decoder hands out the two frames it
+    still held; then reads fail until the grabber reconnects. The new connection delivers a
+    burst of buffered frames, then 25 fps again. ``consume`` is the live view taking each frame
+    as it comes (not during the burst: nobody takes six frames in six milliseconds)."""
+
+    def __init__(self, clock: FakeClock, consume, reconnected: bool) -> None:
+        self.clock, self.consume, self.reconnected = clock, consume, reconnected
+        self.n = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's spelling
+        return True
+
+    def get(self, prop: int) -> float:
+        return 25.0
+
+    def release(self) -> None:
+        pass
+
+    def read(self):
+        self.n += 1
+        img = np.zeros((24, 32, 3), np.uint8)
+        if not self.reconnected or self.n == 1 or self.n > 6:
+            self.consume()
+        if not self.reconnected:
+            if self.n <= 25:
+                self.clock.t += 0.04
+                return True, img
+            if self.n == 26:
+                self.clock.t += 5.0  # the read timeout, then a frame from before the cut
+                return True, img
+            self.clock.t += 0.001
+            return (True, img) if self.n == 27 else (False, None)
+        if self.n <= 6:
+            self.clock.t += 0.001
+            return True, img
+        if self.n > 56:
+            return False, None
+        self.clock.t += 0.04
+        return True, img
+
+
+def test_a_stream_outage_is_one_gap_without_stale_frames_or_a_dropped_jump(
+    tmp_path, seg, monkeypatch
+):
+    import polypvision.sources.live as live_mod
+    from polypvision.pipeline.recorder import RecordingSink
+    from polypvision.sources.synthetic import LiveSyntheticSource
+
+    clock = FakeClock(10.0)
+    monkeypatch.setattr(live_mod, "now", clock)
+    taken: list[Frame] = []
+    made: list[_CutStream] = []
+
+    class Stream(LiveSyntheticSource):
+        def _make_capture(self):
+            cap = _CutStream(clock, consume, reconnected=bool(made))
+            made.append(cap)
+            return cap
+
+    src = Stream(fps=25, width=32, height=24)
+
+    def consume() -> None:
+        if len(made) == 2 and made[1].n > 56:
+            src._stop.set()  # the test has seen enough
+            return
+        f = src.read(timeout_s=0.0)
+        if f is not None:
+            taken.append(f)
+
+    def backoff(seconds: float) -> bool:
+        clock.t += seconds
+        return src._stop.is_set()
+
+    src.wait_backoff = backoff
+    src.open()
+    try:
+        assert src._thread is not None
+        src._thread.join(20)
+        assert len(made) == 2
+    finally:
+        src.close()
+    cut, back = 10.0 + 25 * 0.04, clock.t - 50 * 0.04
+    times = [f.t_capture for f in taken]
+    assert not [t for t in times if cut + 0.01 < t < back]  # no stale frame stamped 5 s late
+    assert src.dropped == 0 and src.stats()["discarded"] >= 5  # the burst is said, not "dropped"
+    proc = FrameProcessor(seg)
+    sink = RecordingSink(VideoWriter(tmp_path / "rec.mp4", 32, 24, 25.0), 25.0, live=True)
+    for f in taken:
+        sink.write(LiveFrame(f, None, proc.settings, None, f.t_capture))
+    sink.abort()
+    assert len(sink.gaps) == 1

@@ -4,7 +4,10 @@ A named grabber thread reads the device as fast as it delivers and keeps only th
 frame in a one-slot hand-off: a consumer that falls behind gets the latest picture, and every
 frame overwritten before it was taken is counted in ``dropped``. When the device stops
 delivering ("signal lost": a cable pulled, a stream cut) the grabber releases it and retries
-with exponential backoff, and frames resume when it comes back. An exception in the grabber
+with exponential backoff, and frames resume when it comes back; what a cut stream's decoder
+still held and a new connection's first burst are held back, not shown as live pictures
+(``discarded``). A device that does not report its frame rate is timed over its first frames
+(``extra["fps_measured"]``), never recorded at a guessed rate. An exception in the grabber
 (a driver bug) ends it with status "failed" and is raised by the next ``read()``, so the
 pipeline reports it instead of waiting forever on a source that still says "ok".
 """
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 LOST_AFTER_FAILURES = 10
 BACKOFF_START_S = 0.25
+STALL_FRAMES = 5  # as the live view's 'signal lost' (pipeline.live, which sources never import)
+STALL_MIN_S = 0.25
 BACKOFF_MAX_S = 4.0
 STOP_TIMEOUT_S = 1.0  # a healthy grabber stops within one frame; a stalled one is left to finish
 # A device that does not say its frame rate (CAP_PROP_FPS 0, common for capture cards and
@@ -66,6 +71,7 @@ class LiveSource(FrameSource):
         self._index = 0
         self._t0 = 0.0
         self.reconnects = 0
+        self.discarded = 0  # stale or buffered frames held back after a stall or a reconnect
         self.grabbed = 0
         self.error: BaseException | None = None
         self._times: list[float] | None = None  # arrival times, while the rate is measured
@@ -131,8 +137,11 @@ class LiveSource(FrameSource):
         """The rate of the first frames the grabber delivers (None: too few came in time)."""
         with self._cond:
             self._cond.wait_for(
-                lambda: self._times is not None and len(self._times) >= MEASURE_FRAMES
-                or self.error is not None,
+                lambda: (
+                    self._times is not None
+                    and len(self._times) >= MEASURE_FRAMES
+                    or self.error is not None
+                ),
                 MEASURE_TIMEOUT_S,
             )
             times, self._times = self._times or [], None
@@ -177,24 +186,63 @@ class LiveSource(FrameSource):
                 if cap is not None:
                     cap.release()
 
+    @property
+    def stall_s(self) -> float:
+        """How long a read may block before what it returns is no longer live (the same bound
+        as the view's 'signal lost': five frame intervals, never under STALL_MIN_S)."""
+        fps = self.info.fps if self.info is not None else 0.0
+        return max(STALL_MIN_S, STALL_FRAMES / fps if fps > 0 else STALL_MIN_S)
+
     def _grab_frames(self) -> None:
+        """Read, hand out the newest frame, reconnect with backoff when the signal goes.
+
+        After a read that blocked past :attr:`stall_s` (a stream's read timeout) or a reconnect,
+        frames are held back until they have come steadily for ``stall_s``: what a decoder
+        still held when the stream was cut, or the burst a new connection delivers, is not
+        the live picture. Held frames that never go out are counted in ``discarded``, not in
+        ``dropped``, so an outage is one gap in a recording and no jump in the dropped count.
+        """
         failures = 0
         backoff = BACKOFF_START_S
+        held: Any = None
+        held_since: float | None = None
+        lost_at: float | None = None
         while not self._stop.is_set():
             cap = self._cap
+            t_read = now()
             ok, img = cap.read() if cap is not None else (False, None)
+            t = now()
             if ok and img is not None:
                 failures, backoff = 0, BACKOFF_START_S
-                if self._status != "ok":
-                    log.info("%s: signal back", self._describe())
+                if held_since is None and t - t_read > self.stall_s:
+                    held_since = t  # a read that blocked: what it returns may be stale
+                    lost_at = lost_at if lost_at is not None else t_read
+                if held_since is not None:
+                    self.discarded += held is not None
+                    held = img
+                    if t - held_since < self.stall_s:
+                        continue
+                    img, held, held_since = held, None, None
+                if self._status != "ok" or lost_at is not None:
+                    log.info(
+                        "%s: signal back%s (%d stale or buffered frames discarded so far)",
+                        self._describe(),
+                        f" after {t - lost_at:.1f} s" if lost_at is not None else "",
+                        self.discarded,
+                    )
+                    lost_at = None
                 self._status = "ok"
                 self._put(img)
                 continue
             failures += 1
+            if held is not None:  # frames from before the cut: never the live picture
+                self.discarded += 1
+            held, held_since = None, None
             if failures < LOST_AFTER_FAILURES and cap is not None:
                 continue
             if self._status == "ok":
                 log.warning("%s: signal lost; retrying", self._describe())
+                lost_at = lost_at if lost_at is not None else t_read
             self._status = "signal lost"
             if cap is not None:
                 cap.release()
@@ -212,6 +260,7 @@ class LiveSource(FrameSource):
                 self._cap = new
                 self.reconnects += 1
                 failures = 0
+                held_since = now()  # a new connection's first burst is held back too
             else:
                 new.release()
                 self._status = "signal lost"
@@ -245,6 +294,7 @@ class LiveSource(FrameSource):
         return {
             **super().stats(),
             "reconnects": self.reconnects,
+            "discarded": self.discarded,
             "grabbed": self.grabbed,
             "status": self.status,
         }
