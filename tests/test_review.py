@@ -4,6 +4,7 @@ is kept, and a paused or stepped frame shows the mask playback and the export gi
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -170,7 +171,13 @@ def test_a_paused_stepped_or_sought_frame_shows_the_exports_mask(tmp_path, toy_m
             assert np.array_equal(mask, export[index]), (
                 f"frame {index}: {int((mask != export[index]).sum())} pixels differ from the export"
             )
-        assert stepped_on == [21, 22, 21]  # and a step back restores the state kept for 20
+        assert stepped_on == [21, 22, 21]  # a step back restores the state kept for 20
+        # new settings while paused: the frame is redrawn with the export's mask under them
+        before = export[37]
+        s.apply_overlay(replace(s.overlay, threshold=0.7))
+        export = _export_masks(clip, s.player.processor)
+        assert not np.array_equal(export[37], before)  # the threshold changes the mask
+        assert np.array_equal(_own_mask_of(r, 37), export[37])
     finally:
         s.close()
 

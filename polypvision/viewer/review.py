@@ -114,6 +114,9 @@ class ReviewProcessor(FrameProcessor):
     ) -> FrameResult:
         if frame.index != self._next:  # the model skipped frames (pass-through keeps the pace)
             self._unbroken = self._exact = False
+        s = settings if settings is not None else self.settings
+        if (s.threshold_for(self.segmenter), s.smoothing) != self._tuned_for:
+            self._exact = False  # the history was smoothed under other settings than what follows
         result = super().analyse(frame, prob_small, settings, t_inferred, t_started, presence)
         self._next = frame.index + 1
         if self._exact:
@@ -161,6 +164,7 @@ class ReviewProcessor(FrameProcessor):
 
     def _replay(self, target: int) -> None:
         """Bring the smoothing to where the export has it before ``target`` (module's doc)."""
+        self._tune(self.settings)  # the settings the replay and the target are analysed with
         if self.frames is None:  # nothing to replay from: only restart (the old behaviour)
             FrameProcessor.reset(self)
             self._next, self._exact, self._unbroken = target, target == 0, True
