@@ -65,7 +65,7 @@ def letterbox(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class VideoWriter:
-    """H.264 through PyAV (libx264, yuv420p) in MP4, MOV or Matroska; OpenCV mp4v without PyAV.
+    """H.264 through PyAV (libx264, yuv420p) in MP4, MOV or Matroska (PyAV is required).
 
     Frames carry their own times: an export writes each frame at its source timestamp (a
     variable-frame-rate input keeps its timing, so the video's clock matches the log's ``t``),
@@ -109,10 +109,8 @@ class VideoWriter:
         # once (PyAV crashes the process when a container is closed under an encode).
         self._lock = threading.RLock()
         self._closed = False
-        try:
-            import av  # before the temporary file exists: the first import is slow
-        except ImportError:
-            av = None  # type: ignore[assignment]
+        import av  # before the temporary file exists: the first import is slow
+
         self._partial = Partial(self.path, self.path.suffix or ".mp4")
         self._tmp = self._partial.path
         self._ew, self._eh = width + (width % 2), height + (height % 2)
@@ -122,21 +120,9 @@ class VideoWriter:
             else None
         )
         self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
-        self.backend = "pyav-h264" if av is not None else "opencv-mp4v"
-        self._cv: cv2.VideoWriter | None = None
+        self.backend = "pyav-h264"
         try:
-            if av is not None:
-                self._open_av(av, crf, preset)
-            else:
-                log.warning(
-                    "PyAV is not installed: writing MPEG-4 Part 2 (mp4v) with OpenCV instead of "
-                    "H.264"
-                )
-                self._cv = cv2.VideoWriter(
-                    str(self._tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps, (self._ew, self._eh)
-                )
-                if not self._cv.isOpened():
-                    raise OSError("OpenCV could not open a video writer")
+            self._open_av(av, crf, preset)
         except OSError as exc:
             self._discard()
             raise OutputError(f"cannot write {self.path}: {exc}") from None
@@ -216,16 +202,13 @@ class VideoWriter:
             self._pad[: self.height, : self.width] = bgr
             bgr = self._pad
         try:
-            if self.backend == "pyav-h264":
-                # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) is much
-                # cheaper than letting swscale convert bgr24 inside the encoder.
-                cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
-                frame = self._av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
-                frame.pts = self._pts
-                for packet in self._stream.encode(frame):
-                    self._container.mux(packet)
-            elif self._cv is not None:
-                self._cv.write(bgr)
+            # OpenCV's BGR->I420 (BT.601, limited range, as swscale's default) is much
+            # cheaper than letting swscale convert bgr24 inside the encoder.
+            cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420, dst=self._yuv)
+            frame = self._av.VideoFrame.from_ndarray(self._yuv, format="yuv420p")
+            frame.pts = self._pts
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
         except OSError as exc:  # disk full, folder removed: say which output, in one line
             raise OutputError(
                 f"cannot write {self.path}: {exc.strerror or exc}; "
@@ -249,12 +232,9 @@ class VideoWriter:
         return out
 
     def _finish_encoder(self) -> None:
-        if self.backend == "pyav-h264":
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-        elif self._cv is not None:
-            self._cv.release()
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
 
     def commit(self) -> Path:
         """Flush, close and move the file into place."""
@@ -320,13 +300,9 @@ class VideoWriter:
             self._abort()
 
     def _abort(self) -> None:
-        try:
-            if self.backend == "pyav-h264":
-                self._container.close()
-            elif self._cv is not None:
-                self._cv.release()
-        except Exception:  # the encoder may already be broken: removal matters, not the close
-            pass
+        # The encoder may already be broken: removal matters, not the close.
+        with contextlib.suppress(Exception):
+            self._container.close()
         self._discard()
 
 
