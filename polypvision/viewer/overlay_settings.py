@@ -1,7 +1,8 @@
 """What the app's overlay panel edits and its settings file keeps, as one value (no Qt).
 
-Its defaults are the core's; :meth:`OverlaySettings.stream_settings` turns it into the
-:class:`~polypvision.pipeline.processor.StreamSettings` a stream runs with.
+Its defaults are the core's (:mod:`polypvision.settings`, the one schema); the panel keeps
+no setting of its own: :meth:`OverlaySettings.stream_settings` builds the schema's
+:class:`~polypvision.settings.StreamSettings` a stream (and an export of it) runs with.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from polypvision.model.session import Segmenter
-from polypvision.overlay import OverlayStyle
-from polypvision.pipeline.processor import StreamSettings
-from polypvision.smoothing import HYSTERESIS_GAP, SmoothingConfig
+from polypvision.settings import HYSTERESIS_GAP, OverlayStyle, SmoothingConfig, StreamSettings
 
 _CORE_STYLE = OverlayStyle()
 DEFAULT_STRENGTH = 0.5  # the smoothing slider's position that means "the core's defaults"
