@@ -22,7 +22,7 @@ from polypvision.pipeline.recorder import Recorder, RecordingCutShort
 from polypvision.recording import VideoWriter, sidecar_path
 from polypvision.sources.base import FrameSource
 from polypvision.types import Frame, SourceInfo
-from polypvision.viewer.controller import SessionController, SessionEvents
+from polypvision.viewer.controller import Phase, SessionController, SessionEvents
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +377,58 @@ def test_a_stream_outage_is_one_gap_without_stale_frames_or_a_dropped_jump(
         sink.write(LiveFrame(f, None, proc.settings, None, f.t_capture))
     sink.abort()
     assert len(sink.gaps) == 1
+
+
+# -- 1. a source whose capture thread died is failed, says why, and can be reopened ----------------
+class _CrashingCapture:
+    """A capture driver that raises from read() after a few frames."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's spelling
+        return True
+
+    def read(self):
+        self.n += 1
+        if self.n > 3:
+            raise RuntimeError("driver bug")
+        return True, np.zeros((24, 32, 3), np.uint8)
+
+    def get(self, prop: int) -> float:
+        return 30.0
+
+    def release(self) -> None:
+        pass
+
+
+def dies_once():
+    """A simulated card whose driver crashes the first time, and works once reopened."""
+    from polypvision.sources.synthetic import LiveSyntheticSource
+
+    class DiesOnce(LiveSyntheticSource):
+        opened = 0
+
+        def _make_capture(self):
+            DiesOnce.opened += 1
+            return _CrashingCapture() if DiesOnce.opened == 1 else super()._make_capture()
+
+    return DiesOnce(fps=30, width=32, height=24)
+
+
+def test_a_source_that_died_is_failed_says_why_and_can_be_reopened(session, toy_model):
+    s, ev = session()
+    s.load_model(toy_model)
+    s.open("device:sim", source=dies_once())
+
+    def polled(phase):
+        s.poll()
+        return s.phase is phase
+
+    _until(lambda: polled(Phase.FAILED), "the failed state")
+    assert True not in ev.signals  # never "signal lost - reconnecting", which nothing would do
+    assert ev.failures and "driver bug" in ev.failures[-1][1]
+    s.poll()
+    assert len(ev.failures) == 1  # said once
+    s.reopen()
+    _until(lambda: polled(Phase.PLAYING) and s.player.runner.position > 5, "playing again")

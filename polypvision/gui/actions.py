@@ -22,7 +22,7 @@ H: stats on the video on / off
 Y: synchronous overlay on / off (each frame shown with its own mask, for review)
 F or Esc: fullscreen on / off
 Ctrl+O: open a video, Ctrl+Shift+O: a folder of frames
-Ctrl+D: capture device, Ctrl+U: stream URL, Ctrl+E: export"""
+Ctrl+D: capture device, Ctrl+U: stream URL, Ctrl+R: reopen the source, Ctrl+E: export"""
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Actions:
     open_device: QAction
     open_stream: QAction
     recent: QMenu
+    reopen: QAction
     export: QAction
     output_dir: QAction
     snapshot: QAction
@@ -86,6 +87,8 @@ def build_actions(win: QMainWindow) -> Actions:
     open_device = _act(win, f, "Connect capture device\u2026", "Ctrl+D")
     open_stream = _act(win, f, "Open stream URL\u2026", "Ctrl+U")
     recent = f.addMenu("Recent sources")
+    reopen = _act(win, f, "Reopen source", "Ctrl+R")
+    reopen.setToolTip("Open the current source again (after its capture failed)")
     f.addSeparator()
     export = _act(win, f, "Export annotated clip\u2026", "Ctrl+E")
     output_dir = _act(win, f, "Output folder\u2026")
@@ -120,6 +123,7 @@ def build_actions(win: QMainWindow) -> Actions:
         open_device,
         open_stream,
         recent,
+        reopen,
         export,
         output_dir,
         snapshot,

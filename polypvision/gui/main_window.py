@@ -95,6 +95,15 @@ class WindowEvents(SessionEvents):
             w.view.set_banner("")
             w.statusBar().showMessage(f"{description}: signal back", 5000)
 
+    def source_failed(self, description: str, reason: str) -> None:
+        w = self.win
+        w.view.set_banner("SOURCE FAILED \u2014 Ctrl+R reopens it")
+        w.statusBar().showMessage(
+            f"\u26a0 {description} stopped: {reason}; "
+            "File \u25b8 Reopen source (Ctrl+R) opens it again",
+            0,
+        )
+
     def frame_ready(self) -> None:
         self.win.bridge.frame_ready.emit()
 
@@ -205,6 +214,7 @@ class MainWindow(QMainWindow):
         a.open_device.triggered.connect(self.chooser.open_device)
         a.open_stream.triggered.connect(self.chooser.open_stream)
         a.recent.aboutToShow.connect(lambda: self.chooser.fill_recent(a.recent))
+        a.reopen.triggered.connect(s.reopen)
         a.export.triggered.connect(self.export_clip)
         a.output_dir.triggered.connect(self.chooser.choose_output_dir)
         a.snapshot.triggered.connect(self.snapshot)

@@ -303,7 +303,10 @@ class LiveRunner:
         return self.source.dropped - self._dropped_before
 
     def status(self, now: float | None = None) -> str:
-        """One word for the HUD; a silent live source reads 'signal lost' at once."""
+        """One word for the HUD; a silent live source reads 'signal lost' at once, and a
+        pipeline stopped by an error 'failed' (nothing retries it)."""
+        if self.error is not None:
+            return "failed"
         if self._paused:
             return "paused"
         if self.ended:

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Phase", "SessionController", "SessionEvents", "SessionStatus", "run_now"]
 
-LOST = ("signal lost", "reconnecting", "failed")
+LOST = ("signal lost", "reconnecting")  # a live source's own retries are under way
 EXPORT_WAIT_S = 1.0  # how long closing the window waits for a cancelled export to wind down
 
 Runner = Callable[
@@ -61,6 +61,9 @@ class Phase(enum.Enum):
     PAUSED = "paused"
     ENDED = "ended"  # a clip played to its end (paused there)
     SIGNAL_LOST = "signal lost"  # a live source went silent; reconnecting
+    # The video stopped on an error (a capture driver that died, a model that crashed): nothing
+    # retries by itself, so the user is told why and offered :meth:`SessionController.reopen`.
+    FAILED = "failed"
     CLOSED = "closed"
 
 
@@ -128,6 +131,9 @@ class SessionEvents:
     def signal(self, lost: bool, description: str) -> None:
         """A live source lost its signal (reconnecting), or got it back."""
 
+    def source_failed(self, description: str, reason: str) -> None:
+        """The video stopped on an error and nothing retries: say why, offer to reopen."""
+
     # -- from worker threads -----------------------------------------------------------------------
     def frame_ready(self) -> None:
         """The player has a picture waiting (worker thread)."""
@@ -172,6 +178,8 @@ class SessionController:
         self._latest: dict[str, int] = {}  # newest request per kind ("source", "model")
         self._in_flight: dict[str, str] = {}  # kind -> what is being opened or loaded
         self._live_state = "ok"
+        self._failed = False  # the playing source's failure was reported
+        self._reopen: tuple[str, FrameSource | None, dict[str, Any]] | None = None
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -183,6 +191,8 @@ class SessionController:
             if self.pending is not None:
                 return Phase.WAITING_FOR_MODEL
             return Phase.OPENING if "source" in self._in_flight else Phase.IDLE
+        if p.runner.error is not None:
+            return Phase.FAILED
         if p.info.live and self._live_state in LOST:
             return Phase.SIGNAL_LOST
         if p.runner.ended:
@@ -250,7 +260,7 @@ class SessionController:
             "source",
             spec,
             lambda: self._open(spec, source, **kwargs),
-            lambda src: self._source_opened(spec, src),
+            lambda src: self._source_opened(spec, src, (spec, source, kwargs)),
             lambda exc: self._open_failed(spec, exc),
             on_stale=lambda src: src.close(),
         )
@@ -264,10 +274,16 @@ class SessionController:
                 clear=True,
             )
 
-    def _source_opened(self, spec: str, source: FrameSource) -> None:
+    def _source_opened(
+        self,
+        spec: str,
+        source: FrameSource,
+        again: tuple[str, FrameSource | None, dict[str, Any]] | None = None,
+    ) -> None:
         if self.closed:  # a slow stream answered after the window was closed
             source.close()
             return
+        self._reopen = again or (spec, None, {})
         if self.pending is not None:
             self.pending[1].close()
         self.pending = (spec, source)
@@ -299,6 +315,7 @@ class SessionController:
             on_end=ev.player_ended,
         )
         self._live_state = "ok"
+        self._failed = False
         ev.player_ready(self.player)
         self.player.start()
         info = source.info
@@ -323,7 +340,7 @@ class SessionController:
         return saved
 
     def _say_saved(self, rec: Any, saved: Path) -> None:
-        """"Recording saved", and what the file lost (frames dropped or merged, signal gaps):
+        """ "Recording saved", and what the file lost (frames dropped or merged, signal gaps):
         a recording missing frames is a warning, never a plain success."""
         lost = rec.loss_text() if rec is not None else ""
         log.info("recording saved: %s%s", saved, f" ({lost})" if lost else "")
@@ -569,8 +586,29 @@ class SessionController:
         if p is None:
             return
         self.check_recording()
+        if p.runner.error is not None:
+            if not self._failed:
+                self._source_failed(p, p.runner.error)
+            return
         if p.info.live:
             self._live_status(p)
+
+    def _source_failed(self, p: Player, exc: BaseException) -> None:
+        """Said once: the video stopped; a recording in progress is finished (kept)."""
+        self._failed = True
+        if p.recording:
+            self._stop_recording(p)
+        self.events.source_failed(p.info.description, describe_error(exc))
+
+    def reopen(self) -> None:
+        """Open the last opened source again (after it failed, or to restart it)."""
+        again = self._reopen
+        if again is None:
+            self.events.error("nothing to reopen yet; open a source first")
+            return
+        spec, source, kwargs = again
+        self.stop_player()  # closes the failed source, finishing its recording
+        self.open(spec, source, **kwargs)
 
     def _live_status(self, p: Player) -> None:
         state = p.runner.status()
