@@ -1,4 +1,4 @@
-"""The ``train``, ``export``, ``ensemble`` and ``evaluate`` subcommands.
+"""The ``train``, ``export``, ``evaluate``, ``accuracy`` and ``alarms`` subcommands.
 
 Imports nothing heavy: ``train`` and ``export`` need TensorFlow (the ``train`` extra),
 which the runtime never loads, so their implementations are imported inside the
@@ -39,17 +39,6 @@ def _export(args: argparse.Namespace) -> int:
     return export.run(args)
 
 
-def _ensemble(args: argparse.Namespace) -> int:
-    try:
-        import onnx  # noqa: F401
-
-        from polypvision.training import ensemble
-    except ImportError:
-        print(TRAIN_EXTRA_HINT.format(cmd="ensemble"), file=sys.stderr)
-        return 2
-    return ensemble.run(args)
-
-
 def _evaluate(args: argparse.Namespace) -> int:
     from polypvision import evaluate
 
@@ -57,7 +46,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    """Add ``train``, ``export``, ``ensemble`` and ``evaluate`` to the main parser's subparsers."""
+    """Add ``train``, ``export``, ``evaluate``, ``accuracy`` and ``alarms`` to the main parser's
+    subparsers."""
     p = subparsers.add_parser(
         "train",
         help="train a segmentation model on a leak-free split (needs the train extra)",
@@ -127,7 +117,7 @@ def register(subparsers) -> None:
         default=None,
         metavar="MODEL.onnx",
         help=(
-            "distil from this exported model (e.g. an ensemble): its probability on every "
+            "distil from this exported model (e.g. a larger one): its probability on every "
             "training frame is an extra soft target (BCE, weight --distill-weight)"
         ),
     )
@@ -236,13 +226,6 @@ def register(subparsers) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
     p.add_argument(
-        "--refit-of",
-        default=None,
-        metavar="RUN",
-        help="retrain RUN's recipe on train + val for the epoch count its validation chose "
-        "(a final model; nothing is validated in the refit, --arch and schedule options are RUN's)",
-    )
-    p.add_argument(
         "--swa-of",
         default=None,
         metavar="RUN",
@@ -296,48 +279,6 @@ def register(subparsers) -> None:
         ),
     )
     e.set_defaults(func=_export)
-
-    n = subparsers.add_parser(
-        "ensemble",
-        help="average exported models into one ONNX file with its contract (needs onnx)",
-        description=(
-            "Combine two or more exported models (same input size) into one ONNX file "
-            "that averages their probabilities, each member keeping its own input "
-            "scaling. Checked against the members run one by one before it is "
-            "written; with --data its validation mean Dice is measured and stored in "
-            "the contract."
-        ),
-    )
-    n.add_argument(
-        "members", nargs="+", help="exported member models (.onnx with a polypvision contract)"
-    )
-    n.add_argument(
-        "-o", "--output", required=True, help="ONNX file to write, e.g. models/NAME.onnx"
-    )
-    n.add_argument(
-        "--name", default=None, help="model name in the contract (default: the output file's stem)"
-    )
-    n.add_argument("--threshold", type=float, default=0.5, help="decision threshold (default 0.5)")
-    n.add_argument(
-        "--data", default=None, help="dataset folder: measure the validation mean Dice and store it"
-    )
-    n.add_argument("--split-file", default=None, help="split JSON (default: splits/<dataset>.json)")
-    n.add_argument(
-        "--metrics",
-        default=None,
-        help="JSON file of test metrics (from evaluate --json) to store in the contract",
-    )
-    n.add_argument(
-        "--recipe-val-dice",
-        type=float,
-        default=None,
-        help=(
-            "for members refitted on train + val only: the validation Dice of the same "
-            "ensemble of the runs they refit (measured before the refit), stored as the "
-            "ensemble's"
-        ),
-    )
-    n.set_defaults(func=_ensemble)
 
     v = subparsers.add_parser(
         "evaluate",

@@ -1,10 +1,10 @@
 """Keras callbacks of the training loop (:mod:`polypvision.training.loop`).
 
-Shared by ``train`` and ``refit``: :class:`WeightEMA` and :class:`StepProgress`. ``train``'s epoch
-end is four callbacks, run in this order on every epoch: :class:`ValidateEpoch` (the epoch's
-weights and their EMA written and validated, the better kept), :class:`Patience` (epochs without
-a gain), :class:`HistoryCSV` (the history row) and :class:`EpochCommit` (``state.json``, the
-commit). ``refit`` ends each epoch with :class:`RefitCheckpoint`.
+:class:`WeightEMA` (the weight average) and :class:`StepProgress` (the progress bar) run on
+every batch. An epoch ends with four callbacks, run in this order: :class:`ValidateEpoch` (the
+epoch's weights and their EMA written and validated, the better kept), :class:`Patience` (epochs
+without a gain), :class:`HistoryCSV` (the history row) and :class:`EpochCommit` (``state.json``,
+the commit).
 
 Why not Keras's own: ``EarlyStopping`` resets its counter and best in ``on_train_begin``, that is
 at every phase switch and every resume, and its ``start_from_epoch`` skips counting during the
@@ -229,7 +229,7 @@ class Patience(keras.callbacks.Callback):
 class HistoryCSV(keras.callbacks.Callback):
     """``history.csv``: a header once, then one row per epoch, appended before the epoch is
     committed (rows of epochs that never were are dropped on resume:
-    :func:`polypvision.training.train.truncate_history`)."""
+    :func:`polypvision.training.runs.truncate_history`)."""
 
     def __init__(self, path: Path, fields: Sequence[str], row: Callable[[], list[Any]]) -> None:
         super().__init__()
@@ -282,46 +282,3 @@ class EpochCommit(keras.callbacks.Callback):
         )
         self.commit(st)
         self.say(rec, st)
-
-
-# ------------------------------------------------------------------ refit's epoch end
-
-
-class RefitCheckpoint(keras.callbacks.Callback):
-    """A refit's epoch end: ``last.weights.h5`` and ``state.json`` (a refit cannot resume, so no
-    epoch files are kept), then one line."""
-
-    def __init__(
-        self,
-        out: Path,
-        state: dict[str, Any],
-        *,
-        phase_of: Callable[[int], str],
-        save: Callable[[keras.Model, Path], str],
-        save_state: Callable[[Path, dict[str, Any]], None],
-        say: Callable[[int, float, float], None],
-    ) -> None:
-        super().__init__()
-        self.out, self.state, self.phase_of, self.save, self.save_state, self.say = (
-            out,
-            state,
-            phase_of,
-            save,
-            save_state,
-            say,
-        )
-        self._t0 = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._t0 = time.time()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.save(self.model, self.out / "last.weights.h5")
-        dt = time.time() - self._t0
-        self.state.update(
-            epoch=epoch + 1,
-            wall_s=float(self.state.get("wall_s", 0.0)) + dt,
-            phase=self.phase_of(epoch),
-        )
-        self.save_state(self.out / "state.json", self.state)
-        self.say(epoch, float((logs or {}).get("loss", float("nan"))), dt)

@@ -184,12 +184,8 @@ def _portable(path: str | None) -> str | None:
 def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from polypvision import data as pdata
-    from polypvision.training.train import (
-        build_model,
-        choose_threshold,
-        configure_threads,
-        git_commit,
-    )
+    from polypvision.training.runs import build_model, configure_threads, git_commit
+    from polypvision.training.validation import choose_threshold
 
     configure_threads(getattr(args, "threads", None))
     run_dir, weights = _resolve(args.checkpoint)
@@ -261,11 +257,6 @@ def run(args) -> int:
             "validation split (closest to 0.5 within 0.01 of the best validation Dice)"
         ),
     }
-    if state.get(
-        "refit"
-    ):  # trained on train + val: its validation figures are the recipe's (see training/refit.py)
-        training["refit"] = state["refit"]
-        training["threshold_chosen_on"] += ", of the run it refits"
     training["parameters"] = int(model.count_params())
     metrics = read_metrics(args.metrics) if args.metrics else None
     name = args.name or Path(args.output).stem
@@ -277,7 +268,7 @@ def run(args) -> int:
         contract = dataclasses.replace(
             contract, output=dataclasses.replace(contract.output, presence="presence")
         )
-    if any(sp.kind == "negative" for sp in specs) and not state.get("refit") and presence:
+    if any(sp.kind == "negative" for sp in specs) and presence:
         err, decision = _export_with_decision(model, contract, specs, config, args.output)
         print(f"frame decision chosen on validation: {decision.describe()}")
         v = decision.validation or {}
@@ -285,11 +276,7 @@ def run(args) -> int:
             f"  validation: polyp frames alarmed {v.get('sensitivity', 0):.1%} (mean over the "
             f"polyp datasets), polyp-free frames alarmed at most {v.get('false_alarm_max', 0):.1%}"
         )
-    elif (
-        any(sp.kind == "negative" for sp in specs)
-        and not state.get("refit")
-        and not getattr(args, "no_gate", False)
-    ):
+    elif any(sp.kind == "negative" for sp in specs) and not getattr(args, "no_gate", False):
         err, gate = _export_with_gate(model, contract, specs, config, args.output)
         print(
             f"gate chosen on validation: min area {gate['min_area']:g}, min peak "

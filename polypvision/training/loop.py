@@ -1,4 +1,4 @@
-"""The epoch loop that ``train`` and ``refit`` share: Keras ``fit`` over each phase, with callbacks.
+"""The epoch loop of ``train``: Keras ``fit`` over each phase, with callbacks.
 
 A run's epochs fall into phases (:func:`epoch_phase`): a warm-up with the pretrained encoder
 frozen, then fine-tuning of the whole network. A phase change needs a recompile (the trainable
@@ -8,8 +8,8 @@ set changes, and the optimizer starts afresh), which cannot happen inside ``fit`
 happens per batch or per epoch is a callback:
 
 - the learning rate of each epoch: Keras's own ``LearningRateScheduler`` with :func:`epoch_lr`;
-- the weight average and the step progress bar, for both (:mod:`polypvision.training.callbacks`);
-- ``train``'s per-epoch validation, patience, history row and commit, or ``refit``'s checkpoint.
+- the weight average and the step progress bar (:mod:`polypvision.training.callbacks`);
+- the per-epoch validation, patience, history row and commit.
 
 A callback that sets ``model.stop_training`` ends the run, not only the phase.
 """
@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from polypvision.training.losses import loss_of
 
 if TYPE_CHECKING:
     import keras
@@ -75,7 +77,6 @@ def compile_for_phase(model: keras.Model, config: dict[str, Any], phase: str) ->
     import keras
 
     from polypvision.training import encoders
-    from polypvision.training.train import loss_of
 
     if encoders.get(config["arch"]).pretrained:
         encoders.set_encoder_trainable(model, phase != "warmup")
@@ -101,17 +102,15 @@ def fit_epochs(
     *,
     start: int,
     stop: int,
-    schedule_epochs: int,
     steps: int,
     callbacks: Sequence[keras.callbacks.Callback],
 ) -> int:
-    """Train epochs ``start``..``stop - 1`` of a run whose schedule is ``schedule_epochs`` long
-    (a refit stops early in its run's schedule). Returns the number of epochs done (fewer when a
-    callback stopped the run)."""
+    """Train epochs ``start``..``stop - 1`` of a run whose schedule ends at ``stop``. Returns the
+    number of epochs done (fewer when a callback stopped the run)."""
     import keras
 
     schedule = keras.callbacks.LearningRateScheduler(
-        lambda epoch, lr: epoch_lr(config, epoch, schedule_epochs)
+        lambda epoch, lr: epoch_lr(config, epoch, stop)
     )
     done = start
     for phase, first, end in phase_spans(config, start, stop):

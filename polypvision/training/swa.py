@@ -35,14 +35,13 @@ def average(model, files: list[Path]) -> list[np.ndarray]:
 
 
 def swa(args) -> int:
-    from polypvision.training.train import (
-        MultiValidator,
+    from polypvision.training.runs import (
         build_model,
-        choose_threshold,
         commit_epoch,
         configure_threads,
         save_weights_atomic,
     )
+    from polypvision.training.validation import MultiValidator, choose_threshold
 
     run_dir = Path(args.swa_of)
     try:

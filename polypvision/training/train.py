@@ -4,7 +4,7 @@ Training may run for hours and be cut off at any time, so every epoch ends with 
 checkpoint (``last.weights.h5``), the state (``state.json``) and a row of ``history.csv``;
 ``--resume`` continues from there, even at another input size (the networks are fully
 convolutional: train small first, then fine-tune at the export size). The epochs run in
-Keras's ``fit`` with callbacks (:mod:`polypvision.training.loop`, shared with ``refit``;
+Keras's ``fit`` with callbacks (:mod:`polypvision.training.loop`,
 :mod:`polypvision.training.callbacks`).
 
 Validation Dice is measured like the app measures it: the full frame resized to the model's size
@@ -23,11 +23,9 @@ are too small to re-estimate ImageNet statistics.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -37,259 +35,21 @@ from typing import Any
 import numpy as np
 
 from polypvision import data as pdata
-from polypvision.fileio import atomic_open, atomic_path, copy_file, write_text
 from polypvision.training import trainsets
-from polypvision.training.loop import AUX_LOSS_WEIGHT, epoch_lr, epoch_phase
+from polypvision.training.loop import epoch_lr, epoch_phase
+from polypvision.training.runs import (
+    HISTORY_FIELDS,
+    build_model,
+    commit_epoch,
+    configure_threads,
+    fmt_duration,
+    save_state,
+    save_weights_atomic,
+    truncate_history,
+)
+from polypvision.training.validation import MultiValidator, choose_threshold
 
-__all__ = [
-    "AUX_LOSS_WEIGHT",
-    "HISTORY_FIELDS",
-    "build_model",
-    "choose_threshold",
-    "commit_epoch",
-    "epoch_lr",
-    "epoch_phase",
-    "loss_of",
-    "run",
-    "save_state",
-    "save_weights_atomic",
-    "truncate_history",
-]
-
-THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.81, 0.05))
-HISTORY_FIELDS = [
-    "epoch",
-    "phase",
-    "lr",
-    "loss",
-    "val_dice",
-    "val_iou",
-    "val_dice_ema",
-    "val_dice_raw",
-    "best_dice",
-    "epoch_s",
-    "wall_s",
-    "val_per_dataset",
-    "val_negative_flagged",
-]
-
-
-def choose_threshold(scores: dict[float, tuple[float, float]], tolerance: float = 0.01) -> float:
-    """The threshold closest to 0.5 whose validation Dice is within ``tolerance`` of the best.
-
-    Every CVC-ClinicDB frame holds a polyp, so validation cannot see false alarms on
-    polyp-free frames, which the app meets all the time; the sweep's optimum drifts low
-    for that reason. Where the curve is flat, 0.5 is kept.
-    """
-    best = max(v[0] for v in scores.values())
-    ok = [t for t, v in scores.items() if v[0] >= best - tolerance]
-    return float(min(ok, key=lambda t: (abs(t - 0.5), -scores[t][0])))
-
-
-def configure_threads(threads: int | None) -> None:
-    """Pin TensorFlow's thread pools (call before TensorFlow runs anything)."""
-    import tensorflow as tf
-
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
-        except RuntimeError:
-            pass  # TensorFlow already started in this process (tests, notebooks): keep its pools
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parents[2],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-# ------------------------------------------------------------------ data in memory
-
-
-def preprocess_frames(frames_bgr: list[np.ndarray], size: int, mean, std) -> np.ndarray:
-    """The app's preprocessing: resize (bilinear), BGR->RGB, /255, (x-mean)/std, NHWC."""
-    import cv2
-
-    out = np.empty((len(frames_bgr), size, size, 3), np.float32)
-    m, s = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    for i, f in enumerate(frames_bgr):
-        r = (
-            cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR)[..., ::-1].astype(
-                np.float32
-            )
-            / 255.0
-        )
-        out[i] = (r - m) / s
-    return out
-
-
-def dice_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of one binary prediction, as ``polypvision evaluate`` counts them
-    (one definition)."""
-    from polypvision.evaluate import Counts
-
-    m = Counts.of(pred, gt).metrics()
-    return m["dice"], m["iou"]
-
-
-class Validator:
-    """Per-image Dice at frame size over a threshold sweep, as the app would see it."""
-
-    def __init__(self, samples: list[pdata.Sample], size: int, mean, std, batch: int = 8) -> None:
-        pairs = [pdata.load_pair(s) for s in samples]
-        self.frames = [p[0] for p in pairs]
-        self.masks = [p[1] for p in pairs]
-        self.x = preprocess_frames(self.frames, size, mean, std)
-        self.batch = batch
-
-    def probabilities(self, model) -> list[np.ndarray]:
-        import cv2
-
-        probs = []
-        for i in range(0, len(self.x), self.batch):
-            out = np.asarray(model(self.x[i : i + self.batch], training=False))[..., 0]
-            for j, p in enumerate(out):
-                h, w = self.masks[i + j].shape
-                probs.append(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR))
-        return probs
-
-    def score(self, model) -> dict[float, tuple[float, float]]:
-        probs = self.probabilities(model)
-        res = {}
-        for t in THRESHOLDS:
-            d, j = zip(
-                *(dice_iou(p > t, m) for p, m in zip(probs, self.masks, strict=True)), strict=True
-            )
-            res[t] = (float(np.mean(d)), float(np.mean(j)))
-        return res
-
-
-class MultiValidator:
-    """One Validator per dataset of the run. The epoch's score (what picks the epoch, the kept
-    weights and the threshold) is the mean over the polyp datasets of their validation mean Dice,
-    each dataset weighing the same (one centre must not win by having more frames). Polyp-free
-    datasets are measured apart: the share of their frames with any pixel over the threshold
-    (the raw model, before the app's smoothing and gating) is logged every epoch."""
-
-    def __init__(
-        self, groups: list[tuple[str, list[pdata.Sample], bool]], size: int, mean, std
-    ) -> None:
-        self.polyp = {
-            name: Validator(s, size, mean, std) for name, s, neg in groups if not neg and s
-        }
-        self.negative = {
-            name: Validator(s, size, mean, std) for name, s, neg in groups if neg and s
-        }
-
-    def score(self, model) -> dict[float, tuple[float, float]]:
-        """{threshold: (mean Dice, mean IoU)} over the polyp datasets; details in ``last``."""
-        per = {name: v.score(model) for name, v in self.polyp.items()}
-        self.last: dict[str, dict] = {"per_dataset": {n: r[0.5][0] for n, r in per.items()}}
-        neg_probs = [p for v in self.negative.values() for p in v.probabilities(model)]
-        self.last["negative_frames_flagged"] = (
-            float(np.mean([float(p.max()) > 0.5 for p in neg_probs])) if neg_probs else None
-        )
-        return {
-            t: (
-                float(np.mean([r[t][0] for r in per.values()])),
-                float(np.mean([r[t][1] for r in per.values()])),
-            )
-            for t in THRESHOLDS
-        }
-
-
-# ------------------------------------------------------------------ model pieces
-
-
-def bce_dice_loss(y_true, y_pred):
-    """Binary cross-entropy plus (1 - soft Dice per image): pixels and overlap both count."""
-    import keras
-    from keras import ops
-
-    y_true = ops.cast(y_true, y_pred.dtype)
-    bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
-    inter = ops.sum(y_true * y_pred, axis=(1, 2, 3))
-    denom = ops.sum(y_true, axis=(1, 2, 3)) + ops.sum(y_pred, axis=(1, 2, 3))
-    dice = (2.0 * inter + 1.0) / (denom + 1.0)
-    return bce + (1.0 - ops.mean(dice))
-
-
-def structure_loss(y_true, y_pred):
-    """PraNet's boundary-aware loss: BCE and soft IoU,
-    each pixel weighted by 1 + 5 |avgpool31(mask) - mask|.
-
-    The weight is high within ~15 pixels of the polyp's border, where masks are wrong most often
-    and where the plain loss's error is a thin sliver that barely counts.
-    """
-    import keras
-    from keras import ops
-
-    y_true = ops.cast(y_true, y_pred.dtype)
-    weit = 1.0 + 5.0 * ops.abs(
-        keras.layers.AveragePooling2D(31, strides=1, padding="same")(y_true) - y_true
-    )
-    eps = 1e-7
-    p = ops.clip(y_pred, eps, 1.0 - eps)
-    bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
-    wbce = ops.sum(weit * bce, axis=(1, 2, 3)) / ops.sum(weit, axis=(1, 2, 3))
-    inter = ops.sum(y_pred * y_true * weit, axis=(1, 2, 3))
-    union = ops.sum((y_pred + y_true) * weit, axis=(1, 2, 3))
-    wiou = 1.0 - (inter + 1.0) / (union - inter + 1.0)
-    return ops.mean(wbce + wiou)
-
-
-LOSSES = {"bce-dice": bce_dice_loss, "structure": structure_loss}
-
-
-def loss_of(config: dict[str, Any]):
-    base = LOSSES[config.get("loss") or "bce-dice"]
-    if not config.get("teacher"):
-        return base
-    weight = float(config.get("distill_weight") or 0.5)
-
-    def distill(y_true, y_pred):
-        """The run's loss on the ground truth (channel 0) plus ``weight`` x BCE towards the
-        teacher's probability (channel 1): the teacher's soft edges and its confidence carry more
-        than 0/1 masks."""
-        import keras
-        from keras import ops
-
-        soft = ops.cast(y_true[..., 1:], y_pred.dtype)
-        return base(y_true[..., :1], y_pred) + weight * ops.mean(
-            keras.losses.binary_crossentropy(soft, y_pred)
-        )
-
-    return distill
-
-
-def build_model(config: dict[str, Any], input_size: int | None = None):
-    from polypvision.training import encoders
-
-    arch = encoders.get(config["arch"])
-    return arch.build(
-        input_size=input_size or config["input_size"],
-        base_filters=config.get("base_filters") or 16,
-        pretrained=arch.pretrained,
-        deep_supervision=bool(config.get("deep_supervision")),
-        presence=bool(config.get("presence")),
-    )
-
+__all__ = ["run"]
 
 # ------------------------------------------------------------------ the loop
 
@@ -322,73 +82,8 @@ def _fmt_share(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-# the last epochs' weights stay on disk, for weight averaging (SWA) after the run
-KEEP_EPOCH_FILES = 8
-
-
-def save_weights_atomic(model, path: Path) -> str:
-    """Write ``model``'s weights to ``path`` under a temporary name, then rename: a kill mid-write
-    never leaves a truncated file under the name a state file points to. Returns the path relative
-    to the run folder (``ckpt/...``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, ".weights.h5", lock=False) as tmp:  # HDF5 locks the file itself
-        model.save_weights(tmp)
-    return f"{path.parent.name}/{path.name}"
-
-
-def commit_epoch(out: Path, state: dict[str, Any]) -> None:
-    """End an epoch: the state file (written atomically) is the commit; after it, the conventional
-    ``last.weights.h5`` / ``best.weights.h5`` copies are refreshed and epoch files nothing needs are
-    pruned.
-
-    Killed at any point, the run resumes from the last committed epoch: every file the state names
-    is complete, history rows of uncommitted epochs are dropped on resume, and an uncommitted epoch
-    is trained again from the committed weights.
-    """
-    files = state.get("epoch_files", [])
-    keep = {
-        state.get("last"),
-        state.get("last_ema"),
-        state.get("best_file"),
-        (state.get("swa") or {}).get("file"),
-    }
-    for rec in files[-KEEP_EPOCH_FILES:]:
-        keep.update((rec.get("last"), rec.get("last_ema")))
-    state["epoch_files"] = [r for r in files if r.get("last") in keep or r.get("last_ema") in keep]
-    save_state(out / "state.json", state)
-    for name, key in (("last.weights.h5", "last"), ("best.weights.h5", "best_file")):
-        if state.get(key):
-            copy_file(out / state[key], out / name)
-    for f in (out / "ckpt").glob("*.weights.h5"):
-        if f"ckpt/{f.name}" not in keep:
-            f.unlink(missing_ok=True)
-
-
-def truncate_history(path: Path, epochs_done: int) -> None:
-    """Drop history rows of epochs after the last committed one
-    (a run killed between the row and the commit)."""
-    if not path.is_file():
-        return
-    rows = list(csv.reader(path.read_text().splitlines()))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= epochs_done]
-    if len(kept) != len(rows):
-        with atomic_open(path, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write a run's state.json atomically (a run cut off mid-write must still resume)."""
-    write_text(path, json.dumps(state, indent=1))
-
-
 def run(args) -> int:
     """Train per ``args`` (see ``cli_train``); returns an exit status."""
-    if getattr(args, "refit_of", None):
-        from polypvision.training.refit import refit
-
-        return refit(args)
     if getattr(args, "swa_of", None):
         from polypvision.training.swa import swa
 
@@ -415,11 +110,6 @@ def run(args) -> int:
                 f"--resume: {state_path} does not exist; start the run without --resume"
             )
         state = json.loads(state_path.read_text())
-        if state.get("refit"):
-            raise UserError(
-                f"--resume: {out} is a refit (train --refit-of), which cannot resume; "
-                "rerun the refit with --force"
-            )
         config = dict(state["config"])
         # Settings that may change on resume (e.g. train small, then fine-tune at 256).
         for key in (
@@ -726,7 +416,6 @@ def _fit(
         config,
         start=start,
         stop=epochs,
-        schedule_epochs=epochs,
         steps=steps,
         callbacks=[
             averaged,

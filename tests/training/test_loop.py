@@ -67,12 +67,7 @@ def test_phases_recompile_and_each_epoch_gets_its_learning_rate():
     assert phase_spans({**CONFIG, "warmup_epochs": 0}, 0, 2) == [("train", 0, 2)]
     model, data = _model_and_data()
     seen = _recorder()()
-    assert (
-        fit_epochs(
-            model, data, CONFIG, start=0, stop=5, schedule_epochs=5, steps=1, callbacks=[seen]
-        )
-        == 5
-    )
+    assert fit_epochs(model, data, CONFIG, start=0, stop=5, steps=1, callbacks=[seen]) == 5
     epochs, lrs, trainable, optimizers = zip(*seen.rows, strict=True)
     assert epochs == (0, 1, 2, 3, 4)
     assert lrs == pytest.approx([epoch_lr(CONFIG, e, 5) for e in range(5)], rel=1e-6)
@@ -87,28 +82,13 @@ def test_phases_recompile_and_each_epoch_gets_its_learning_rate():
     )  # a fresh Adam at the switch
 
 
-def test_a_stop_ends_the_run_not_only_the_phase_and_a_refit_keeps_the_long_schedule():
-    from polypvision.training.loop import epoch_lr, fit_epochs
+def test_a_stop_ends_the_run_not_only_the_phase():
+    from polypvision.training.loop import fit_epochs
 
     model, data = _model_and_data()
     seen = _recorder()(stop_at=0)
-    assert (
-        fit_epochs(
-            model, data, CONFIG, start=0, stop=5, schedule_epochs=5, steps=1, callbacks=[seen]
-        )
-        == 1
-    )
+    assert fit_epochs(model, data, CONFIG, start=0, stop=5, steps=1, callbacks=[seen]) == 1
     assert [r[0] for r in seen.rows] == [0]
-    seen = _recorder()()  # a refit: 3 epochs of a 5-epoch schedule
-    assert (
-        fit_epochs(
-            model, data, CONFIG, start=0, stop=3, schedule_epochs=5, steps=1, callbacks=[seen]
-        )
-        == 3
-    )
-    assert [r[1] for r in seen.rows] == pytest.approx(
-        [epoch_lr(CONFIG, e, 5) for e in range(3)], rel=1e-6
-    )
 
 
 def test_patience_counts_through_the_warm_up_and_resumes_its_counter():
