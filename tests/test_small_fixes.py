@@ -107,9 +107,8 @@ def test_the_ort_log_level_is_restored_after_a_load(toy_model, monkeypatch):
     set_ort_log_severity(3)
     try:
         Segmenter(toy_model, "auto")
-        assert (
-            calls[0] == 3 and 4 in calls and calls[-1] == 3
-        )  # quiet for the CUDA probe, then as before
+        # errors (not muted) for the CUDA probe, whose log is read for the reason, then as before
+        assert calls[0] == 3 and 4 not in calls and calls[-1] == 3
     finally:
         set_ort_log_severity(session.ORT_DEFAULT_SEVERITY)
 
@@ -119,7 +118,8 @@ def test_the_provider_line_names_an_explicit_cuda_choice(toy_model):
     if seg.provider == "CUDA":
         pytest.skip("CUDA runs here: there is no fallback to describe")
     assert "explicitly ('cuda')" in seg.report.reason and "by 'auto'" not in seg.report.reason
-    assert "by 'auto'" in Segmenter(toy_model, "auto").report.reason
+    auto = Segmenter(toy_model, "auto").report  # no GPU at all: said plainly
+    assert "by 'auto'" in auto.reason or (auto.expected and "not available" in auto.reason)
 
 
 def test_capture_rate_and_size_are_asked_for_independently():

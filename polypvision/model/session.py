@@ -13,10 +13,14 @@ stream (preprocessing buffers, smoother, overlay settings) lives in that stream'
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import logging
 import os
-from collections.abc import Sequence
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -53,6 +57,9 @@ class ProviderReport:
 
     name: str  # "CUDA" or "CPU"
     reason: str
+    # True when the CPU is simply what this machine has (no NVIDIA driver, a CPU-only build
+    # under 'auto'): said once, plainly, not shown as a warning.
+    expected: bool = False
 
     def __str__(self) -> str:
         return f"{self.name} ({self.reason})"
@@ -74,6 +81,45 @@ def _cuda_unavailable_reason(ort) -> str | None:
     ):
         return "no NVIDIA driver found"
     return None
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """File descriptor 2 into a temporary file for the block (onnxruntime logs from C++, past
+    Python's ``sys.stderr``); yields a getter of what was written. Lines that are not
+    onnxruntime's are put back on the console afterwards, so nothing else is lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    text = ""
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: text
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+    others = [ln for ln in text.splitlines(keepends=True) if ":onnxruntime:" not in ln]
+    if others:
+        os.write(2, "".join(others).encode())
+    if text:
+        log.debug("onnxruntime said while starting CUDA:\n%s", text.rstrip())
+
+
+_ORT_CAUSE = re.compile(r"(?:\bFAIL|EP_FAIL|RUNTIME_EXCEPTION|NOT_IMPLEMENTED)\s*:\s*(.+)$")
+
+
+def _ort_error(text: str) -> str | None:
+    """The cause in onnxruntime's last error line (``[E:onnxruntime...] ... FAIL : cause``)."""
+    errors = [ln for ln in text.splitlines() if "[E:onnxruntime" in ln]
+    if not errors:
+        return None
+    line = errors[-1]
+    m = _ORT_CAUSE.search(line)
+    cause = m.group(1) if m else line.rsplit("] ", 1)[-1]
+    return cause_line(cause) or None
 
 
 def _graph_dims(value_info) -> list[int | str | None]:
@@ -172,44 +218,65 @@ class Segmenter:
         so = self._options(ort, threads, spinning)
         if provider in ("auto", "cuda"):
             why_not = _cuda_unavailable_reason(ort)
+            no_gpu = why_not is not None  # nothing to fall back from: this machine has no GPU
             if why_not is None:
                 from polypvision.model.runtime import preload_cuda_libraries
 
                 preload_cuda_libraries(ort)
-                sess = self._try_session(ort, so, [_CUDA, _CPU], quiet=True)
-                if sess is not None and sess.get_providers()[0] == _CUDA:
+                sess, why_not = self._probe_cuda(ort, so)
+                if sess is not None:
                     return sess, ProviderReport("CUDA", "CUDA execution provider is running")
-                why_not = (
-                    "the CUDA provider failed to start (CUDA / cuDNN libraries missing? "
-                    "pip install 'polypvision[gpu]' brings them)"
-                )
             if provider == "cuda":
                 raise UserError(
                     f"CUDA was requested but cannot run: {why_not}; use --provider cpu or auto"
                 )
-            sess = self._try_session(ort, so, [_CPU], quiet=False)
+            sess = self._try_session(ort, so, [_CPU])
+            if no_gpu and requested == "auto":
+                return sess, ProviderReport(
+                    "CPU", f"CUDA not available on this machine: {why_not}", expected=True
+                )
             who = "by 'auto'" if requested == "auto" else f"explicitly ('{requested}')"
             return sess, ProviderReport("CPU", f"CUDA requested {who} but not usable: {why_not}")
-        return self._try_session(ort, so, [_CPU], quiet=False), ProviderReport(
-            "CPU", "CPU requested"
-        )
+        return self._try_session(ort, so, [_CPU]), ProviderReport("CPU", "CPU requested")
 
-    def _try_session(self, ort, so, providers: list[str], quiet: bool):
-        if quiet:
-            # The CUDA provider's failure is expected on CPU machines; keep the console clean,
-            # then put back whatever level was set before (set_ort_log_severity), not a constant.
-            ort.set_default_logger_severity(4)
+    def _probe_cuda(self, ort, so):
+        """A CUDA session, or None and onnxruntime's own reason why not.
+
+        onnxruntime either raises, or logs the provider's failure and quietly runs on the CPU.
+        Its log is taken off the console for the probe (a CPU machine expects the failure) and
+        read: the reason is the cause in its last error line, not a guess.
+        """
+        ort.set_default_logger_severity(min(_ort_severity, 3))  # errors say why CUDA failed
+        try:
+            with _stderr_captured() as said:
+                sess = ort.InferenceSession(
+                    str(self.path), sess_options=so, providers=[_CUDA, _CPU]
+                )
+        except Exception as exc:  # onnxruntime raises its own exception types per failure
+            return None, f"onnxruntime could not start CUDA: {cause_line(exc)}"
+        finally:
+            ort.set_default_logger_severity(_ort_severity)
+        if sess.get_providers()[0] == _CUDA:
+            return sess, None
+        why = _ort_error(said())
+        if why is None:
+            return None, (
+                "onnxruntime started the session on the CPU without saying why (run with -v)"
+            )
+        hint = (
+            "; pip install 'polypvision[gpu]' brings the CUDA / cuDNN libraries"
+            if "shared object" in why or "Failed to load library" in why
+            else ""
+        )
+        return None, f"onnxruntime could not start CUDA: {why}{hint}"
+
+    def _try_session(self, ort, so, providers: list[str]):
         try:
             return ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types per failure
-            if quiet:
-                return None
             raise ContractError(
                 f"model file is not a loadable ONNX model: {self.path} ({cause_line(exc)})"
             ) from None
-        finally:
-            if quiet:
-                ort.set_default_logger_severity(_ort_severity)
 
     def _read_contract(self) -> ModelContract:
         meta = self.session.get_modelmeta().custom_metadata_map

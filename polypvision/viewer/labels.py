@@ -9,10 +9,13 @@ from polypvision.sources import source_kind
 
 
 def provider_text(asked: str, report: ProviderReport | None) -> tuple[str, bool]:
-    """The provider line, and whether it is a warning (CUDA asked for, CPU running)."""
+    """The provider line, and whether it is a warning (CUDA asked for and failed, CPU running);
+    a machine without a GPU is told plainly, not warned for ever."""
     if report is None:
         return "no model loaded", False
     if asked in ("auto", "cuda") and report.name != "CUDA":
+        if report.expected:
+            return f"Running on CPU ({report.reason})", False
         return f"\u26a0 Running on CPU: {report.reason}", True
     return f"Running on {report.name}", False
 
