@@ -41,8 +41,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from polypvision import evaluate
+    from polypvision.alarms import frame_tier_markdown
 
-    return evaluate.run(args)
+    return evaluate.run(args, frame_tier=frame_tier_markdown)
 
 
 def register(subparsers) -> None:

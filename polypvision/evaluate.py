@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -643,7 +643,11 @@ NEGATIVE_NOTE = (
 )
 
 
-def run(args) -> int:
+def run(args, frame_tier: Callable[..., str] | None = None) -> int:
+    """``polypvision evaluate``: the table, per-dataset sections and, given ``frame_tier``
+    (:func:`polypvision.alarms.frame_tier_markdown`, passed in by the command), the frame tier
+    when polyp-free frames are evaluated. Passed in, not imported: the alarm analysis builds on
+    this module (alarms -> operating -> evaluate), so importing it here would close a cycle."""
     specs = pdata.specs_from(args.data, getattr(args, "negatives", None))
     if not specs:
         from polypvision.errors import UserError
@@ -665,10 +669,8 @@ def run(args) -> int:
         for r in res["sets"]
         if r["kind"] != "negative"
     )
-    if args.split != "all" and any(s.kind == "negative" for s in specs):
-        from polypvision.alarms import frame_tier_markdown
-
-        md += "\n" + frame_tier_markdown(args.model, specs, args.split, args.split_file)
+    if frame_tier and args.split != "all" and any(s.kind == "negative" for s in specs):
+        md += "\n" + frame_tier(args.model, specs, args.split, args.split_file)
     print(md)
     from polypvision.fileio import write_text
 
