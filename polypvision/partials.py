@@ -196,6 +196,11 @@ def sweep(folder: Path, min_age_s: float = MIN_AGE_S) -> list[str]:
             log.info("could not clean up %s: %s", entry.path, exc)
             continue
         if msg:
-            log.info("%s", msg)
+            # What a killed run's recording became is news for the user, not only for -v.
+            log.log(
+                logging.WARNING if msg.startswith(("recovered", "restored")) else logging.INFO,
+                "%s",
+                msg,
+            )
             done.append(msg)
     return done

@@ -228,6 +228,7 @@ class _Said(SessionEvents):
         self.errors: list[str] = []
         self.signals: list[bool] = []
         self.failures: list[tuple[str, str]] = []
+        self.recovered_texts: list[str] = []
 
     def message(self, text, timeout_ms=0):
         self.messages.append(text)
@@ -240,6 +241,9 @@ class _Said(SessionEvents):
 
     def source_failed(self, description, reason):
         self.failures.append((description, reason))
+
+    def recovered(self, text):
+        self.recovered_texts.append(text)
 
 
 @pytest.fixture
@@ -432,3 +436,56 @@ def test_a_source_that_died_is_failed_says_why_and_can_be_reopened(session, toy_
     assert len(ev.failures) == 1  # said once
     s.reopen()
     _until(lambda: polled(Phase.PLAYING) and s.player.runner.position > 5, "playing again")
+
+
+# -- wording ----------------------------------------------------------------------------------
+def test_paused_stats_do_not_show_stale_ages_next_to_zero_fps():
+    from polypvision.pipeline.stats import StatsSnapshot, format_stats
+
+    s = StatsSnapshot(
+        video_fps=0.0,
+        overlay_fps=0.0,
+        capture_fps=0.0,
+        overlay_age_p50_ms=61.0,
+        overlay_age_p95_ms=95.4,
+        video_delay_p50_ms=3.0,
+        video_delay_p95_ms=6.2,
+        dropped=0,
+        skipped=70,
+        frames=300,
+        provider="CPU",
+        status="paused",
+    )
+    line = " | ".join(format_stats(s))
+    assert "0.0 fps" not in line and "95 ms" not in line and "paused" in line
+    assert "dropped 0" in line
+
+
+def killed_recording(folder) -> None:
+    """What a session killed while recording leaves: a locked-no-more fragmented temporary MP4."""
+    import os
+    import time
+
+    video = VideoWriter(folder / "polypvision-killed.mp4", 64, 48, 25.0, fragmented=True)
+    img = np.full((48, 64, 3), 100, np.uint8)
+    for i in range(60):
+        video.write_image(img, pts=i)
+    video._partial.release()  # the kernel drops the lock of a killed process
+    old = time.time() - 60
+    os.utime(video._partial.path, (old, old))
+
+
+def test_a_recovered_recording_is_announced_to_the_user(
+    session, toy_model, clip_small, tmp_path, caplog
+):
+    s, ev = session(loop=True)
+    killed_recording(tmp_path / "out")
+    s.load_model(toy_model)
+    s.open(str(clip_small))
+    with caplog.at_level(logging.WARNING, logger="polypvision.partials"):
+        s.toggle_record()
+    assert "recovered" in caplog.text  # not only in the -v log
+    assert (
+        ev.recovered_texts and "recovered" in ev.recovered_texts[-1]
+    )  # the window shows it, not a flash
+    assert (tmp_path / "out" / "polypvision-killed.mp4").is_file()

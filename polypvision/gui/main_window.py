@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from polypvision.errors import describe_error
 from polypvision.gui.actions import build_actions
@@ -104,6 +104,20 @@ class WindowEvents(SessionEvents):
             0,
         )
 
+    def recovered(self, text: str) -> None:
+        """A dialog that stays until read (not modal: the video goes on)."""
+        w = self.win
+        log.warning("%s", text)
+        w.statusBar().showMessage(text, 15000)
+        w.notice = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Recording recovered",
+            f"A session that ended unexpectedly left a recording behind:\n\n{text}",
+            QMessageBox.StandardButton.Ok,
+            w,
+        )
+        w.notice.open()
+
     def frame_ready(self) -> None:
         self.win.bridge.frame_ready.emit()
 
@@ -130,6 +144,7 @@ class MainWindow(QMainWindow):
             run=lambda name, fn, done, failed: run_async(self.bridge, name, fn, done, failed),
         )
         self._export: ExportDialog | None = None
+        self.notice: QMessageBox | None = None  # a recovered recording, shown until read
         self.bridge.error.connect(self.show_error)
         self.bridge.frame_ready.connect(self._show_frame)
         self.bridge.ended.connect(self.session.ended)

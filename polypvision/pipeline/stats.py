@@ -111,6 +111,14 @@ def format_stats(s: StatsSnapshot) -> list[str]:
     and ``dropped N``: keep those words and their single spaces.
     """
     mode = " | synchronous" if s.mode == "sync" else ""
+    if s.status == "paused":
+        # Nothing is measured while the picture stands still: rates of 0.0 beside the ages of
+        # the last overlay would read as a frozen, slow pipeline.
+        return [
+            f"video paused | dropped {s.dropped}",
+            "rates, overlay age and video delay are measured while the video plays",
+            f"{s.provider} | {s.status}{mode}",
+        ]
     return [
         f"video {s.video_fps:.1f} fps | overlay {s.overlay_fps:.1f} fps | dropped {s.dropped}",
         f"overlay age p95 {s.overlay_age_p95_ms:.0f} ms (p50 {s.overlay_age_p50_ms:.0f}) | "

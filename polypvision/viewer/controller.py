@@ -134,6 +134,11 @@ class SessionEvents:
     def source_failed(self, description: str, reason: str) -> None:
         """The video stopped on an error and nothing retries: say why, offer to reopen."""
 
+    def recovered(self, text: str) -> None:
+        """A recording a killed session left behind was recovered: news the user must see (a
+        status line would be overwritten at once by the next one)."""
+        self.message(text, 15000)
+
     # -- from worker threads -----------------------------------------------------------------------
     def frame_ready(self) -> None:
         """The player has a picture waiting (worker thread)."""
@@ -469,7 +474,10 @@ class SessionController:
         from polypvision.partials import sweep
 
         done = sweep(self.output_dir())
-        if done:
+        news = [m for m in done if m.startswith(("recovered", "restored"))]
+        if news:
+            self.events.recovered("; ".join(news))
+        elif done:
             self.events.message("; ".join(done), 15000)
         return done
 

@@ -18,3 +18,12 @@ def test_a_dead_source_shows_failed_and_reopens(make_window, qtbot):
         lambda: win.view.banner == "" and win.player is not None and win.player.runner.position > 5,
         timeout=15000,
     )
+
+
+def test_a_recording_recovered_at_start_is_shown_in_a_dialog(make_window, tmp_path):
+    from test_live_session import killed_recording
+
+    killed_recording(tmp_path / "out")  # the output folder of make_window's settings
+    win = make_window()
+    assert win.notice is not None and "recovered" in win.notice.text()
+    assert (tmp_path / "out" / "polypvision-killed.mp4").is_file()
