@@ -489,3 +489,19 @@ def test_a_recovered_recording_is_announced_to_the_user(
         ev.recovered_texts and "recovered" in ev.recovered_texts[-1]
     )  # the window shows it, not a flash
     assert (tmp_path / "out" / "polypvision-killed.mp4").is_file()
+
+
+def test_resuming_a_paused_live_view_is_not_announced_as_signal_back(session, toy_model):
+    from polypvision.sources.synthetic import LiveSyntheticSource
+
+    s, ev = session()
+    s.load_model(toy_model)
+    s.open("device:sim", source=LiveSyntheticSource(fps=30, width=32, height=24))
+    _until(lambda: s.player.runner.position > 3, "frames")
+    s.toggle_play()
+    s.poll()
+    assert s.phase is Phase.PAUSED
+    s.toggle_play()
+    _until(lambda: (s.poll(), s.phase is Phase.PLAYING)[1], "playing")
+    s.poll()
+    assert ev.signals == []  # a pause is not a signal loss, so its end is no "signal back"

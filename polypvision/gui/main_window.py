@@ -305,12 +305,14 @@ class MainWindow(QMainWindow):
             return None
         spec, default_out = chosen
         dlg = ExportDialog(spec, default_out, self.session, self)
-        dlg.finished.connect(
-            lambda _: dlg.result_text and self.statusBar().showMessage(dlg.result_text, 10000)
-        )
+        dlg.finished.connect(lambda _: self._export_finished(dlg))
         self._export = dlg
         dlg.open()
         return dlg
+
+    def _export_finished(self, dlg: ExportDialog) -> None:
+        if dlg.result_text:
+            self.statusBar().showMessage(dlg.result_text, 10000)
 
     def set_synchronous(self, on: bool) -> None:
         """Each frame with its own mask (review), or the video passed through (live use)."""

@@ -38,6 +38,7 @@ class SidePanel(QScrollArea):
         granted = granted_text(info.extra)
         self.source_label.setText(
             f"{info.description}\n{info.width}x{info.height} @ {info.fps:g} fps"
+            + (" (measured: the device does not say)" if info.extra.get("fps_measured") else "")
             + (f", {info.frame_count} frames" if info.frame_count else "")
             + (" (live)" if info.live else "")
             + (f"\ngranted: {granted}" if granted else "")

@@ -622,10 +622,10 @@ class SessionController:
         state = p.runner.status()
         if state == self._live_state or (state in LOST and self._live_state in LOST):
             return
-        self._live_state = state
+        was_lost, self._live_state = self._live_state in LOST, state
         if state in LOST:
             self.events.signal(True, p.info.description)
-        elif state == "ok":
+        elif state == "ok" and was_lost:  # the end of a pause is no "signal back"
             self.events.signal(False, p.info.description)
 
     # -- the end -----------------------------------------------------------------------------------
