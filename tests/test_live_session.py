@@ -505,3 +505,15 @@ def test_resuming_a_paused_live_view_is_not_announced_as_signal_back(session, to
     _until(lambda: (s.poll(), s.phase is Phase.PLAYING)[1], "playing")
     s.poll()
     assert ev.signals == []  # a pause is not a signal loss, so its end is no "signal back"
+
+
+def test_the_first_moment_after_a_resume_is_not_signal_lost(seg):
+    src = _StubLive()
+    clock = FakeClock(100.0)
+    runner = LiveRunner(src, FrameProcessor(seg), clock=clock)
+    img = np.zeros((48, 64, 3), np.uint8)
+    runner._read_one(Frame(0, img, 100.0, 0.0))
+    runner.pause()
+    clock.t = 130.0
+    runner.resume()  # the reader has not read the next frame yet
+    assert runner.status() == "ok"

@@ -241,6 +241,8 @@ class LiveRunner:
     def resume(self) -> None:
         if self._paused and self._dropped_at_pause is not None:
             self._dropped_before += self.source.dropped - self._dropped_at_pause
+            if self.live:  # the silence of a pause is not a lost signal: its clock restarts now
+                self._last_frame_t = self.clock()
         self._dropped_at_pause = None
         self._paused = False
         self._command("resume", 0)

@@ -200,7 +200,7 @@ class Recorder:
             "dropped_by_the_writer": self.writer.dropped,
             "unwritten": self.unwritten,
             "merged": self.sink.merged,
-            "dropped_before_the_recorder": (sd[1] - sd[0]) if sd is not None else 0,
+            "dropped_at_the_source": (sd[1] - sd[0]) if sd is not None else 0,
         }
 
     def loss_text(self) -> str:
@@ -216,9 +216,9 @@ class Recorder:
                 f"the last {_frames(lost['unwritten'])} not written (the disk had not taken them "
                 "when the recording stopped)"
             )
-        if lost["dropped_before_the_recorder"]:
+        if lost["dropped_at_the_source"]:
             parts.append(
-                f"{_frames(lost['dropped_before_the_recorder'])} never shown (lost on the way "
+                f"{_frames(lost['dropped_at_the_source'])} never shown (lost on the way "
                 "from the source)"
             )
         if lost["merged"]:
