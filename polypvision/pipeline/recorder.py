@@ -6,8 +6,13 @@ at full size and encodes, and if the disk cannot keep up a frame is dropped from
 counted rather than stalling the picture. Each frame is stamped with its capture time, so the
 file keeps the timeline of what was on screen whatever the rate frames arrived at. A signal
 loss during a live recording is kept as a gap of the same length, opened by a "NO SIGNAL"
-card and logged; a pause while reviewing a file is squeezed out. ``stop`` finishes the file
-(temporary name, then rename); ``abort`` leaves no file under the final name.
+card and logged; the user's pause of a live view keeps its length too, without a card or a
+warning (the frozen picture is what was on screen), and a pause while reviewing a file is
+squeezed out. ``stop`` waits for the writer (a disk slower than that is stopped at the frame it
+is on, the rest counted as not written), finishes the file (temporary name, then rename) and
+writes its sidecar (``NAME.meta.json``: rate, signal gaps, pauses and every frame lost, by
+cause), and :meth:`Recorder.loss_text` says what the file lacks; ``abort`` leaves no file under
+the final name.
 
 A recording of a procedure cannot be made again, so what was recorded is kept whatever ends
 it: the file is a fragmented MP4 (a fragment a second, flushed as it completes), so a full

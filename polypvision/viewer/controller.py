@@ -6,7 +6,8 @@ One :class:`SessionController` per window. It owns the playing
 for a model, the overlay settings, and the outputs in progress (a recording, an export, a clip
 scan), and it turns user commands into state changes. The window keeps layout and wiring: it
 forwards commands here and shows what the controller reports through a :class:`SessionEvents`
-(status-bar messages, placeholders, the banner of a lost live signal, the source's facts).
+(status-bar messages, placeholders, the banner of a lost live signal or of a failed source
+with its reopen action, the source's facts).
 
 Threads: every method is called on one thread (the window's). Opening a source and loading a
 model take seconds, so they go through ``run`` (the window passes one that works on a worker
