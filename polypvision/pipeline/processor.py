@@ -94,7 +94,7 @@ class FrameProcessor:
     # -- the stages ------------------------------------------------------------------------------
     def infer(self, frames: Sequence[Frame]) -> np.ndarray:
         """Model probabilities at model size, (N, h, w), through this stream's own buffers."""
-        return self.segmenter.predict_small([f.image for f in frames], self._pre)
+        return self.infer_full(frames)[0]
 
     def infer_full(self, frames: Sequence[Frame]) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`infer` plus the model's frame-level presence (N,), if it has one."""

@@ -186,7 +186,7 @@ def test_worker_errors_reach_the_status_bar(make_window, frames_clip, qtbot):
     def broken(frames):
         raise RuntimeError("inference exploded")
 
-    win.player.processor.infer = broken
+    win.player.processor.infer_full = broken
     qtbot.waitUntil(lambda: "inference exploded" in win.statusBar().currentMessage(), timeout=5000)
     assert win.isVisible()
     win.open_source(str(frames_clip))  # and the app recovers with a fresh pipeline

@@ -214,10 +214,10 @@ class _ExplodingLog(DetectionLog):
 
 
 class _ExplodingProcessor(FrameProcessor):
-    def infer(self, frames):
+    def infer_full(self, frames):
         if frames[0].index >= 6:
             raise _Boom("model exploded")
-        return super().infer(frames)
+        return super().infer_full(frames)
 
 
 def _pv_threads() -> list[str]:
