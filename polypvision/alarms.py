@@ -59,8 +59,8 @@ def _records(recs: Sequence[ScoredFrame], kind: str, alarmed: np.ndarray | None)
                 stem=r.stem,
                 video=r.clip if r.clip != r.stem else None,
                 index=r.order,
-                gt_boxes=[tuple(map(float, b)) for b in r.gt_boxes],
-                pred_boxes=[tuple(map(float, b)) for b in r.boxes],
+                gt_boxes=[_fbox(b) for b in r.gt_boxes],
+                pred_boxes=[_fbox(b) for b in r.boxes],
                 pred_scores=[sc] * len(r.boxes),
                 score=min(max(sc, 0.0), 1.0),
                 width=r.width,
@@ -68,6 +68,10 @@ def _records(recs: Sequence[ScoredFrame], kind: str, alarmed: np.ndarray | None)
             )
         )
     return out
+
+
+def _fbox(b: Sequence[int]) -> tuple[float, float, float, float]:
+    return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
 
 
 def measure(recs: Sequence[ScoredFrame], spec: DecisionSpec, lesions: bool) -> dict[str, Any]:

@@ -231,7 +231,7 @@ def choose_decision(
             table.append(row)
             key = (float(r["sensitivity"] or 0.0), -window, -ki)
             if best is None or key > best[:3]:
-                best = (*key, spec, r)  # type: ignore[assignment]
+                best = (*key, spec, r)
     assert best is not None
     spec, r = best[3], best[4]
     chosen = replace(

@@ -84,16 +84,3 @@ def test_manifest_defaults_follow_the_written_rule():
         assert default_model(provider) == best, (
             f"{provider} default {default_model(provider).name} is not {best.name}"
         )
-
-
-def test_ensemble_members_are_the_shipped_files():
-    """An ensemble's contract names its members by sha256:
-    they must be the files shipped beside it."""
-    from polypvision.training.weights import sha256_of
-
-    for p in SHIPPED:
-        members = Segmenter(p, provider="cpu").contract.training.get("members")
-        for m in members or []:
-            assert sha256_of(models_dir() / m["file"]) == m["sha256"], (
-                f"{p.name}: member {m['file']} changed"
-            )
