@@ -62,7 +62,7 @@ class RecordBar(QWidget):
             self.record_btn.setText("\u25a0 Stop" if on else "\u25cf Record")
             self.record_btn.setStyleSheet(REC_STYLE if on else "")
         self.elapsed.setVisible(on)
-        self.elapsed.setText(f"REC {_elapsed(elapsed_s)}" if on else "")
+        self.elapsed.setText(f"REC {_elapsed(elapsed_s)}" if elapsed_s is not None else "")
         self.elapsed.setStyleSheet("color: #c62828; font-weight: bold;" if on else "")
 
     def show_stats(self, lines: list[str] | None) -> None:
