@@ -356,6 +356,10 @@ def _annotate(args: argparse.Namespace) -> int:
         f"({report.fps:.1f} fps), polyp in {report.frames_with_polyp}, model on {seg.report.name}"
         + (f", {report.unreadable} unreadable frame(s) skipped" if report.unreadable else "")
     )
+    if source_kind(args.input) == "demo":
+        from polypvision.demo import demo_verdict
+
+        print(demo_verdict(report.polyp_frames, report.frames))
     partial = report_verdict(report)
     if partial is not None:
         print(f"{partial}; exit status 3 (with --strict nothing is written)")

@@ -141,3 +141,13 @@ def test_auroc_and_lesion_latency():
     lesions = lesion_tier(recs, decide(recs, DecisionSpec("presence", 0.96, 1, 1)))
     (vid,) = [x for x in lesions if x["video"] == "seqV"]
     assert vid["latency_frames"] == 3 and vid["share_alarmed"] == pytest.approx(0.7)
+
+
+def test_demo_verdict_counts_the_polyp_free_stretch_against_the_generators_truth():
+    from polypvision.demo import demo_verdict
+
+    line = demo_verdict(list(range(0, 250)), 250)  # alarmed everywhere
+    assert "in view on 200 frames and a polyp was reported on 200" in line
+    assert "frames 200-249 show no polyp and a polyp was reported on 50 of those 50" in line
+    line = demo_verdict(list(range(0, 100)), 250)  # only half the polyp, none of the free stretch
+    assert "reported on 100 of them" in line and "reported on 0 of those 50" in line

@@ -102,6 +102,7 @@ class AnnotateReport:
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     frames_with_polyp: int = 0
+    polyp_frames: list[int] = field(default_factory=list)  # indices of the frames alarmed
     complete: bool = True  # False: frames the input announced could not be decoded (exit status 3)
     expected: int | None = None  # frames the input announced, when it says exactly
     facts: dict = field(
@@ -149,6 +150,7 @@ def annotate(
         warnings=rep.warnings,
         outputs=rep.outputs,
         frames_with_polyp=rep.frames_with_polyp,
+        polyp_frames=rep.polyp_frames,
         complete=rep.complete,
         expected=rep.expected,
         facts=rep.facts,

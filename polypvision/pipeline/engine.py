@@ -272,6 +272,7 @@ class OfflineReport:
     frames_with_polyp: int
     unreadable: int
     warnings: list[str] = field(default_factory=list)
+    polyp_frames: list[int] = field(default_factory=list)  # indices of the frames alarmed
     outputs: dict[str, str] = field(default_factory=dict)
     expected: int | None = None  # frames the input announced (a video's index, a folder's files)
     facts: dict[str, Any] = field(default_factory=dict)  # about the input and how it was written
@@ -358,7 +359,9 @@ def run_offline(
                 raise Cancelled("export cancelled; no output was written")
             raise_first_error(workers)
             for res in processor.process(pending, render=render) if pending else ():
-                report.frames_with_polyp += res.detection.present
+                if res.detection.present:
+                    report.frames_with_polyp += 1
+                    report.polyp_frames.append(res.index)
                 if not writer.put(res):
                     break
             report.frames += len(pending)

@@ -43,6 +43,12 @@ def read_stamp(img: np.ndarray) -> int:
     return value
 
 
+def polyp_visible(index: int) -> bool:
+    """The synthetic polyp leaves the view for the last 50 of every 250 frames, so clips (the
+    bundled demo among them) have polyp-free stretches too."""
+    return (index % 250) < 200
+
+
 class SyntheticClip:
     """Renders frames and their ground-truth masks."""
 
@@ -80,9 +86,7 @@ class SyntheticClip:
         return cx, cy, ax, ay, angle
 
     def visible(self, index: int) -> bool:
-        """The polyp leaves the view for the last 50 of every 250 frames,
-        so clips have negatives too."""
-        return (index % 250) < 200
+        return polyp_visible(index)
 
     def mask(self, index: int) -> np.ndarray:
         m = np.zeros((self.height, self.width), np.uint8)
