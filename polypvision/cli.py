@@ -456,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
             interrupts_raise()
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"polypvision: error: {exc}", file=sys.stderr)
+        # Ctrl-C is the user's choice, not an error (batch says what it kept, exit status 130)
+        what = "" if exc.exit_code == 130 else "error: "
+        print(f"polypvision: {what}{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("polypvision: interrupted; no output was written", file=sys.stderr)

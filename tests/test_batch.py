@@ -514,6 +514,7 @@ def test_sigterm_mid_run_leaves_no_partial_output_and_an_account(toy_model, tmp_
             proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    assert "error" not in err  # Ctrl-C / SIGTERM is the user's choice, not an error
     assert not partials(out)
     rows = summary(out)
     assert len(rows) == 2 and rows["long1.mp4"]["status"] == "not run"
