@@ -41,7 +41,7 @@ def load_blocking(path: Path | None, provider: str) -> Segmenter:
     In a window, insisting on CUDA would mean no video at all, so a failed 'cuda' falls back
     to the CPU and the provider line says loudly why, naming the user's explicit choice.
     """
-    p = resolve_model(Path(path) if path is not None else None, provider, realtime=True)
+    p = resolve_model(Path(path) if path is not None else None, provider)
     try:
         return Segmenter(p, provider, **live_options())
     except UserError:
