@@ -24,7 +24,15 @@ from polypvision.decision import Persistence, frame_score
 from polypvision.fov import Blackout
 from polypvision.model.processing import Preprocessor, mask_to_size
 from polypvision.model.session import Segmenter
-from polypvision.overlay import OverlayStyle, describe, draw, draw_hud, find_contours
+from polypvision.overlay import (
+    OverlayStyle,
+    Scene,
+    annotate,
+    annotators_for,
+    describe,
+    find_contours,
+    hud_lines,
+)
 from polypvision.settings import StreamSettings  # the schema; importable from here as before
 from polypvision.smoothing import Smoother, SmoothingConfig
 from polypvision.types import Frame, FrameResult
@@ -135,24 +143,18 @@ class FrameProcessor:
         )
 
     def render(self, result: FrameResult, settings: StreamSettings | None = None) -> np.ndarray:
-        """The result's own frame at full size with its overlay (and HUD) drawn."""
+        """The result's own frame at full size with its annotators (:mod:`polypvision.overlay`)
+        drawn: the style's fill, contour, box and HUD."""
         s = settings if settings is not None else self.settings
         canvas = result.frame.image.copy()
         if s.blackout is not None:
             s.blackout(canvas)
-        draw(canvas, result.mask, result.contours, s.style)
-        if s.style.hud:
-            d, f = result.detection, result.frame
-            state = f"POLYP {d.area_fraction:.1%}" if d.present else "no polyp"
-            draw_hud(
-                canvas,
-                [
-                    f"frame {f.index}  t {f.pts_s:.2f} s",
-                    f"{state}  score {d.score:.2f}",
-                    f"{self.segmenter.contract.name} on {self.segmenter.report.name}",
-                ],
-            )
-        return canvas
+        lines = (
+            hud_lines(result, self.segmenter.contract.name, self.segmenter.report.name)
+            if s.style.hud
+            else ()
+        )
+        return annotate(canvas, Scene(result.mask, result.contours, lines), annotators_for(s.style))
 
     def finish(
         self,
