@@ -371,6 +371,10 @@ def test_report_command_for_a_single_annotate_output(archive, toy_model, tmp_pat
     assert main(["report", str(log), "--event-min-s", "0.3"]) == 0
     html = (tmp_path / "one.report.html").read_text()
     assert html.count('<tr class="event"') == 2
+    # words a clinician reads: a model score, not a confidence; settings as text, not JSON
+    assert "confidence</th>" not in html and "highest score</th>" in html
+    assert "not a\ncalibrated confidence" in html
+    assert '{"alpha"' not in html and "setting: smoothing</td><td>alpha 0.8" in html
 
 
 def test_outputs_folder_inside_the_input_is_not_searched(archive, tmp_path):

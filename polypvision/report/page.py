@@ -6,7 +6,6 @@ can read the table back without parsing formatted numbers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -84,16 +83,31 @@ def _event_rows(events: Sequence[PolypEvent], thumbs: Mapping[int, str]) -> str:
     head = (
         '<tr><th class="n">#</th><th class="n">start</th><th class="n">end</th><th '
         'class="n">duration</th>'
-        '<th class="n">peak confidence</th><th class="n">largest area</th><th class="n">at '
+        '<th class="n">highest score</th><th class="n">largest area</th><th class="n">at '
         "frame</th>"
         "<th>largest outline</th></tr>"
     )
     return f'<table class="events">{head}{"".join(rows)}</table>'
 
 
+def _plain(v: Any) -> str:
+    """A setting as a reader reads it: 'alpha 0.8, on the model's own', not JSON."""
+    if v is None:
+        return "the model's own"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {_plain(x)}" for k, x in v.items()) or "none"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_plain(x) for x in v) or "none"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
 def _kv(rows: Sequence[tuple[str, Any]]) -> str:
     def text(v: Any) -> str:
-        return escape(v if isinstance(v, str) else json.dumps(v))
+        return escape(_plain(v))
 
     cells = "".join(f"<tr><td>{escape(k)}</td><td>{text(v)}</td></tr>" for k, v in rows)
     return f'<table class="kv">{cells}</table>'
@@ -160,9 +174,10 @@ def render_report(
 <h2>Polyp events</h2>
 {_event_rows(events, thumbs)}
 <p class="sub">An event is a stretch with a polyp outlined that lasts at least
-{settings.min_duration_s:g} s, gaps of up to {settings.max_gap_s:g} s bridged. Peak confidence: the
-model's highest probability over the event's frames; largest area: the outline's largest share of
-the frame, shown at that frame.</p>
+{settings.min_duration_s:g} s, gaps of up to {settings.max_gap_s:g} s bridged. Highest score: the
+model's highest pixel score over the event's frames (a model output between 0 and 1, not a
+calibrated confidence: false alarms can score 1.00 too); largest area: the outline's largest share
+of the frame, shown at that frame.</p>
 <h2>Model and settings</h2>
 {_kv(_model_rows(sidecar, settings))}
 <p class="foot">PolypVision decision support, not a diagnosis. Generated from
