@@ -22,6 +22,14 @@ def _recipe(c: dict) -> str:
         bits.append("deep supervision")
     if c.get("background_crops"):
         bits.append("background crops")
+    if c.get("presence"):
+        bits.append("presence head")
+    if c.get("hard_negatives"):
+        bits.append(f"hard negatives mined with {Path(c['hard_negatives']).name}")
+    negs = [d for d in c.get("data") or [] if isinstance(d, dict) and d.get("kind") == "negative"]
+    if negs:
+        names = ", ".join(Path(d["path"]).name for d in negs)
+        bits.append(f"polyp-free {names} at {c.get('negative_share') or 0.15:.0%} of each batch")
     if c.get("teacher"):
         bits.append(f"distilled from {Path(c['teacher']).name} (weight {c.get('distill_weight')})")
     if c.get("crop_size"):
