@@ -69,18 +69,29 @@ class Partial:
         self.final = Path(final)
         parent = self.final.parent if str(self.final.parent) else Path(".")
         prefix = f".{self.final.name}."
+        self.folder = folder
+        self._fd: int | None = None
         if folder:
             self.path = Path(tempfile.mkdtemp(prefix=prefix, suffix=SUFFIX, dir=parent))
-            os.chmod(self.path, DIR_MODE)  # mkdtemp makes 0700; outputs get the usual permissions
-            # A folder is locked through a descriptor of its own (not possible on Windows).
-            self._fd: int | None = os.open(self.path, os.O_RDONLY) if fcntl is not None else None
         else:
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=SUFFIX + suffix, dir=parent)
             self.path, self._fd = Path(name), fd
-            os.chmod(self.path, FILE_MODE)  # mkstemp makes 0600
-        self.folder = folder
-        if self._fd is not None:
-            _lock(self._fd)
+        # From here on the temporary exists and no caller holds this object yet to remove it:
+        # anything raised before __init__ returns (a Ctrl-C or SIGTERM's KeyboardInterrupt
+        # included) removes it here.
+        try:
+            if folder:
+                os.chmod(self.path, DIR_MODE)  # mkdtemp makes 0700; outputs get the usual modes
+                # A folder is locked through a descriptor of its own (not possible on Windows).
+                if fcntl is not None:
+                    self._fd = os.open(self.path, os.O_RDONLY)
+            else:
+                os.chmod(self.path, FILE_MODE)  # mkstemp makes 0600
+            if self._fd is not None:
+                _lock(self._fd)
+        except BaseException:
+            self.discard()
+            raise
 
     def release(self) -> None:
         """Drop the lock (the kernel would at exit); the path itself is left as it is."""

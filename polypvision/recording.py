@@ -111,8 +111,6 @@ class VideoWriter:
         self._closed = False
         import av  # before the temporary file exists: the first import is slow
 
-        self._partial = Partial(self.path, self.path.suffix or ".mp4")
-        self._tmp = self._partial.path
         self._ew, self._eh = width + (width % 2), height + (height % 2)
         self._pad = (
             np.zeros((self._eh, self._ew, 3), np.uint8)
@@ -121,7 +119,11 @@ class VideoWriter:
         )
         self._yuv = np.empty((self._eh * 3 // 2, self._ew), np.uint8)
         self.backend = "pyav-h264"
+        # The temporary file last, and its removal armed on the very next line: until this
+        # constructor returns, no caller holds the writer to abort it.
+        self._partial = Partial(self.path, self.path.suffix or ".mp4")
         try:
+            self._tmp = self._partial.path
             self._open_av(av, crf, preset)
         except OSError as exc:
             self._discard()
@@ -316,11 +318,15 @@ class DetectionLog:
         self.path = Path(path)
         self.sidecar_path = sidecar_path(self.path)
         self.sidecar = sidecar
-        self._partial = Partial(self.path, ".jsonl")
-        self._tmp = self._partial.path
         self._side: Partial | None = None
-        self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in prepare/abort
         self.lines = 0
+        self._partial = Partial(self.path, ".jsonl")
+        try:  # until this constructor returns, no caller holds the log to abort it
+            self._tmp = self._partial.path
+            self._fh = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in prepare/abort
+        except BaseException:
+            self._partial.discard()
+            raise
 
     def write(self, result: FrameResult) -> None:
         d = result.detection
@@ -436,11 +442,11 @@ class MaskWriter:
         if not parent.is_dir():
             raise OutputError(f"folder {parent} for --masks does not exist; create it first")
         _check_replaceable(self.folder, protect)
-        self._partial = Partial(self.folder, folder=True)
-        self._tmp = self._partial.path
         self._names: set[str] = set()
         self.renamed = 0
         self.count = 0
+        self._partial = Partial(self.folder, folder=True)
+        self._tmp = self._partial.path
 
     def write(self, result: FrameResult) -> None:
         name = result.frame.name if result.frame.name is not None else f"{result.index:06d}"

@@ -7,6 +7,11 @@ held, which goes back in the queue a bounded number of times, and a fresh worker
 one's place. Workers are started with ``spawn`` (no inherited threads or sessions) and keep one
 model session across their procedures. SIGTERM in a worker means "stop": annotate removes its
 temporary files and the worker exits; the parent sends it on Ctrl-C.
+
+A worker cannot always clean up: the interrupt can land between a temporary file's creation
+and the cleanup that covers it, and a worker killed outright (after STOP_TIMEOUT_S, or by the
+OOM killer) removes nothing. So once a worker is dead, the parent removes the hidden temporary
+files of the procedure it held (its names only; no one else writes them).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import DEFAULT_RETRIES, Listener, describe_exit, lost_result
 from polypvision.batch.job import JobFn, apply_thread_budget, run_job
+from polypvision.batch.outputs import OutputPaths, remove_partials
 from polypvision.batch.settings import JobContext
 from polypvision.errors import UserError
 
@@ -74,6 +80,12 @@ class _Slot:
     task: Procedure | None = None
     attempt: int = 0
     heard: bool = False  # it has sent something: it started up
+
+
+def _remove_partials_of(proc: Procedure, ctx: JobContext) -> None:
+    """The hidden temporary files of ``proc``'s outputs, once the worker that held it is dead."""
+    with contextlib.suppress(OSError):
+        remove_partials(OutputPaths(ctx.output_dir / proc.out_rel))
 
 
 class LocalEngine:
@@ -131,7 +143,7 @@ class LocalEngine:
                     if self._drain(s, listener):
                         continue
                     slots.remove(s)
-                    self._bury(s, pending, attempts, listener)
+                    self._bury(s, pending, attempts, listener, ctx)
                     if pending and len(slots) < self.workers:
                         slots.append(self._spawn(ctx))
                 listener.tick()
@@ -142,6 +154,9 @@ class LocalEngine:
             raise
         finally:
             self._stop(slots)
+            for s in slots:  # every worker has ended: what the stopped procedures left goes
+                if s.task is not None:
+                    _remove_partials_of(s.task, ctx)
 
     def _drain(self, s: _Slot, listener: Listener) -> bool:
         """Handle what a worker sent; False when it is dead."""
@@ -160,8 +175,17 @@ class LocalEngine:
             return False
         return s.process.is_alive()
 
-    def _bury(self, s: _Slot, pending: deque, attempts: dict[int, int], listener: Listener) -> None:
+    def _bury(
+        self,
+        s: _Slot,
+        pending: deque,
+        attempts: dict[int, int],
+        listener: Listener,
+        ctx: JobContext,
+    ) -> None:
         s.process.join(1.0)
+        if s.task is not None and not s.process.is_alive():
+            _remove_partials_of(s.task, ctx)  # a killed worker removed nothing
         reason = describe_exit(s.process.exitcode)
         if not s.heard and (s.process.exitcode or 0) > 0:
             self._startup_failures += 1

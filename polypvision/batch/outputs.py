@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,14 @@ def remove_partials(paths: OutputPaths) -> list[Path]:
     Only names of the form annotate's writers and this package use for this procedure's own
     outputs (``.<final name>.<random>.partial…`` and ``.<final name>.old``) are touched.
     """
-    folder = paths.stem.parent
-    prefixes = tuple(f".{p.name}." for p in paths.finals())
+    return remove_leftovers(paths.stem.parent, [p.name for p in paths.finals()])
+
+
+def remove_leftovers(folder: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the hidden temporary files (``.<name>.<random>.partial…``, ``.<name>.old``) that
+    writes to ``folder/<name>`` left behind, for each of ``names``; for a caller that knows no
+    one is writing them any more (their writer has ended)."""
+    prefixes = tuple(f".{n}." for n in names)
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))

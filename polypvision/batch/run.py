@@ -17,6 +17,7 @@ from pathlib import Path
 
 from polypvision.batch.discover import Procedure
 from polypvision.batch.engine import Engine
+from polypvision.batch.outputs import remove_leftovers
 from polypvision.batch.progress import ProgressDisplay, RunProgress
 from polypvision.batch.result import (
     COLUMNS,
@@ -106,6 +107,10 @@ class Book:
         w.writerows(rows)
         write_text(self.output_dir / SUMMARY, buf.getvalue())
         write_text(self.output_dir / INDEX, render_index(rows, title=self.title))
+        if final:
+            # An interrupt that landed in an earlier write, between its temporary file's
+            # creation and the cleanup that goes with it, left that file behind.
+            remove_leftovers(self.output_dir, (SUMMARY, INDEX))
 
 
 def _earlier_times(summary: Path) -> dict[str, float]:
@@ -170,8 +175,11 @@ def run_batch(
     state = RunProgress(len(procedures), clock)
     display = ProgressDisplay(state, enabled=show_progress)
     book = Book(ctx.output_dir, procedures, title)
-    book.write()  # every procedure ``not run`` until it finishes: a killed driver leaves that
     try:
+        # Every procedure ``not run`` until it finishes: a killed driver leaves that. Inside the
+        # try: a SIGTERM during this first write (summary.csv published, index.html not yet, or
+        # neither) still ends with the final account below.
+        book.write()
         engine.run(procedures, ctx, _Listener(state, display, book, verbose))
     except BaseException as exc:
         display.close()
