@@ -147,23 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="write the demo clip and print its path")
     m.set_defaults(func=cmd_demo)
 
-    t = sub.add_parser(
-        "tables",
-        help="regenerate the README's and model cards' tables from the models and benchmarks",
-        description=(
-            "Rewrite the generated blocks (<!-- generated: NAME -->) of Markdown files "
-            "from the shipped models' contracts, benchmarks/accuracy.json and "
-            "benchmarks/cpu.json."
-        ),
-    )
-    t.add_argument(
-        "files", nargs="*", help="Markdown files (default: README.md and models/README.md)"
-    )
-    t.add_argument(
-        "--check", action="store_true", help="change nothing; exit 1 if a block is stale"
-    )
-    t.set_defaults(func=cmd_tables)
-
     try:
         from polypvision import cli_train
     except ModuleNotFoundError:  # pragma: no cover - only while the module is being written
@@ -425,12 +408,6 @@ def cmd_info(args: argparse.Namespace) -> int:
         info["runtime"]["warning"] = runtime.conflict()
     print(json.dumps(info, indent=2))
     return 0
-
-
-def cmd_tables(args: argparse.Namespace) -> int:
-    from polypvision import tables
-
-    return tables.run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

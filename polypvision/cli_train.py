@@ -207,8 +207,9 @@ def register(subparsers) -> None:
         "--split-file",
         default=None,
         help=(
-            "split JSON with a part per dataset (default: splits/two-centre.json for the "
-            "datasets it covers, else splits/<dataset>.json, made on first use)"
+            "split JSON with a part per dataset (default: the shipped splits/two-centre.json "
+            "for the datasets it covers, else <dataset>.json in the user's data folder, made "
+            "on first use; in a checkout, splits/NAME.json makes a split to commit)"
         ),
     )
     p.add_argument(
@@ -216,7 +217,7 @@ def register(subparsers) -> None:
         action="store_true",
         help=(
             "per-image random split even when sequences are known "
-            "(splits/<dataset>-per-image-LEAKY.json): only for comparing with published "
+            "(<dataset>-per-image-LEAKY.json): only for comparing with published "
             "tables; every report flags it as leaky"
         ),
     )
@@ -319,8 +320,8 @@ def register(subparsers) -> None:
         "--split-file",
         default=None,
         help=(
-            "split JSON (default: splits/two-centre.json for the datasets it covers, else "
-            "splits/<dataset>.json)"
+            "split JSON (default: the shipped splits/two-centre.json for the datasets it "
+            "covers, else <dataset>.json in the user's data folder)"
         ),
     )
     v.add_argument("--out", default=None, help="write the Markdown report here")

@@ -13,9 +13,10 @@ same polyp on both sides and inflates every metric. With sequence information wh
 sequences go to train, validation or test; without it the split is per image and is
 flagged ``"leaky": true`` so every report can say so. The split is written once to a
 JSON file and reused by every later command, so training, export and evaluation always
-agree on the test set: ``splits/<dataset>.json`` in a source checkout, the user's data
-folder for an installed package (:func:`polypvision.paths.new_splits_dir`). Shipped split
-files are read, never written.
+agree on the test set: the shipped ``polypvision/splits`` files when they cover the dataset,
+else ``<dataset>.json`` in the user's data folder (:func:`polypvision.paths.new_splits_dir`), or
+the ``--split-file`` given. Shipped split files are read, never written through the package (in a
+checkout, ``--split-file splits/NAME.json`` writes a split to commit).
 """
 
 from __future__ import annotations
@@ -549,9 +550,9 @@ def _split_negative_images(
 def default_split_path(dataset: Dataset, per_image: bool = False) -> Path:
     """Where a dataset's split lives when no ``--split-file`` is given.
 
-    The shipped multi-dataset split (``splits/two-centre.json``) when it has a part for this
-    dataset, else a shipped ``<dataset>.json``, else ``<dataset>.json`` where new splits go
-    (made on first use; see :func:`polypvision.paths.new_splits_dir`).
+    The shipped multi-dataset split (``polypvision/splits/two-centre.json``) when it has a part
+    for this dataset, else a shipped ``<dataset>.json``, else ``<dataset>.json`` in the user's
+    data folder (made on first use; see :func:`polypvision.paths.new_splits_dir`).
     """
     if (
         not per_image
@@ -590,8 +591,8 @@ def save_split(split: Split, path: str | Path, multi: bool = False) -> Path:
     path = Path(path)
     if paths.inside_package(path):
         raise SplitError(
-            f"{path} is inside the installed polypvision package, whose split files are read-only; "
-            "pass --split-file with a path outside it"
+            f"{path} is inside the polypvision package, whose split files are read-only; "
+            "pass --split-file with a path outside it (in a checkout: splits/NAME.json)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict = split.to_dict()

@@ -1,15 +1,16 @@
 """Where PolypVision finds its shipped data and where it may write.
 
-Shipped, read-only data (the ONNX models with ``manifest.json``, the leak-free split files):
+Shipped, read-only data is package data, in the same place in a wheel and in a source checkout
+(where the top-level ``models`` and ``splits`` are links to these folders):
 
-* an installed wheel carries them as package data in ``polypvision/_data/{models,splits}``;
-* a source checkout (editable install, or ``PYTHONPATH``) uses the repository's top-level
-  ``models/`` and ``splits/``;
-* ``POLYPVISION_MODELS`` names another models folder (one with a ``manifest.json``).
+* ``polypvision/models``: the ONNX models with ``manifest.json`` (``POLYPVISION_MODELS`` names
+  another models folder, one with a ``manifest.json``);
+* ``polypvision/splits``: the leak-free split files.
 
-Nothing is ever written inside the installed package. A split made on first use goes to the
-checkout's ``splits/`` when running from a checkout (developers commit it), else to the user's
-data folder (``POLYPVISION_DATA``, or the platform's usual one, see :func:`user_data_dir`).
+Nothing is ever written through the package folder. A split made on first use goes to the user's
+data folder (``POLYPVISION_DATA``, or the platform's usual one, see :func:`user_data_dir`), or to
+the ``--split-file`` given; in a checkout a developer who wants a committed split names it through
+the top-level link (``--split-file splits/NAME.json``).
 """
 
 from __future__ import annotations
@@ -19,39 +20,23 @@ import sys
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PACKAGED_DATA = PACKAGE_DIR / "_data"
+_PACKAGE_NAMES = {PACKAGE_DIR, Path(os.path.abspath(__file__)).parent}  # resolved and as imported
 MODELS_ENV = "POLYPVISION_MODELS"
 DATA_ENV = "POLYPVISION_DATA"
 
 
-def checkout_root() -> Path | None:
-    """The repository root when the package runs from a source checkout, else None."""
-    root = PACKAGE_DIR.parent
-    if (root / "pyproject.toml").is_file() and (root / "models").is_dir():
-        return root
-    return None
-
-
 def models_dir() -> Path:
-    """The folder with the shipped models: ``$POLYPVISION_MODELS``, the wheel's,
-    or the checkout's."""
+    """The folder with the shipped models: ``$POLYPVISION_MODELS``, else the package's
+    ``models``."""
     env = os.environ.get(MODELS_ENV)
     if env:
         return Path(env).expanduser()
-    packaged = PACKAGED_DATA / "models"
-    if (packaged / "manifest.json").is_file():
-        return packaged
-    root = checkout_root()
-    return root / "models" if root is not None else packaged
+    return PACKAGE_DIR / "models"
 
 
 def shipped_splits_dir() -> Path:
-    """The shipped split files (read-only): the wheel's, or the checkout's ``splits/``."""
-    packaged = PACKAGED_DATA / "splits"
-    if packaged.is_dir():
-        return packaged
-    root = checkout_root()
-    return root / "splits" if root is not None else packaged
+    """The shipped split files (read-only): the package's ``splits``."""
+    return PACKAGE_DIR / "splits"
 
 
 def user_data_dir() -> Path:
@@ -71,11 +56,16 @@ def user_data_dir() -> Path:
 
 
 def new_splits_dir() -> Path:
-    """Where a split made on first use is written: the checkout's ``splits/``, else the user's."""
-    root = checkout_root()
-    return root / "splits" if root is not None else user_data_dir() / "splits"
+    """Where a split made on first use is written: the user's data folder."""
+    return user_data_dir() / "splits"
 
 
 def inside_package(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` lies inside the polypvision package folder (never to be written)."""
-    return Path(path).resolve().is_relative_to(PACKAGE_DIR)
+    """True when ``path`` names a place in the polypvision package folder (never to be written).
+
+    The path is made absolute without following links: a checkout's top-level ``splits`` link
+    is the developer's way to write a split that gets committed, the package folder itself is
+    not (and an installed package has no such link).
+    """
+    where = Path(os.path.abspath(path))
+    return any(where.is_relative_to(package) for package in _PACKAGE_NAMES)

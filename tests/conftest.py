@@ -40,7 +40,7 @@ def pytest_configure(config):
     if os.environ.get("POLYPVISION_EXPECT_INSTALLED") == "1":
         from polypvision import paths
 
-        if paths.checkout_root() is not None:
+        if "site-packages" not in paths.PACKAGE_DIR.parts:
             raise pytest.UsageError(
                 f"polypvision was imported from the checkout {paths.PACKAGE_DIR}, "
                 "not from the installed wheel"

@@ -1,9 +1,11 @@
-"""``polypvision accuracy`` (the published-comparison table) and ``polypvision tables``
-(generated blocks)."""
+"""``polypvision accuracy`` (the published-comparison table) and ``scripts/tables.py``
+(generated blocks, a maintainer tool of the checkout)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,10 +13,24 @@ import pytest
 from tiny_datasets import make_dataset, make_negatives
 from toy_model import build_toy_model
 
-from polypvision import accuracy, tables
+from polypvision import accuracy
 from polypvision import data as pdata
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tables():
+    """scripts/tables.py, loaded by path (it is not part of the package)."""
+    path = ROOT / "scripts" / "tables.py"
+    if not path.is_file():
+        pytest.skip("scripts/tables.py is a tool of the checkout")
+    spec = importlib.util.spec_from_file_location("polypvision_tables_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_accuracy_writes_ours_beside_the_quoted_rows(tmp_path):
@@ -61,7 +77,8 @@ def test_quoted_rows_carry_their_source():
             assert r["cite"] in accuracy.CITES and 0 < r["mdice"] < 1 and 0 < r["mae"] < 1
 
 
-def test_update_rewrites_only_the_marked_blocks():
+@pytest.mark.repo  # scripts/tables.py is a tool of the checkout
+def test_update_rewrites_only_the_marked_blocks(tables):
     class Ctx:
         pass
 
@@ -79,13 +96,13 @@ def test_update_rewrites_only_the_marked_blocks():
 
 
 @pytest.mark.repo  # reads README.md and models/README.md of the checkout
-def test_generated_tables_in_readme_and_model_cards_are_current():
+def test_generated_tables_in_readme_and_model_cards_are_current(tables):
     ctx = tables.Context()
     for name in tables.DEFAULT_FILES:
         text = (ROOT / name).read_text(encoding="utf-8")
         assert tables.BLOCK.search(text), f"{name} has no generated block"
         assert tables.update(text, ctx) == text, (
-            f"{name}: generated tables are stale; run 'polypvision tables'"
+            f"{name}: generated tables are stale; run 'python scripts/tables.py'"
         )
     for stem in ctx.models:  # every shipped model has its test figures and its card
         assert ctx.test(stem) is not None, f"{stem} is missing from benchmarks/accuracy.json"

@@ -83,20 +83,36 @@ def test_shipped_models_are_found_without_the_env(monkeypatch):
     monkeypatch.delenv(paths.MODELS_ENV, raising=False)
     folder = paths.models_dir()
     assert (folder / "manifest.json").is_file()
-    root = paths.checkout_root()
-    assert folder == (root / "models" if root is not None else paths.PACKAGED_DATA / "models")
+    assert folder == paths.PACKAGE_DIR / "models"  # package data, in a wheel as in a checkout
+    assert (paths.shipped_splits_dir() / "two-centre.json").is_file()
+
+
+def test_a_new_split_goes_to_the_user_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv(paths.DATA_ENV, str(tmp_path))
+    assert paths.new_splits_dir() == tmp_path / "splits"
+
+
+def test_writes_through_the_package_are_refused_but_not_through_a_link_to_it(tmp_path):
+    """The package's own folder is read-only; a checkout's top-level splits link (a developer's
+    --split-file splits/NAME.json) is not the package."""
+    shipped = paths.shipped_splits_dir()
+    assert paths.inside_package(shipped / "new.json")
+    assert paths.inside_package(paths.PACKAGE_DIR / "models" / ".." / "splits" / "x.json")
+    assert not paths.inside_package(tmp_path / "new.json")
+    link = tmp_path / "splits"
+    link.symlink_to(shipped, target_is_directory=True)
+    assert not paths.inside_package(link / "new.json")
 
 
 def test_an_installed_copy_finds_its_data_and_writes_nothing_into_itself(tmp_path):
-    """The package as a wheel lays it out (polypvision/_data/{models,splits}),
-    outside any checkout."""
+    """The package as a wheel lays it out (polypvision/{models,splits}), outside any checkout."""
     site = tmp_path / "site"
     shutil.copytree(
         paths.PACKAGE_DIR,
         site / "polypvision",
-        ignore=shutil.ignore_patterns("_data", "__pycache__", "*.npz", "gui"),
+        ignore=shutil.ignore_patterns("models", "splits", "__pycache__", "*.npz", "gui"),
     )
-    data = site / "polypvision" / "_data"
+    data = site / "polypvision"
     (data / "models").mkdir(parents=True)
     build_toy_model(data / "models" / "toy.onnx", size=64)
     (data / "models" / "manifest.json").write_text(json.dumps({"cpu_default": "toy.onnx"}))
@@ -114,7 +130,6 @@ def test_an_installed_copy_finds_its_data_and_writes_nothing_into_itself(tmp_pat
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from tiny_datasets import make_dataset
         assert polypvision.__file__.startswith({str(site)!r}), polypvision.__file__
-        assert paths.checkout_root() is None
         ds = pdata.discover(make_dataset(paths.Path({str(tmp_path / "d")!r}), n_seq=6, per_seq=2))
         split = pdata.load_or_create_split(ds)  # first use: a new split file
         try:

@@ -1,4 +1,4 @@
-"""Keeps scripts/soak.py from rotting: its main() on 300 frames must pass its own checks."""
+"""Keeps benchmarks/soak.py from rotting: its main() on 300 frames must pass its own checks."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-SOAK = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
+SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
 
 
-@pytest.mark.repo  # runs scripts/soak.py of the checkout
+@pytest.mark.repo  # runs benchmarks/soak.py of the checkout
 def test_soak_script_runs_short(tmp_path, toy_model, capsys):
     spec = importlib.util.spec_from_file_location("pv_soak", SOAK)
     soak = importlib.util.module_from_spec(spec)

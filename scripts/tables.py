@@ -1,4 +1,5 @@
-"""``polypvision tables``: the README's and the model cards' tables, generated, never typed.
+"""The README's and the model cards' tables, generated, never typed (a maintainer tool of the
+checkout: it reads README.md, models/README.md and benchmarks/*.json there).
 
 Marked blocks in Markdown files::
 
@@ -11,18 +12,26 @@ provenance, validation figures, threshold, gate), ``benchmarks/accuracy.json`` (
 from ``polypvision accuracy``) and ``benchmarks/cpu.json`` (speed, from ``polypvision bench``).
 ``--check`` rewrites nothing and fails when a block is stale, which is what the test suite runs,
 so a re-exported model or a new benchmark cannot leave an old figure behind.
+
+    python scripts/tables.py          # rewrite the blocks of README.md and models/README.md
+    python scripts/tables.py --check  # change nothing; exit 1 if a block is stale
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from polypvision.fileio import write_text
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from polypvision.fileio import write_text  # noqa: E402
+
 BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[\w.:-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)",
     re.S,
@@ -391,9 +400,7 @@ def update(text: str, ctx: Context) -> str:
     return BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), ctx) + "\n" + m.group(4), text)
 
 
-def run(args) -> int:
-    import sys
-
+def run(args: argparse.Namespace) -> int:
     ctx = Context()
     stale = []
     for f in args.files or [ROOT / f for f in DEFAULT_FILES]:
@@ -406,10 +413,31 @@ def run(args) -> int:
                 write_text(path, new)
     if args.check and stale:
         print(
-            f"polypvision: generated tables are stale in {', '.join(stale)}; run 'polypvision "
-            "tables'",
+            f"tables: generated tables are stale in {', '.join(stale)}; run 'python "
+            "scripts/tables.py'",
             file=sys.stderr,
         )
         return 1
     print(("updated " + ", ".join(stale)) if stale else "tables are up to date")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=(
+            "Rewrite the generated blocks (<!-- generated: NAME -->) of Markdown files "
+            "from the shipped models' contracts, benchmarks/accuracy.json and "
+            "benchmarks/cpu.json."
+        )
+    )
+    ap.add_argument(
+        "files", nargs="*", help="Markdown files (default: README.md and models/README.md)"
+    )
+    ap.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a block is stale"
+    )
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,7 @@
 The development machine is a shared 2-core VM whose speed drifts by tens of percent between
 runs minutes apart; a single table hides that. Usage:
 
-    python scripts/bench_spread.py benchmarks/history/*.json
+    python benchmarks/bench_spread.py benchmarks/history/*.json
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _find(rows: list[dict], stage: str, *needles: str) -> dict | None:
 
 def main(paths: list[str]) -> int:
     if not paths:
-        print("usage: python scripts/bench_spread.py BENCH.json [...]", file=sys.stderr)
+        print("usage: python benchmarks/bench_spread.py BENCH.json [...]", file=sys.stderr)
         return 2
     runs = [json.loads(Path(p).read_text()) for p in sorted(paths)]
     models: list[str] = []

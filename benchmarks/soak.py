@@ -1,7 +1,7 @@
 """Soak test: many frames through the live pipeline; memory must stay flat, queues bounded.
 
-    python scripts/soak.py                      # 20,000 frames, toy model, 320x240 at 500 fps
-    python scripts/soak.py --model models/x.onnx --frames 50000 --record /tmp/soak.mp4
+    python benchmarks/soak.py                      # 20,000 frames, toy model, 320x240 at 500 fps
+    python benchmarks/soak.py --model models/x.onnx --frames 50000 --record /tmp/soak.mp4
 
 A fast synthetic "capture card" (about 50 frames rendered once, then cycled) feeds the same
 grabber thread, one-slot hand-off and two runner workers (pv-reader, pv-infer) the desktop app
