@@ -245,10 +245,10 @@ def card(ctx: Context, stem: str) -> str:
     if r:
         for s in r["sets"]:
             if s["kind"] == "negative":
+                where = f"frames of {', '.join(s['sequences'])}" if s["sequences"] else "images"
                 lines.append(
-                    f"- Test, {s['dataset']} ({s['images']} polyp-free frames of "
-                    f"{', '.join(s['sequences'])}): a polyp reported on "
-                    f"{_f(s['flagged_app'], '.1%')} of the frames through the app "
+                    f"- Test, {s['dataset']} ({s['images']} polyp-free {where}): a polyp "
+                    f"reported on {_f(s['flagged_app'], '.1%')} of the frames through the app "
                     f"({_f(s['flagged_raw'], '.1%')} by the raw model)."
                 )
             else:
