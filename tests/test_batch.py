@@ -109,6 +109,8 @@ def test_every_procedure_gets_annotate_outputs_mirrored(first_run, archive):
             and row["frames_in"] == str(frames)
         )
         assert row["report"] == f"{name}.report.html" and (out / row["report"]).is_file()
+        # what ran, plainly: the provider's reason is said once for the run, not in every row
+        assert row["provider"] in ("CPU", "CUDA")
     assert not partials(out), "nothing half-written left behind"
 
 
@@ -579,3 +581,10 @@ def test_workers_that_cannot_start_stop_the_run_with_one_line(
             show_progress=False,
         )
     assert {r["status"] for r in summary(tmp_path / "out").values()} == {"not run"}
+
+
+def test_the_provider_and_its_reason_are_said_once_per_run(archive, toy_model, tmp_path, capsys):
+    batch(archive / "a", tmp_path / "out", toy_model)
+    err = capsys.readouterr().err
+    assert err.count("the model ran on CPU") == 1, err
+    assert {r["provider"] for r in summary(tmp_path / "out").values()} == {"CPU"}

@@ -283,6 +283,8 @@ def _batch(args: argparse.Namespace) -> int:
         ) from None
     from polypvision.batch.result import DONE_EARLIER, FAILED, PARTIAL
 
+    for line in sorted({r.provider_detail for r in results if r.provider_detail}):
+        print(f"polypvision: the model ran on {line}", file=sys.stderr)
     failed = [r for r in results if r.status == FAILED or r.status == "not run"]
     partial = [r for r in results if r.status == PARTIAL]
     done = sum(r.done for r in results)

@@ -140,7 +140,11 @@ def _fill(
     found = find_events(records, events, (sidecar.get("source") or {}).get("fps"))
     for k, v in figures(sidecar, records, found).items():
         setattr(result, k, v)
-    result.provider = str(sidecar.get("provider", ""))
+    # The summary's column says what ran (CPU or CUDA); why is said once for the run, and in each
+    # report's "ran on" line, not in every row.
+    full = str(sidecar.get("provider", ""))
+    result.provider = full.split(" (", 1)[0]
+    result.provider_detail = full
     if not result.warnings:
         result.warnings = list((sidecar.get("summary") or {}).get("warnings") or [])
     return found

@@ -30,6 +30,7 @@ class ProcedureResult:
     attempts: int = 1
     processing_s: float = 0.0  # when done earlier: that run's time, not this run's check
     provider: str = ""
+    provider_detail: str = ""  # the provider line with its reason (said once per run, not a column)
     worker_rss_mb: float = 0.0  # resident memory of the worker after this procedure
     warnings: list[str] = field(default_factory=list)
     detail: str = ""  # a traceback for a failure that is a bug, shown with --verbose
