@@ -122,9 +122,11 @@ def app_decisions(
     frames: Sequence[np.ndarray],
     probs_small: np.ndarray,
     smoothing=None,
+    presence: np.ndarray | None = None,
 ) -> list[tuple[bool, np.ndarray]]:
     """(polyp reported, mask 0/255 at frame size) per frame, from the app's own FrameProcessor with
-    ``smoothing`` (default: the core's defaults and the model's gate), clip by clip."""
+    ``smoothing`` (default: the core's defaults and the model's gate), clip by clip; ``presence``:
+    the model's frame-level output per frame, which its decision may rest on."""
     from polypvision.pipeline.processor import FrameProcessor
     from polypvision.types import Frame
 
@@ -134,7 +136,9 @@ def app_decisions(
         proc.reset()
         for k, i in enumerate(clip):
             r = proc.finish(
-                Frame(index=k, image=frames[i], t_capture=0.0, pts_s=0.0), probs_small[i]
+                Frame(index=k, image=frames[i], t_capture=0.0, pts_s=0.0),
+                probs_small[i],
+                presence=None if presence is None else float(presence[i]),
             )
             out[i] = (r.detection.present, r.mask)
     return out  # type: ignore[return-value]
@@ -185,11 +189,23 @@ def sod_metrics(probs: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> dic
 
 def _predict(segmenter, frames: Sequence[np.ndarray], batch: int) -> tuple[np.ndarray, float]:
     """Model-size probabilities (N, h, w) and the mean seconds per frame."""
-    out = []
+    probs, _, s = _predict_full(segmenter, frames, batch)
+    return probs, s
+
+
+def _predict_full(
+    segmenter, frames: Sequence[np.ndarray], batch: int
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """:func:`_predict` plus the model's frame-level presence (N,), if it has one."""
+    out, pres = [], []
     t0 = time.perf_counter()
     for i in range(0, len(frames), batch):
-        out.append(np.array(segmenter.predict_small(list(frames[i : i + batch])), np.float32))
-    return np.concatenate(out), (time.perf_counter() - t0) / max(len(frames), 1)
+        p, q = segmenter.infer_small(list(frames[i : i + batch]))
+        out.append(np.array(p, np.float32))
+        if q is not None:
+            pres.append(np.asarray(q, np.float32))
+    presence = np.concatenate(pres) if pres else None
+    return np.concatenate(out), presence, (time.perf_counter() - t0) / max(len(frames), 1)
 
 
 def evaluate_set(
@@ -210,9 +226,9 @@ def evaluate_set(
     pairs = [pdata.load_pair(s) for s in samples]
     frames = [p[0] for p in pairs]
     masks = [p[1] for p in pairs]
-    small, s_per_frame = _predict(segmenter, frames, batch)
+    small, presence, s_per_frame = _predict_full(segmenter, frames, batch)
     t = float(threshold if threshold is not None else segmenter.contract.output.threshold)
-    decisions = app_decisions(segmenter, samples, frames, small, smoothing)
+    decisions = app_decisions(segmenter, samples, frames, small, smoothing, presence)
     base: dict[str, Any] = {
         "data": str(ds.root),
         "dataset": ds.name,

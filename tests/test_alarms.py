@@ -64,3 +64,28 @@ def test_evaluate_reports_the_frame_tier(tmp_path):
     md = alarms.frame_tier_markdown(models[1], specs, "test", split)
     assert "## Frame tier (test)" in md and "presence >= 0.500, on 2 of the last 2 frames" in md
     assert "| neg |" in md and "| cvc-clinicdb |" in md and "AUROC" in md
+
+
+def test_evaluate_takes_the_same_decision_as_the_alarm_analysis(tmp_path):
+    """``evaluate``/``accuracy`` report "through the app" with the model's presence output, as
+    ``alarms`` and the app do (a presence model judged on its mask alone would differ)."""
+    from polypvision.evaluate import evaluate_many
+    from polypvision.model.session import Segmenter
+    from polypvision.operating import decide, rates, score_frames
+
+    kv, cvc, neg, split, _ = _setup(tmp_path)
+    doc = contract_doc(64, name="toy-quiet")
+    doc["output"]["presence"] = "presence"
+    doc["output"]["decision"] = {"score": "presence", "threshold": 0.5}
+    # the frame-level output never clears 0.5 although the mask lights up: no alarm anywhere
+    quiet = build_toy_model(tmp_path / "q.onnx", contract=doc, presence=True, presence_gain=0.1)
+    specs = pdata.specs_from([str(kv), str(cvc)], [str(neg)])
+    res = evaluate_many(quiet, specs, split="test", split_file=split)
+    by = {s["dataset"]: s for s in res["sets"]}
+    assert by["neg"]["flagged_app"] == 0.0 and by["neg"]["flagged_raw"] > 0.5
+    assert by["cvc-clinicdb"]["found"] == 0.0
+    seg = Segmenter(quiet, "cpu")
+    sds = pdata.load_splits(specs, split, create=False)
+    recs = [r for sd in sds for r in score_frames(seg, sd, "test")]
+    want = rates(recs, decide(recs, seg.contract.output.decision))["per_dataset"]
+    assert by["neg"]["flagged_app"] == pytest.approx(want["neg"]["false_alarm"])

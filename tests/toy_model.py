@@ -50,6 +50,7 @@ def build_toy_model(
     layout: str = "NHWC",
     batch: int | str = "N",
     presence: bool = False,
+    presence_gain: float = 1.0,
 ) -> Path:
     """``batch``: the graph's batch dimension, symbolic ("N") or fixed (an int). ``presence``:
     a second output ``presence`` (N, 1), the frame's highest redness probability (a stand-in
@@ -83,8 +84,10 @@ def build_toy_model(
     outputs = [helper.make_tensor_value_info("mask", TensorProto.FLOAT, out_shape)]
     if presence:
         nodes.append(helper.make_node("ReduceMax", [last], ["presence4"], axes=[1, 2, 3]))
+        inits.append(numpy_helper.from_array(np.array(presence_gain, np.float32), "pgain"))
+        nodes.append(helper.make_node("Mul", ["presence4", "pgain"], ["presence4g"]))
         inits.append(numpy_helper.from_array(np.array([-1, 1], np.int64), "pshape"))
-        nodes.append(helper.make_node("Reshape", ["presence4", "pshape"], ["presence"]))
+        nodes.append(helper.make_node("Reshape", ["presence4g", "pshape"], ["presence"]))
         outputs.append(helper.make_tensor_value_info("presence", TensorProto.FLOAT, [batch, 1]))
     graph = helper.make_graph(
         nodes,
