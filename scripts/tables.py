@@ -345,16 +345,16 @@ def targets_table(ctx: Context) -> str:
     kv, cvc = by.get("kvasir-seg"), by.get("cvc-clinicdb")
     if kv:
         add(
-            "Kvasir-SEG test mean Dice >= 0.88 (no worse than the earlier default)",
+            "Kvasir-SEG test mean Dice >= 0.88 (the literature's mDice and the drawn mask's)",
             kv["sod"]["mdice"],
-            kv["sod"]["mdice"] >= 0.88,
+            kv["sod"]["mdice"] >= 0.88 and kv["mean"]["dice"] >= 0.88,
             f"mDice {kv['sod']['mdice']:.3f} / Dice@t {kv['mean']['dice']:.3f}",
         )
     if cvc:
         add(
-            "CVC-ClinicDB test sequences mean Dice >= 0.89 (no worse than the earlier default)",
+            "CVC-ClinicDB test sequences mean Dice >= 0.89 (mDice and the drawn mask's)",
             cvc["sod"]["mdice"],
-            cvc["sod"]["mdice"] >= 0.89,
+            cvc["sod"]["mdice"] >= 0.89 and cvc["mean"]["dice"] >= 0.89,
             f"mDice {cvc['sod']['mdice']:.3f} / Dice@t {cvc['mean']['dice']:.3f}",
         )
     fps, dropped = sp.get("annotate_fps"), sp.get("live30_dropped")
