@@ -242,6 +242,7 @@ def run(args) -> int:
                 "deep_supervision",
                 "background_crops",
                 "negative_share",
+                "presence",
                 "distill_weight",
                 "ema_decay",
                 "seed",
@@ -249,6 +250,9 @@ def run(args) -> int:
         }
         | {
             "teacher": Path(config["teacher"]).name if config.get("teacher") else None,
+            "hard_negatives": Path(config["hard_negatives"]).name
+            if config.get("hard_negatives")
+            else None,
             "swa": state.get("swa", {}).get("epochs")
             if (state.get("swa") or {}).get("used")
             else None,
