@@ -133,11 +133,12 @@ def bench_stages(
         rows.append(Row("model", f"{name}, {seg.report.name}, batch {b}", fps, ms, {"batch": b}))
 
     proc = FrameProcessor(seg)
-    probs = seg.predict_small(images[:1])
-    proc.finish(frames[0], probs[0])
+    probs, presence = seg.infer_small(images[:1])
+    pres = None if presence is None else float(presence[0])
+    proc.finish(frames[0], probs[0], presence=pres)
     t0 = time.perf_counter()
     for f in frames:
-        proc.finish(f, probs[0])
+        proc.finish(f, probs[0], presence=pres)
     fps, ms = _rate(n, time.perf_counter() - t0)
     rows.append(Row("post+smooth+overlay", f"{name}, {info.width}x{info.height}", fps, ms))
     return rows, {"segmenter": seg, "model_fps": model_fps, "post_fps": fps, "pre_fps": rows[0].fps}

@@ -27,6 +27,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from polypvision.errors import ContractError
@@ -101,9 +102,25 @@ class DecisionSpec:
         return f"{self.score} >= {self.threshold:.3f}{persist}{far}"
 
 
+def region_peak(prob: np.ndarray, mask: np.ndarray) -> float:
+    """The highest of ``prob`` (float32 HxW) inside ``mask`` (uint8 HxW, nonzero = outlined);
+    0 when nothing is outlined. Per frame: no temporary array (OpenCV's masked maximum)."""
+    if not cv2.countNonZero(mask):
+        return 0.0
+    return float(cv2.minMaxLoc(prob, mask)[1])
+
+
 def frame_score(kind: str, presence: float | None, region_peak: float) -> float:
     """The frame's decision score; ``region_peak`` is the highest smoothed probability inside
-    the outlined region (0 when nothing is outlined, which makes every score 0)."""
+    the outlined region (0 when nothing is outlined, which makes every score 0).
+
+    A score that rests on the presence output needs it: a caller that did not pass it is a bug
+    (judging a presence model on its mask alone gives other alarms), so it raises."""
+    if kind != "peak" and presence is None:
+        raise ValueError(
+            f"the frame decision scores {kind!r} but no presence value was passed; run the model "
+            "with infer_full()/infer_small() and pass its presence output"
+        )
     if region_peak <= 0.0:
         return 0.0
     if kind == "peak" or presence is None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from polypvision import data as pdata
-from polypvision.decision import SCORES, DecisionSpec, alarms, frame_score
+from polypvision.decision import SCORES, DecisionSpec, alarms, frame_score, region_peak
 
 # TRUE-Colon's matched operating point: 4.5% of lesion-free frames alarmed
 TARGET_FALSE_ALARM = 0.045
@@ -82,7 +82,7 @@ def score_frames(segmenter, sd: pdata.SplitData, split: str, batch: int = 8) -> 
                 j = start + k
                 s = samples[clip[j]]
                 ema, m = proc.smoother.update(p)
-                peak = float(ema[m != 0].max()) if m.any() else 0.0
+                peak = region_peak(ema, m)
                 h, w = frames[j].shape[:2]
                 gt = pairs[j][1]
                 out.append(

@@ -58,6 +58,20 @@ def test_frame_score_is_zero_without_an_outline():
     assert frame_score("presence", 0.7, 0.8) == pytest.approx(0.7)
     assert frame_score("presence*peak", 0.5, 0.8) == pytest.approx(0.4)
     assert frame_score("peak", None, 0.8) == pytest.approx(0.8)
+    # a presence score without the presence value is a caller's bug, never a silent mask score
+    with pytest.raises(ValueError, match="no presence value"):
+        frame_score("presence", None, 0.8)
+
+
+def test_region_peak_is_the_highest_outlined_value():
+    from polypvision.decision import region_peak
+
+    prob = np.zeros((8, 8), np.float32)
+    prob[1, 1], prob[5, 5] = 0.9, 0.6
+    mask = np.zeros((8, 8), np.uint8)
+    assert region_peak(prob, mask) == 0.0
+    mask[4:7, 4:7] = 1
+    assert region_peak(prob, mask) == pytest.approx(0.6)  # 0.9 lies outside the outline
 
 
 def test_persistence_needs_hits_in_the_window_and_judges_a_still_on_itself():

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from polypvision.decision import Persistence, frame_score
+from polypvision.decision import Persistence, frame_score, region_peak
 from polypvision.fov import Blackout
 from polypvision.model.processing import Preprocessor, mask_to_size
 from polypvision.model.session import Segmenter
@@ -121,9 +121,8 @@ class FrameProcessor:
         it (nothing drawn yet). A frame the decision does not alarm on gets no outline."""
         s = settings if settings is not None else self.settings
         ema, mask01 = self._tune(s).update(prob_small)
-        region_peak = float(ema[mask01 != 0].max()) if mask01.any() else 0.0
         d = self.decision
-        score = frame_score(d.score, presence, region_peak)
+        score = frame_score(d.score, presence, region_peak(ema, mask01))
         alarm = self.persistence.update(score > 0.0 and score >= d.threshold)
         mask_small = mask01.copy()  # the smoother reuses its buffer; the result outlives the call
         if not alarm:
