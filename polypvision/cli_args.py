@@ -48,7 +48,8 @@ def batch_size(text: str) -> int:
     return value
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_and_provider_args(p: argparse.ArgumentParser, provider_note: str = "") -> None:
+    """``--model`` and ``--provider``, as every command that runs a model takes them."""
     p.add_argument(
         "--model",
         type=Path,
@@ -58,8 +59,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--provider",
         choices=("auto", "cuda", "cpu"),
         default="auto",
-        help="onnxruntime execution provider (default: auto = CUDA when it really runs)",
+        help="onnxruntime execution provider (default: auto = CUDA when it really runs)"
+        + provider_note,
     )
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    add_model_and_provider_args(p)
     p.add_argument(
         "--threads",
         type=int,

@@ -28,7 +28,11 @@ class Interrupted(UserError):
 
 
 def register(sub) -> None:
-    from polypvision.cli_args import add_encoder_arg, add_overlay_args
+    from polypvision.cli_args import (
+        add_encoder_arg,
+        add_model_and_provider_args,
+        add_overlay_args,
+    )
     from polypvision.events import EventSettings
 
     ev = EventSettings()
@@ -117,18 +121,7 @@ def register(sub) -> None:
         "--fps", type=float, default=25.0, help="frame rate for folders of frames (default: 25)"
     )
     add_encoder_arg(b)
-    b.add_argument(
-        "--model",
-        type=Path,
-        help="ONNX model with a polypvision contract (default: the shipped one)",
-    )
-    b.add_argument(
-        "--provider",
-        choices=("auto", "cuda", "cpu"),
-        default="auto",
-        help="onnxruntime execution provider (default: auto = CUDA when it really runs); "
-        "Ray tasks without --gpus-per-task run on the CPU",
-    )
+    add_model_and_provider_args(b, "; Ray tasks without --gpus-per-task run on the CPU")
     b.add_argument("--quiet", action="store_true", help="no progress line")
     add_overlay_args(b)
     b.set_defaults(func=cmd_batch)
