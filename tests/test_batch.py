@@ -377,6 +377,8 @@ def test_report_command_for_a_single_annotate_output(archive, toy_model, tmp_pat
     assert "confidence</th>" not in html and "highest score</th>" in html
     assert "not a\ncalibrated confidence" in html
     assert '{"alpha"' not in html and "setting: smoothing</td><td>alpha 0.8" in html
+    # the alarm rule the log was made with (the toy model's: anything outlined)
+    assert "a polyp is reported when</td><td>anything is outlined" in html
 
 
 def test_outputs_folder_inside_the_input_is_not_searched(archive, tmp_path):

@@ -126,6 +126,17 @@ def _model_rows(sidecar: Mapping[str, Any], settings: EventSettings) -> list[tup
     ]
     if batch.get("model_sha256"):
         rows.append(("model sha256", batch["model_sha256"]))
+    decision = (contract.get("output") or {}).get("decision")
+    if isinstance(decision, dict):
+        from polypvision.decision import DecisionSpec
+
+        spec = DecisionSpec.from_dict(decision)
+        rows.append(
+            (
+                "a polyp is reported when",
+                spec.describe() if spec.threshold > 0 else "anything is outlined",
+            )
+        )
     rows += [
         ("ran on", str(sidecar.get("provider", "?"))),
         (
