@@ -127,6 +127,19 @@ def test_the_sidecar_and_the_stop_message_say_what_the_recording_lost(tmp_path, 
     assert "2 frames dropped" in text and "merged" in text and "2.0 s without signal" in text
 
 
+def test_losses_are_counted_while_recording_not_first_at_the_stop(tmp_path, seg):
+    rec = Recorder(tmp_path / "rec.mp4", 64, 48, 25.0, live=True)
+    items = _shown(FrameProcessor(seg), [i / 25 for i in range(6)])
+    rec.submit(items[0], dropped=4)  # the live view had lost 4 frames before recording started
+    assert rec.lost_so_far() == 0
+    for item in items[1:]:
+        rec.submit(item, dropped=7)  # 3 more lost on the way while recording
+    rec.writer.dropped += 1  # and one the disk could not take
+    assert rec.lost_so_far() == 4
+    assert "3 frames never shown" in rec.loss_text()
+    rec.stop()
+
+
 class _FpslessCapture:
     """A capture card that does not report its rate (CAP_PROP_FPS 0) and delivers 60 fps."""
 

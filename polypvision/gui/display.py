@@ -80,7 +80,9 @@ class Display:
         rec = p.recorder
         # A failed recording is stopped at once (SessionController.poll): no timer keeps counting
         # over a file that is no longer growing.
-        self.record_bar.show_recording(
-            rec.elapsed_s if rec is not None and rec.error is None else None
-        )
+        if rec is not None and rec.error is None:
+            lost = rec.lost_so_far()
+            self.record_bar.show_recording(rec.elapsed_s, lost, rec.loss_text() if lost else "")
+        else:
+            self.record_bar.show_recording(None)
         return True

@@ -55,14 +55,20 @@ class RecordBar(QWidget):
         self.record_btn.setChecked(not self.record_btn.isChecked())
         self.record_clicked.emit()
 
-    def show_recording(self, elapsed_s: float | None) -> None:
+    def show_recording(self, elapsed_s: float | None, lost: int = 0, why: str = "") -> None:
+        """The elapsed time while recording; ``lost`` frames the file will not hold so far, with
+        ``why`` (the recorder's loss text) as the tooltip."""
         on = elapsed_s is not None
         if self.record_btn.isChecked() != on:
             self.record_btn.setChecked(on)
             self.record_btn.setText("\u25a0 Stop" if on else "\u25cf Record")
             self.record_btn.setStyleSheet(REC_STYLE if on else "")
         self.elapsed.setVisible(on)
-        self.elapsed.setText(f"REC {_elapsed(elapsed_s)}" if elapsed_s is not None else "")
+        text = f"REC {_elapsed(elapsed_s)}" if elapsed_s is not None else ""
+        if on and lost:
+            text += f" \u00b7 {lost} lost"
+        self.elapsed.setText(text)
+        self.elapsed.setToolTip(why if on else "")
         self.elapsed.setStyleSheet("color: #c62828; font-weight: bold;" if on else "")
 
     def show_stats(self, lines: list[str] | None) -> None:

@@ -208,6 +208,11 @@ class Recorder:
             "dropped_at_the_source": (sd[1] - sd[0]) if sd is not None else 0,
         }
 
+    def lost_so_far(self) -> int:
+        """Frames the file will not hold, counted while it records (the record bar shows it live,
+        so a loss is seen when it happens, not first in the stop message)."""
+        return sum(self.losses().values())
+
     def loss_text(self) -> str:
         """What the recording lost, in one line for the stop message ('' when nothing)."""
         lost = self.losses()

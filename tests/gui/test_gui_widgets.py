@@ -164,3 +164,17 @@ def test_run_app_plays_the_demo_and_exits_cleanly(
         "false",
         False,
     )  # not saved as the user's choice
+
+
+def test_record_bar_shows_frames_lost_while_recording(qtbot):
+    from polypvision.gui.record_bar import RecordBar
+
+    bar = RecordBar()
+    qtbot.addWidget(bar)
+    bar.show_recording(65.0)
+    assert bar.elapsed.text() == "REC 0:01:05" and bar.elapsed.toolTip() == ""
+    bar.show_recording(66.0, 3, "3 frames never shown (lost on the way from the source)")
+    assert bar.elapsed.text() == "REC 0:01:06 \u00b7 3 lost"
+    assert "never shown" in bar.elapsed.toolTip()
+    bar.show_recording(None)
+    assert bar.elapsed.text() == "" and not bar.record_btn.isChecked()
