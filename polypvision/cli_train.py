@@ -39,6 +39,20 @@ def _export(args: argparse.Namespace) -> int:
     return export.run(args)
 
 
+def _gate(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+
+        from polypvision.training import gate
+    except ImportError:
+        print(TRAIN_EXTRA_HINT.format(cmd="gate"), file=sys.stderr)
+        return 2
+    args.command_line = (
+        " ".join(["polypvision", *sys.argv[1:]]) if sys.argv[1:2] == ["gate"] else None
+    )
+    return gate.run(args)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from polypvision import evaluate
     from polypvision.alarms import frame_tier_markdown
@@ -281,6 +295,38 @@ def register(subparsers) -> None:
         ),
     )
     e.set_defaults(func=_export)
+
+    gp = subparsers.add_parser(
+        "gate",
+        help="fit a frame-level presence output on an exported model's own features",
+        description=(
+            "Give an exported encoder UNet a frame-level presence output without touching its "
+            "mask: pooled features of the frozen graph (the last encoder block, the bottleneck, "
+            "the first and last decoder stages, the mask's peak and area) feed a logistic "
+            "regression fitted on the training split (C chosen on validation), appended to the "
+            "graph; the frame decision is then chosen on validation as export does. No "
+            "TensorFlow needed."
+        ),
+    )
+    gp.add_argument("model", help="exported model (.onnx) to gate, e.g. the shipped default")
+    gp.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    gp.add_argument("--name", default=None, help="contract name (default: the output's stem)")
+    gp.add_argument(
+        "--data", action="append", required=True, help="polyp dataset folder; repeatable"
+    )
+    gp.add_argument(
+        "--negatives",
+        action="append",
+        required=True,
+        help="polyp-free frames folder; repeatable",
+    )
+    gp.add_argument(
+        "--split-file",
+        default=None,
+        help="the split (default: the shipped two-centre split of each dataset)",
+    )
+    gp.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    gp.set_defaults(func=_gate)
 
     v = subparsers.add_parser(
         "evaluate",

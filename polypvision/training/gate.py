@@ -1,0 +1,442 @@
+"""``polypvision gate``: a frame-level presence output fitted on an exported model's own features.
+
+Why (docs/decisions.md, "A presence gate on the shipped default's own features"): a presence
+head trained jointly with the mask cost segmentation, while the shipped model's deepest features
+already tell a polyp from a fold edge or stool that its mask outlines. So the gate is fitted on
+the **frozen** model: the new nodes only read tensors the graph already computes (global average
+and max pooling of four of them, plus the mask's peak and its share over the threshold) and end
+in one ``MatMul`` + ``Sigmoid``, a new output ``presence``. The mask is bit for bit the base
+model's (checked before anything is written).
+
+Steps: the feature graph -> pooled features of the training frames (each also mirrored) and the
+validation frames -> L2-regularised logistic regression (numpy Newton-CG, classes weighted
+equally), C chosen on validation -> standardisation and weights folded into the graph -> the frame
+decision chosen on validation by export's rule (:func:`polypvision.operating.choose_decision`) ->
+the contract -> an atomic write. Only ``onnx``, ``onnxruntime`` and numpy: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polypvision.errors import UserError
+
+FEATURES = "gate/features"
+PRESENCE = "presence"
+C_GRID = (0.001, 0.01, 0.1)
+ACTIVATIONS = ("Relu", "Clip")
+
+
+class GateError(UserError):
+    """The model cannot take a gate (its graph is not a Resize-decoder UNet, or it has one)."""
+
+
+# -- where the features are -------------------------------------------------------------------
+def feature_tensors(proto) -> dict[str, str]:
+    """The tensors the gate pools, found by the graph's shape rather than by layer names, so any
+    encoder UNet whose decoder upsamples with ``Resize`` works:
+
+    - ``expanded``: the second activation walking back from the encoder's output (in an
+      inverted-residual encoder, the last block's expanded features, its widest tensor);
+    - ``encoder``: what the decoder's first ``Resize`` upsamples (the bottleneck);
+    - ``decoder_first``: the last activation before the decoder's second ``Resize``;
+    - ``decoder_last``: the graph's last activation (the finest decoder stage).
+    """
+    nodes = list(proto.graph.node)
+    resizes = [i for i, n in enumerate(nodes) if n.op_type == "Resize"]
+    if len(resizes) < 2:
+        raise GateError(
+            "gate: the model's decoder does not upsample with Resize (it is not one of the "
+            "encoder UNets, e.g. efficientnet-lite0 or mobilenetv2); no gate can be fitted"
+        )
+    producer = {o: n for n in nodes for o in n.output}
+    encoder = nodes[resizes[0]].input[0]
+    acts: list[str] = []
+    t = encoder
+    while len(acts) < 2 and t in producer:
+        n = producer[t]
+        if n.op_type in ACTIVATIONS:
+            acts.append(n.output[0])
+        t = n.input[0]
+    first = [n.output[0] for n in nodes[resizes[0] : resizes[1]] if n.op_type in ACTIVATIONS]
+    last = [n.output[0] for n in nodes[resizes[1] :] if n.op_type in ACTIVATIONS]
+    if len(acts) < 2 or not first or not last:
+        raise GateError("gate: the model's encoder or decoder has no activations to pool")
+    return {
+        "expanded": acts[1],
+        "encoder": encoder,
+        "decoder_first": first[-1],
+        "decoder_last": last[-1],
+    }
+
+
+def _const(name: str, value: np.ndarray):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def add_features(proto, tensors: Sequence[str], mask: str, threshold: float):
+    """A copy of ``proto`` with one more output, :data:`FEATURES` (N, D): the global average
+    and max of each tensor (NCHW) and the mask's peak and share over ``threshold``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    g = out.graph
+    if any(o.name == PRESENCE for o in g.output):
+        raise GateError("gate: the model already has a presence output")
+    parts: list[str] = []
+    for i, t in enumerate(tensors):
+        for op in ("GlobalAveragePool", "GlobalMaxPool"):
+            pooled = f"gate/{i}/{op}"
+            g.node.append(helper.make_node(op, [t], [pooled], name=pooled))
+            g.node.append(helper.make_node("Flatten", [pooled], [pooled + "/flat"], axis=1))
+            parts.append(pooled + "/flat")
+    g.initializer.append(_const("gate/threshold", np.array(threshold, np.float32)))
+    g.node.extend(
+        [
+            helper.make_node("Flatten", [mask], ["gate/mask"], axis=1),
+            helper.make_node("ReduceMax", ["gate/mask"], ["gate/peak"], axes=[1], keepdims=1),
+            helper.make_node("Greater", ["gate/mask", "gate/threshold"], ["gate/over"]),
+            helper.make_node("Cast", ["gate/over"], ["gate/overf"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["gate/overf"], ["gate/area"], axes=[1], keepdims=1),
+            helper.make_node("Concat", [*parts, "gate/peak", "gate/area"], [FEATURES], axis=1),
+        ]
+    )
+    g.output.append(helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, None))
+    return out
+
+
+def add_presence(featured, weight: np.ndarray, bias: float):
+    """``featured`` (from :func:`add_features`) with the features turned into the frame-level
+    ``presence`` (N, 1) = sigmoid(features @ weight + bias) in place of the features output."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(featured)
+    g = out.graph
+    keep = [o for o in g.output if o.name != FEATURES]
+    del g.output[:]
+    g.output.extend(keep)
+    g.initializer.append(_const("gate/weight", weight.astype(np.float32).reshape(-1, 1)))
+    g.initializer.append(_const("gate/bias", np.array([bias], np.float32)))
+    g.node.extend(
+        [
+            helper.make_node("MatMul", [FEATURES, "gate/weight"], ["gate/logit0"]),
+            helper.make_node("Add", ["gate/logit0", "gate/bias"], ["gate/logit"]),
+            helper.make_node("Sigmoid", ["gate/logit"], [PRESENCE], name="gate/presence"),
+        ]
+    )
+    g.output.append(helper.make_tensor_value_info(PRESENCE, TensorProto.FLOAT, ["N", 1]))
+    onnx.checker.check_model(out)
+    return out
+
+
+# -- the classifier -----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Logistic:
+    """Weights on standardised features; :meth:`folded` gives them on the raw features."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    w: np.ndarray
+    b: float
+    c: float
+    iterations: int
+
+    def folded(self) -> tuple[np.ndarray, float]:
+        w = self.w / self.std
+        return w, float(self.b - np.dot(w, self.mean))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        w, b = self.folded()
+        return 1.0 / (1.0 + np.exp(-(x.astype(np.float64) @ w + b)))
+
+
+def _cg(hv: Callable[[np.ndarray], np.ndarray], g: np.ndarray, iters: int = 60) -> np.ndarray:
+    """Conjugate gradients for H s = g (H symmetric positive definite, given as products)."""
+    s = np.zeros_like(g)
+    r = g.copy()
+    p = r.copy()
+    rr = float(r @ r)
+    for _ in range(iters):
+        hp = hv(p)
+        alpha = rr / float(p @ hp)
+        s += alpha * p
+        r -= alpha * hp
+        rr_new = float(r @ r)
+        if rr_new <= 1e-20 * max(1.0, float(g @ g)):
+            break
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return s
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int = 100) -> Logistic:
+    """Minimise sum_i s_i * logloss_i + ||w||^2 / (2c) on standardised features (intercept not
+    penalised; each class weighs the same in total, like scikit-learn's ``balanced``)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    if y.min() == y.max():
+        raise GateError("gate: the training frames are all of one kind; it needs both")
+    mean = x.mean(0)
+    std = x.std(0) + 1e-6
+    xb = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    n_pos = y.sum()
+    s = np.where(y > 0, len(y) / (2 * n_pos), len(y) / (2 * (len(y) - n_pos)))
+    reg = np.full(xb.shape[1], 1.0 / c)
+    reg[-1] = 0.0
+    w = np.zeros(xb.shape[1])
+
+    def loss(w: np.ndarray) -> float:
+        z = xb @ w
+        return float(s @ (np.logaddexp(0.0, z) - y * z) + 0.5 * (reg * w) @ w)
+
+    f = loss(w)
+    steps = 0
+    for _ in range(max_iter):
+        steps += 1
+        p = 1.0 / (1.0 + np.exp(-(xb @ w)))
+        g = xb.T @ (s * (p - y)) + reg * w
+        if np.linalg.norm(g) <= 1e-6 * len(y):
+            break
+        d = s * p * (1 - p)
+        step = _cg(lambda v, d=d: xb.T @ (d * (xb @ v)) + reg * v + 1e-10 * v, g)
+        t = 1.0
+        while True:  # backtracking (Armijo) on the regularised loss
+            f_new = loss(w - t * step)
+            if f_new <= f - 1e-4 * t * float(g @ step) or t < 1e-8:
+                break
+            t *= 0.5
+        w = w - t * step
+        if f - f_new <= 1e-10 * max(1.0, abs(f)):
+            f = f_new
+            break
+        f = f_new
+    return Logistic(mean, std, w[:-1], float(w[-1]), c, steps)
+
+
+def sensitivity_at(
+    scores: dict[str, np.ndarray], polyp: Sequence[str], free: Sequence[str], target: float
+) -> tuple[float, float]:
+    """The lowest threshold at which every polyp-free dataset is alarmed on at most ``target``
+    of its frames, and the mean share of polyp frames over the polyp datasets at it."""
+    thr = 0.0
+    for name in free:
+        v = np.sort(scores[name])[::-1]
+        k = int(np.floor(target * len(v)))  # at most k frames may score at or over the threshold
+        if k < len(v):
+            thr = max(thr, float(np.nextafter(v[k], np.inf)))
+    sens = float(np.mean([np.mean(scores[name] >= thr) for name in polyp]))
+    return thr, sens
+
+
+# -- reading the frames --------------------------------------------------------------------------
+def extract(
+    session, contract, samples, mirror: bool, batch: int = 8, log: Callable[[str], None] = print
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (and polyp labels) of ``samples`` as the app preprocesses them."""
+    from polypvision import data as pdata
+    from polypvision.model.processing import Preprocessor
+
+    pre = Preprocessor(contract.input, batch)
+    name = contract.input.name
+    xs: list[np.ndarray] = []
+    ys: list[int] = []
+    for start in range(0, len(samples), batch):
+        pairs = [pdata.load_pair(s) for s in samples[start : start + batch]]
+        labels = [int(m.any()) for _, m in pairs]
+        images = [im for im, _ in pairs]
+        views = (
+            [images, [np.ascontiguousarray(im[:, ::-1]) for im in images]] if mirror else [images]
+        )
+        for view in views:
+            x = pre(view)
+            xs.append(session.run([FEATURES], {name: x})[0].astype(np.float32))
+            ys += labels
+    return np.concatenate(xs), np.asarray(ys)
+
+
+def _cached_extract(session, contract, samples, mirror: bool, model_sha: str):
+    """:func:`extract`, kept on disk by the model's and the frames' identity: a second run (a
+    new C grid, a crash after reading) does not read the frames through the model again."""
+    import json
+
+    from polypvision.fileio import atomic_path
+    from polypvision.training.trainsets import cache_root
+
+    h = hashlib.sha256(json.dumps([model_sha, mirror]).encode())
+    for smp in samples:
+        for path in (smp.image, smp.mask):
+            if path is not None:
+                st = Path(path).stat()
+                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+    file = cache_root().parent / "gate-cache" / f"{h.hexdigest()[:32]}.npz"
+    if file.is_file():
+        with np.load(file) as z:
+            return z["x"], z["y"]
+    x, y = extract(session, contract, samples, mirror)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(file, ".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, x=x, y=y)
+    return x, y
+
+
+def run(args: argparse.Namespace) -> int:
+    import onnx
+
+    from polypvision import data as pdata
+    from polypvision.decision import DecisionSpec
+    from polypvision.model.contract import ModelContract
+    from polypvision.model.runtime import import_onnxruntime
+    from polypvision.model.session import Segmenter
+    from polypvision.operating import TARGET_FALSE_ALARM, choose_decision, score_frames
+    from polypvision.training.export import _compact_candidates, set_contract, write_atomic
+
+    t0 = time.perf_counter()
+    base_path = Path(args.model)
+    if not base_path.is_file():
+        raise GateError(f"gate: {base_path} does not exist; give an exported .onnx model")
+    proto = onnx.load(str(base_path))
+    model_sha = hashlib.sha256(base_path.read_bytes()).hexdigest()
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if "polypvision" not in meta:
+        raise GateError(f"gate: {base_path} carries no polypvision contract; export it first")
+    base = ModelContract.from_json(meta["polypvision"])
+    if base.output.presence:
+        raise GateError(f"gate: {base_path.name} already has a presence output")
+    if base.output.kind != "probability":
+        raise GateError("gate: the model's mask must be a probability map")
+    tensors = feature_tensors(proto)
+    featured = add_features(proto, list(tensors.values()), base.output.name, base.output.threshold)
+
+    specs = pdata.specs_from(args.data, args.negatives)
+    sds = pdata.load_splits(specs, args.split_file, create=False)
+    ort = import_onnxruntime()
+    opts = ort.SessionOptions()
+    if args.threads:
+        opts.intra_op_num_threads = args.threads
+    session = ort.InferenceSession(
+        featured.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    xs, ys, val = [], [], {}
+    counts: dict[str, dict[str, int]] = {}
+    for sd in sds:
+        tr = sd.samples("train")
+        va = sd.samples("val")
+        t = time.perf_counter()
+        x, y = _cached_extract(session, base, tr, True, model_sha)
+        xs.append(x)
+        ys.append(y)
+        val[sd.name] = _cached_extract(session, base, va, False, model_sha)
+        counts[sd.name] = {"train": len(tr), "val": len(va)}
+        print(
+            f"[gate] {sd.name}: {len(tr)} training frames (and their mirror images), "
+            f"{len(va)} validation frames read in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
+    x_train, y_train = np.concatenate(xs), np.concatenate(ys)
+    polyp = [sd.name for sd in sds if not sd.negative]
+    free = [sd.name for sd in sds if sd.negative]
+    fits = []
+    for c in C_GRID:
+        t = time.perf_counter()
+        clf = fit_logistic(x_train, y_train, c)
+        thr, sens = sensitivity_at(
+            {k: clf(v[0]) for k, v in val.items()}, polyp, free, TARGET_FALSE_ALARM
+        )
+        fits.append((sens, -c, clf))
+        print(
+            f"[gate] C={c:g}: validation polyp frames alarmed {sens:.1%} with every polyp-free "
+            f"dataset at most {TARGET_FALSE_ALARM:.1%} ({clf.iterations} Newton steps, "
+            f"{time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
+    sens, _, clf = max(fits, key=lambda f: (f[0], f[1]))
+    weight, bias = clf.folded()
+    gated = add_presence(featured, weight, bias)
+    _check_mask_untouched(ort, proto, gated, base)
+
+    name = args.name or Path(args.output).stem
+    gate_doc: dict[str, Any] = {
+        "base_model": base.name,
+        "base_file": base_path.name,
+        "features": {k: f"global average and max of {v}" for k, v in tensors.items()}
+        | {"mask": f"peak and share over {base.output.threshold:g}"},
+        "dimensions": int(weight.size),
+        "frames": counts,
+        "mirrored_training_frames": True,
+        "c": clf.c,
+        "c_chosen_on": (
+            "validation: the highest mean sensitivity over the polyp datasets with every "
+            f"polyp-free dataset at most {TARGET_FALSE_ALARM:.1%}, ties to the smaller C"
+        ),
+        "c_grid": [{"c": -negc, "validation_sensitivity": round(s, 4)} for s, negc, _ in fits],
+        "command": getattr(args, "command_line", None),
+    }
+    with tempfile.TemporaryDirectory(prefix="polypvision-gate-") as tmpdir:
+        scratch = Path(tmpdir) / "model.onnx"
+        staged = dataclasses.replace(
+            base,
+            name=name,
+            output=dataclasses.replace(
+                base.output,
+                presence=PRESENCE,
+                min_area=0.0,
+                min_peak=0.0,
+                decision=DecisionSpec(),  # replaced by the one chosen below
+            ),
+            training={
+                **{k: v for k, v in base.training.items() if k != "decision_candidates"},
+                "presence_gate": gate_doc,
+            },
+        )
+        set_contract(gated, staged)
+        onnx.save_model(gated, str(scratch))
+        seg = Segmenter(scratch, provider="cpu")
+        records = [r for sd in sds for r in score_frames(seg, sd, "val")]
+        decision, table = choose_decision(records)
+        final = dataclasses.replace(
+            staged,
+            output=dataclasses.replace(staged.output, decision=decision),
+            training={**staged.training, "decision_candidates": _compact_candidates(table)},
+        )
+        set_contract(gated, final)
+        write_atomic(gated, args.output)
+    v = decision.validation or {}
+    print(
+        f"[gate] wrote {args.output}: C={clf.c:g}, {decision.describe()}; validation polyp "
+        f"frames alarmed {v.get('sensitivity', 0):.1%}, polyp-free at most "
+        f"{v.get('false_alarm_max', 0):.1%}; the mask is {base.name}'s, unchanged "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    return 0
+
+
+def _check_mask_untouched(ort, base_proto, gated_proto, contract, seed: int = 0) -> None:
+    """The gated graph's mask must equal the base graph's, bit for bit, before it is written."""
+    spec = contract.input
+    shape = (
+        (2, spec.height, spec.width, 3)
+        if spec.layout == "NHWC"
+        else (2, 3, spec.height, spec.width)
+    )
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    runs = []
+    for p in (base_proto, gated_proto):
+        s = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+        runs.append(s.run([contract.output.name], {spec.name: x})[0])
+    if not np.array_equal(runs[0], runs[1]):
+        raise GateError("gate: the gated graph changed the mask; nothing written")
