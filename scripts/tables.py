@@ -241,6 +241,20 @@ def card(ctx: Context, stem: str) -> str:
         )
         + "."
     )
+    pg = t.get("presence_gate")
+    if pg:
+        grid = ", ".join(
+            f"C {g['c']:g}: {_f(g['validation_sensitivity'], '.1%')}" for g in pg.get("c_grid", [])
+        )
+        lines.append(
+            f"- Presence output: fitted by `polypvision gate` on the frozen `{pg['base_model']}` "
+            f"(its mask unchanged): {pg['dimensions']} pooled features ("
+            + "; ".join(f"{k}: {v}" for k, v in pg["features"].items())
+            + f") into an L2 logistic regression, C {pg['c']:g} chosen on validation "
+            f"(validation polyp frames alarmed at 4.5% false alarms: {grid}); training frames "
+            + ", ".join(f"{k} {v['train']}" for k, v in pg["frames"].items())
+            + " (each also mirrored)."
+        )
     r = ctx.test(stem)
     if r:
         for s in r["sets"]:
@@ -296,7 +310,10 @@ def card(ctx: Context, stem: str) -> str:
     cmds = list(t.get("command") or [])
     run_dir = next((c_.split("--out ", 1)[1].split()[0] for c_ in cmds if "--out " in c_), None)
     if run_dir:  # what export stores comes from the run folder; the gate is chosen by export itself
-        cmds.append(f"polypvision export {run_dir} -o models/{ctx.files[stem]}")
+        out = pg["base_file"] if pg else ctx.files[stem]
+        cmds.append(f"polypvision export {run_dir} -o models/{out}")
+    if pg and pg.get("command"):
+        cmds.append(pg["command"])
     if cmds:
         lines += ["- Commands:", "", "  ```bash", *(f"  {x}" for x in cmds), "  ```"]
     return "\n".join(lines)
