@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from polypvision import data as pdata
-    from polypvision.evaluate import _predict, app_decisions
+    from polypvision.evaluate import _predict_full, app_decisions
     from polypvision.model.session import Segmenter
     from polypvision.training import trainsets
 
@@ -68,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         seg = Segmenter(m, provider="cpu")
         t = float(seg.contract.output.threshold)
         for name, frames in crops.items():
-            small, _ = _predict(seg, frames, 8)
+            small, presence, _ = _predict_full(seg, frames, 8)
             raw = float(np.mean([(p > t).any() for p in small]))
             stills = [_Still(f"{name}-{i}") for i in range(len(frames))]
-            app = float(np.mean([d[0] for d in app_decisions(seg, stills, frames, small)]))
+            decided = app_decisions(seg, stills, frames, small, presence=presence)
+            app = float(np.mean([d[0] for d in decided]))
             print(f"| `{Path(m).name}` | {name} | {len(frames)} | {raw:.1%} | {app:.1%} |")
     return 0
 
