@@ -325,6 +325,15 @@ def register(subparsers) -> None:
         default=None,
         help="the split (default: the shipped two-centre split of each dataset)",
     )
+    gp.add_argument(
+        "--crops",
+        action="store_true",
+        help=(
+            "also fit on squares of the training polyp frames: the polyp-free square "
+            "train --background-crops cuts and one of the same side holding the polyp, so the "
+            "gate cannot tell a polyp by the centre's look or the zoom"
+        ),
+    )
     gp.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     gp.set_defaults(func=_gate)
 

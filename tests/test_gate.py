@@ -150,6 +150,26 @@ def test_fit_logistic_reaches_the_regularised_optimum():
         gate.fit_logistic(x, np.zeros(300), c=1.0)
 
 
+def test_crop_pairs_cut_a_polyp_free_and_a_polyp_square_of_one_side():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[40:70, 110:140] = 1  # a polyp at the right: the free strip is at the left
+    img = np.repeat(
+        mask[..., None], 3, axis=2
+    )  # the mask as the picture: crops show what they hold
+    for _ in range(20):
+        crops, labels = gate.crop_pairs([img], [mask], rng)
+        assert labels == [0, 1]
+        free, polyp = crops
+        assert free.shape == polyp.shape and free.shape[0] == free.shape[1] >= 40
+        assert free.sum() == 0  # no polyp pixel in the polyp-free square
+        assert polyp[..., 0].sum() == 30 * 30  # the whole polyp in the other
+    top, left, side = gate.polyp_square(mask, 50, rng)
+    assert side == 50 and top <= 40 and top + side >= 70 and left <= 110 and left + side >= 140
+    assert gate.polyp_square(mask, 20, rng)[2] == 30  # at least the polyp's box
+    assert gate.crop_pairs([img], [np.zeros_like(mask)], rng) == ([], [])
+
+
 def test_sensitivity_at_keeps_every_polyp_free_dataset_under_the_target():
     scores = {
         "polyp": np.array([0.9, 0.8, 0.7, 0.2]),
@@ -177,6 +197,7 @@ def test_gate_command_writes_a_gated_model_with_a_decision(tmp_path, capsys, mon
         negatives=[str(neg)],
         split_file=str(split),
         threads=1,
+        crops=False,
         command_line="polypvision gate ...",
     )
     assert gate.run(args) == 0
@@ -192,6 +213,13 @@ def test_gate_command_writes_a_gated_model_with_a_decision(tmp_path, capsys, mon
     assert doc["frames"]["kvasir-seg"]["train"] > 0 and doc["command"] == "polypvision gate ..."
     assert c.training["decision_candidates"] != [{"old": 1}]
     assert "wrote" in capsys.readouterr().out
+    # --crops adds squares of the training polyp frames, both kinds from each frame
+    args.crops, args.output = True, str(tmp_path / "crops.onnx")
+    assert gate.run(args) == 0
+    doc2 = Segmenter(args.output, provider="cpu").contract.training["presence_gate"]
+    assert doc2["crops"] is True and doc2["frames"]["kvasir-seg"]["train_squares"] > 0
+    assert "train_squares" not in doc2["frames"]["neg"]
+    args.crops = False
     # the frames' features are cached: a second run does not read them through the model again
     monkeypatch.setattr(gate, "extract", lambda *a, **k: pytest.fail("features not cached"))
     args.output = str(tmp_path / "again.onnx")

@@ -244,21 +244,60 @@ def sensitivity_at(
 
 
 # -- reading the frames --------------------------------------------------------------------------
+def polyp_square(mask: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int, int]:
+    """(top, left, side) of a square of ``side`` holding the polyp's bounding box at a seeded
+    position (the smallest square holding it when the box is larger), inside the frame."""
+    h, w = mask.shape[:2]
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+    side = min(max(side, y1 - y0 + 1, x1 - x0 + 1), h, w)
+    top = int(rng.integers(max(0, y1 - side + 1), min(y0, h - side) + 1)) if side < h else 0
+    left = int(rng.integers(max(0, x1 - side + 1), min(x0, w - side) + 1)) if side < w else 0
+    return top, left, side
+
+
+def crop_pairs(
+    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[int]]:
+    """Squares at the crop scale from polyp frames, both kinds from the same frame: the
+    polyp-free square ``train --background-crops`` cuts (label 0) and one of the same side
+    holding the polyp (label 1), so neither the centre's look nor the zoom tells a polyp."""
+    from polypvision.training.trainsets import free_square
+
+    out: list[np.ndarray] = []
+    labels: list[int] = []
+    for im, m in zip(images, masks):
+        free = free_square(m, rng)
+        if free is None:
+            continue
+        cy, cx, side = free
+        top, left, pside = polyp_square(m, side, rng)
+        out += [im[cy : cy + side, cx : cx + side], im[top : top + pside, left : left + pside]]
+        labels += [0, 1]
+    return out, labels
+
+
 def extract(
-    session, contract, samples, mirror: bool, batch: int = 8, log: Callable[[str], None] = print
+    session, contract, samples, mirror: bool, crops: bool = False, batch: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled features (and polyp labels) of ``samples`` as the app preprocesses them."""
+    """Pooled features (and polyp labels) of ``samples`` as the app preprocesses them; with
+    ``crops``, of the squares :func:`crop_pairs` cuts from them instead (seeded)."""
     from polypvision import data as pdata
     from polypvision.model.processing import Preprocessor
 
-    pre = Preprocessor(contract.input, batch)
+    pre = Preprocessor(contract.input, batch * 2)
     name = contract.input.name
+    rng = np.random.default_rng(0)
     xs: list[np.ndarray] = []
     ys: list[int] = []
     for start in range(0, len(samples), batch):
         pairs = [pdata.load_pair(s) for s in samples[start : start + batch]]
-        labels = [int(m.any()) for _, m in pairs]
-        images = [im for im, _ in pairs]
+        if crops:
+            images, labels = crop_pairs([i for i, _ in pairs], [m for _, m in pairs], rng)
+            if not images:
+                continue
+        else:
+            images, labels = [i for i, _ in pairs], [int(m.any()) for _, m in pairs]
         views = (
             [images, [np.ascontiguousarray(im[:, ::-1]) for im in images]] if mirror else [images]
         )
@@ -266,10 +305,12 @@ def extract(
             x = pre(view)
             xs.append(session.run([FEATURES], {name: x})[0].astype(np.float32))
             ys += labels
+    if not xs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, int)
     return np.concatenate(xs), np.asarray(ys)
 
 
-def _cached_extract(session, contract, samples, mirror: bool, model_sha: str):
+def _cached_extract(session, contract, samples, mirror: bool, model_sha: str, crops: bool = False):
     """:func:`extract`, kept on disk by the model's and the frames' identity: a second run (a
     new C grid, a crash after reading) does not read the frames through the model again."""
     import json
@@ -277,7 +318,7 @@ def _cached_extract(session, contract, samples, mirror: bool, model_sha: str):
     from polypvision.fileio import atomic_path
     from polypvision.training.trainsets import cache_root
 
-    h = hashlib.sha256(json.dumps([model_sha, mirror]).encode())
+    h = hashlib.sha256(json.dumps([model_sha, mirror] + (["crops"] if crops else [])).encode())
     for smp in samples:
         for path in (smp.image, smp.mask):
             if path is not None:
@@ -287,7 +328,7 @@ def _cached_extract(session, contract, samples, mirror: bool, model_sha: str):
     if file.is_file():
         with np.load(file) as z:
             return z["x"], z["y"]
-    x, y = extract(session, contract, samples, mirror)
+    x, y = extract(session, contract, samples, mirror, crops)
     file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(file, ".npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, x=x, y=y)
@@ -342,6 +383,11 @@ def run(args: argparse.Namespace) -> int:
         ys.append(y)
         val[sd.name] = _cached_extract(session, base, va, False, model_sha)
         counts[sd.name] = {"train": len(tr), "val": len(va)}
+        if args.crops and not sd.negative:
+            cx, cy = _cached_extract(session, base, tr, True, model_sha, crops=True)
+            xs.append(cx)
+            ys.append(cy)
+            counts[sd.name]["train_squares"] = len(cy) // 2  # mirrored: each square twice
         print(
             f"[gate] {sd.name}: {len(tr)} training frames (and their mirror images), "
             f"{len(va)} validation frames read in {time.perf_counter() - t:.0f} s",
@@ -378,6 +424,7 @@ def run(args: argparse.Namespace) -> int:
         "dimensions": int(weight.size),
         "frames": counts,
         "mirrored_training_frames": True,
+        "crops": bool(args.crops),
         "c": clf.c,
         "c_chosen_on": (
             "validation: the highest mean sensitivity over the polyp datasets with every "

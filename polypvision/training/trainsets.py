@@ -181,6 +181,36 @@ CROP_MARGIN = 16
 CROP_MIN_SHARE = 1 / 3
 
 
+def free_square(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int] | None:
+    """(top, left, side) of the largest square of one frame clear of its polyp's bounding box
+    (plus ``CROP_MARGIN``), at a seeded position along the free strip; None when the frame has
+    no polyp pixel or the square would be under ``CROP_MIN_SHARE`` of the shorter side."""
+    h, w = mask.shape[:2]
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return None  # a polyp frame without a polyp pixel: nothing to avoid, nothing gained
+    y0, y1 = max(int(ys.min()) - CROP_MARGIN, 0), min(int(ys.max()) + CROP_MARGIN, h - 1)
+    x0, x1 = max(int(xs.min()) - CROP_MARGIN, 0), min(int(xs.max()) + CROP_MARGIN, w - 1)
+    # the four strips around the box: (largest square side that fits in it, which strip)
+    free_w, free_h = [x0, w - 1 - x1], [y0, h - 1 - y1]
+    options = [
+        (min(free_w[0], h), "left"),
+        (min(free_w[1], h), "right"),
+        (min(free_h[0], w), "top"),
+        (min(free_h[1], w), "bottom"),
+    ]
+    side, where = max(options)
+    if side < int(np.ceil(min(h, w) * CROP_MIN_SHARE)):
+        return None
+    if where in ("left", "right"):
+        cx = 0 if where == "left" else w - side
+        cy = int(rng.integers(0, h - side + 1))
+    else:
+        cy = 0 if where == "top" else h - side
+        cx = int(rng.integers(0, w - side + 1))
+    return cy, cx, side
+
+
 def background_crops(
     imgs: np.ndarray, masks: np.ndarray, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -200,32 +230,13 @@ def background_crops(
     import cv2
 
     n, h, w = masks.shape[:3]
-    min_side = int(np.ceil(min(h, w) * CROP_MIN_SHARE))
     rng = np.random.default_rng(seed)
     out_i, out_m = [], []
     for k in range(n):
-        ys, xs = np.nonzero(masks[k, ..., 0])
-        if len(ys) == 0:
-            continue  # a polyp frame without a polyp pixel: nothing to avoid, nothing gained
-        y0, y1 = max(int(ys.min()) - CROP_MARGIN, 0), min(int(ys.max()) + CROP_MARGIN, h - 1)
-        x0, x1 = max(int(xs.min()) - CROP_MARGIN, 0), min(int(xs.max()) + CROP_MARGIN, w - 1)
-        # the four strips around the box: (largest square side that fits in it, which strip)
-        free_w, free_h = [x0, w - 1 - x1], [y0, h - 1 - y1]
-        options = [
-            (min(free_w[0], h), "left"),
-            (min(free_w[1], h), "right"),
-            (min(free_h[0], w), "top"),
-            (min(free_h[1], w), "bottom"),
-        ]
-        side, where = max(options)
-        if side < min_side:
+        sq = free_square(masks[k, ..., 0], rng)
+        if sq is None:
             continue
-        if where in ("left", "right"):
-            cx = 0 if where == "left" else w - side
-            cy = int(rng.integers(0, h - side + 1))
-        else:
-            cy = 0 if where == "top" else h - side
-            cx = int(rng.integers(0, w - side + 1))
+        cy, cx, side = sq
         ci = imgs[k, cy : cy + side, cx : cx + side]
         cm = masks[k, cy : cy + side, cx : cx + side]
         out_i.append(cv2.resize(ci, (w, h), interpolation=cv2.INTER_LINEAR))
