@@ -168,6 +168,10 @@ def test_crop_pairs_cut_a_polyp_free_and_a_polyp_square_of_one_side():
     assert side == 50 and top <= 40 and top + side >= 70 and left <= 110 and left + side >= 140
     assert gate.polyp_square(mask, 20, rng)[2] == 30  # at least the polyp's box
     assert gate.crop_pairs([img], [np.zeros_like(mask)], rng) == ([], [])
+    wide = np.zeros((120, 160), np.uint8)
+    wide[50:60, 5:150] = 1  # wider than the frame is tall: a square centred on it
+    top, left, side = gate.polyp_square(wide, 40, rng)
+    assert side == 120 and top == 0 and 0 <= left <= 40 and left + side <= 160
 
 
 def test_sensitivity_at_keeps_every_polyp_free_dataset_under_the_target():

@@ -244,16 +244,24 @@ def sensitivity_at(
 
 
 # -- reading the frames --------------------------------------------------------------------------
+def _place(lo_box: int, hi_box: int, side: int, n: int, rng: np.random.Generator) -> int:
+    """Start of a ``side`` span inside [0, n) holding [lo_box, hi_box] at a seeded position;
+    centred on the box when the box is the longer."""
+    lo, hi = max(0, hi_box - side + 1), min(lo_box, n - side)
+    if lo > hi:
+        return int(min(max((lo_box + hi_box) // 2 - side // 2, 0), n - side))
+    return int(rng.integers(lo, hi + 1))
+
+
 def polyp_square(mask: np.ndarray, side: int, rng: np.random.Generator) -> tuple[int, int, int]:
     """(top, left, side) of a square of ``side`` holding the polyp's bounding box at a seeded
-    position (the smallest square holding it when the box is larger), inside the frame."""
+    position (the smallest square holding it when the box is larger, centred on the box where
+    the frame is too short to hold it), inside the frame."""
     h, w = mask.shape[:2]
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     side = min(max(side, y1 - y0 + 1, x1 - x0 + 1), h, w)
-    top = int(rng.integers(max(0, y1 - side + 1), min(y0, h - side) + 1)) if side < h else 0
-    left = int(rng.integers(max(0, x1 - side + 1), min(x0, w - side) + 1)) if side < w else 0
-    return top, left, side
+    return _place(y0, y1, side, h, rng), _place(x0, x1, side, w, rng), side
 
 
 def crop_pairs(
