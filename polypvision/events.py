@@ -71,6 +71,9 @@ class PolypEvent:
     largest_area: float  # largest outlined fraction of the frame
     largest_frame: int  # the frame with the largest area (the earliest on a tie)
     largest_t: float
+    # highest frame-decision score (what the alarm rests on: the presence output of a model
+    # that has one); logs written before the decision existed have none: their peak stands in
+    score: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -113,14 +116,17 @@ def find_events(
     settings: EventSettings | None = None,
     fps: float | None = None,
 ) -> list[PolypEvent]:
-    """The polyp events of a per-frame log (dicts with ``t``, ``polyp``, ``peak``, ``area``)."""
+    """The polyp events of a per-frame log (dicts with ``t``, ``polyp``, ``peak``, ``area`` and
+    ``score``, the frame decision's score; a log without ``score`` scores by ``peak``)."""
+    peak = np.asarray([float(r.get("peak", 0.0)) for r in records], np.float64)
     return find_events_in(
         np.asarray([r["t"] for r in records], np.float64),
         np.asarray([bool(r.get("polyp")) for r in records], bool),
-        np.asarray([float(r.get("peak", 0.0)) for r in records], np.float64),
+        peak,
         np.asarray([float(r.get("area", 0.0)) for r in records], np.float64),
         settings,
         fps,
+        score=np.asarray([float(r.get("score", r.get("peak", 0.0))) for r in records], np.float64),
     )
 
 
@@ -131,11 +137,14 @@ def find_events_in(
     area: np.ndarray,
     settings: EventSettings | None = None,
     fps: float | None = None,
+    score: np.ndarray | None = None,
 ) -> list[PolypEvent]:
     """:func:`find_events` over per-frame arrays (the app's timeline keeps its verdicts so):
-    timestamps, detection flags, peak probabilities and outlined areas, one entry per position."""
+    timestamps, detection flags, peak probabilities and outlined areas, one entry per position,
+    and the frame decision's scores (None: the peaks)."""
     settings = (settings or EventSettings()).validated()
     t, hit = np.asarray(t, np.float64), np.asarray(polyp, bool)
+    score = peak if score is None else score
     period = _period(t, fps)
     merged: list[list[int]] = []
     for first, last in _runs(hit):
@@ -162,6 +171,7 @@ def find_events_in(
                 largest_area=float(area[largest]),
                 largest_frame=largest,
                 largest_t=float(t[largest]),
+                score=float(np.max(score[hits])),
             )
         )
     return events

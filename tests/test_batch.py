@@ -375,7 +375,10 @@ def test_report_command_for_a_single_annotate_output(archive, toy_model, tmp_pat
     assert html.count('<tr class="event"') == 2
     # words a clinician reads: a model score, not a confidence; settings as text, not JSON
     assert "confidence</th>" not in html and "highest score</th>" in html
-    assert "not a\ncalibrated confidence" in html
+    assert "not a calibrated confidence" in " ".join(html.split())
+    # the events' highest score is the one the alarm rests on (the log's "score")
+    best = [round(e.score, 4) for e in find_events(read_log(log), EventSettings(0.3, 0.5))]
+    assert [float(x) for x in re.findall(r'data-score="([0-9.]+)"', html)] == best
     assert '{"alpha"' not in html and "setting: smoothing</td><td>alpha 0.8" in html
     # the alarm rule the log was made with (the toy model's: anything outlined)
     assert "a polyp is reported when</td><td>anything is outlined" in html

@@ -68,6 +68,18 @@ def test_peak_and_largest_area_over_the_detections_only():
     )
 
 
+def test_score_is_the_alarms_own_and_an_old_log_scores_by_peak():
+    recs = log("###.", peaks={0: 1.0, 1: 1.0, 2: 1.0})
+    for r, score in zip(recs, (0.2, 0.6, 0.4, 0.9)):
+        r["score"] = score  # a presence model: pixel peaks of 1.00, the alarm rests on presence
+    (ev,) = find_events(recs, EventSettings(0.0, 0.5))
+    assert ev.score == pytest.approx(0.6) and ev.peak == pytest.approx(1.0)
+    for r in recs:
+        del r["score"]  # written before the frame decision existed
+    (ev,) = find_events(recs, EventSettings(0.0, 0.5))
+    assert ev.score == pytest.approx(1.0)
+
+
 def test_largest_area_tie_takes_the_earliest_frame():
     (ev,) = find_events(log("####", areas={1: 0.2, 3: 0.2}), EventSettings(0.0, 0.0))
     assert ev.largest_frame == 1

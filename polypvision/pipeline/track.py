@@ -31,6 +31,7 @@ class DetectionTrack:
         self.state = np.zeros(n, np.uint8)
         self.t = np.full(n, np.nan)  # each analysed frame's own timestamp (variable frame rates)
         self.peak = np.zeros(n, np.float32)
+        self.score = np.zeros(n, np.float32)
         self.area = np.zeros(n, np.float32)
         self.fps = fps
         self.event_settings = events or EventSettings()
@@ -46,6 +47,7 @@ class DetectionTrack:
             d = result.detection
             self.t[i] = result.frame.pts_s
             self.peak[i] = d.peak_probability
+            self.score[i] = d.score
             self.area[i] = d.area_fraction
             self.state[i] = POLYP if d.present else CLEAR
             self.version += 1
@@ -83,6 +85,7 @@ class DetectionTrack:
                     self.area,
                     self.event_settings,
                     self.fps or None,
+                    score=self.score,
                 ),
             )
         return self._events[1]

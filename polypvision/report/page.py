@@ -72,11 +72,11 @@ def _event_rows(events: Sequence[PolypEvent], thumbs: Mapping[int, str]) -> str:
         rows.append(
             f'<tr class="event" data-number="{e.number}" data-start-frame="{e.start_frame}" '
             f'data-end-frame="{e.end_frame}" data-start-s="{e.start_s:.4f}" '
-            f'data-end-s="{e.end_s:.4f}" data-peak="{e.peak:.4f}" '
+            f'data-end-s="{e.end_s:.4f}" data-peak="{e.peak:.4f}" data-score="{e.score:.4f}" '
             f'data-largest-area="{e.largest_area:.5f}" '
             f'data-largest-frame="{e.largest_frame}"><td class="n">{e.number}</td><td '
             f'class="n">{clock(e.start_s)}</td><td class="n">{clock(e.end_s)}</td><td '
-            f'class="n">{e.duration_s:.1f} s</td><td class="n">{e.peak:.2f}</td><td '
+            f'class="n">{e.duration_s:.1f} s</td><td class="n">{e.score:.2f}</td><td '
             f'class="n">{_pct(e.largest_area)}</td><td class="n">{e.largest_frame}</td><td '
             f'class="thumb">{img}</td></tr>'
         )
@@ -186,9 +186,9 @@ def render_report(
 {_event_rows(events, thumbs)}
 <p class="sub">An event is a stretch with a polyp outlined that lasts at least
 {settings.min_duration_s:g} s, gaps of up to {settings.max_gap_s:g} s bridged. Highest score: the
-model's highest pixel score over the event's frames (a model output between 0 and 1, not a
-calibrated confidence: false alarms can score 1.00 too); largest area: the outline's largest share
-of the frame, shown at that frame.</p>
+highest score the alarm rests on over the event's frames (the score named in "a polyp is reported
+when" below; a model output between 0 and 1, not a calibrated confidence); largest area: the
+outline's largest share of the frame, shown at that frame.</p>
 <h2>Model and settings</h2>
 {_kv(_model_rows(sidecar, settings))}
 <p class="foot">PolypVision decision support, not a diagnosis. Generated from
