@@ -539,3 +539,4 @@ def test_a_seek_in_a_variable_frame_rate_clip_shows_and_marks_the_frame_named(
         assert r.position == k and read_stamp(frame.image) == k
         assert frame.pts_s == pytest.approx(VFR_PTS_MS[k] / 1000)
         assert s.player.track.t[k] == pytest.approx(VFR_PTS_MS[k] / 1000)
+        assert r.position_s == pytest.approx(VFR_PTS_MS[k] / 1000)  # the transport's clock

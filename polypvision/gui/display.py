@@ -63,7 +63,7 @@ class Display:
         """One timer refresh; True when the slower stats/labels were updated this time."""
         now = time.perf_counter()
         self.transport.show_position(
-            p.runner.position, p.info.frame_count, p.runner.paused, p.info.live
+            p.runner.position, p.info.frame_count, p.runner.paused, p.info.live, p.runner.position_s
         )
         if now - self._last_stats < STATS_EVERY_S:
             return False

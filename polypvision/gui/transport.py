@@ -268,7 +268,15 @@ class TransportBar(QWidget):
         self.play_btn.setEnabled(active)
         self.time_label.setText("")
 
-    def show_position(self, index: int, frame_count: int | None, paused: bool, live: bool) -> None:
+    def show_position(
+        self,
+        index: int,
+        frame_count: int | None,
+        paused: bool,
+        live: bool,
+        seconds: float | None = None,
+    ) -> None:
+        """``seconds``: the frame's own media time (its timestamp), else index / fps."""
         if paused != self._shows_paused:  # called at display rate: touch widgets only on change
             self._shows_paused = paused
             self.play_btn.setIcon(self._play_icon if paused else self._pause_icon)
@@ -281,7 +289,8 @@ class TransportBar(QWidget):
             self.slider.blockSignals(False)
         total = f" / {frame_count}" if frame_count else ""
         self.time_label.setText(
-            f"{_clock(max(index, 0) / self.fps)}  frame {max(index, 0) + 1}{total}"
+            f"{_clock(seconds if seconds is not None else max(index, 0) / self.fps)}  "
+            f"frame {max(index, 0) + 1}{total}"
         )
         self.timeline.refresh(index)
 

@@ -137,6 +137,8 @@ class LiveRunner:
         self.error: BaseException | None = None
         self.ended = False
         self.position = -1  # index of the last frame read
+        # that frame's own media time: the transport's clock (index / fps is wrong in VFR files)
+        self.position_s: float | None = None
         self._stop = threading.Event()
         self._cmd_lock = threading.Lock()
         self._paused = False
@@ -405,6 +407,7 @@ class LiveRunner:
 
     def _read_one(self, frame: Frame) -> None:
         self.position = frame.index
+        self.position_s = frame.pts_s
         self._last_frame_t = frame.t_capture
         self.capture_rate.tick(frame.t_capture)
         self.slot.put((frame, self._generation))

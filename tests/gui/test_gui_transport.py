@@ -55,3 +55,14 @@ def test_a_click_on_the_seek_bar_seeks_to_the_clicked_point(qtbot):
     tx = s.mapTo(bar, QPoint(x, 0)).x() - tl.mapTo(bar, QPoint(0, 0)).x()
     qtbot.mouseClick(tl, Qt.MouseButton.LeftButton, pos=QPoint(tx, tl.height() // 2))
     assert strip and abs(strip[-1] - seeks[-1]) <= 2, (strip, seeks)
+
+
+def test_the_clock_reads_the_frames_own_time_not_index_over_rate(qtbot):
+    """A variable-frame-rate file: frame 101 may sit at 8.0 s where 100 / 25 fps says 4.0 s."""
+    bar = TransportBar()
+    qtbot.addWidget(bar)
+    bar.set_source(200, seekable=True, fps=25.0, track=DetectionTrack(200, 25.0))
+    bar.show_position(100, 200, paused=True, live=False, seconds=8.0)
+    assert bar.time_label.text().startswith("00:08.0  frame 101 / 200")
+    bar.show_position(100, 200, paused=True, live=False)  # no timestamp known: index / fps
+    assert bar.time_label.text().startswith("00:04.0  frame 101 / 200")
