@@ -14,7 +14,6 @@ Usage: python scripts/choose_decision.py MODEL.onnx [--data DIR ...] [--negative
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -26,8 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from polypvision import data as pdata
     from polypvision.model.session import Segmenter
-    from polypvision.operating import choose_decision, score_frames
-    from polypvision.training.export import _compact_candidates, set_contract, write_atomic
+    from polypvision.training.export import set_contract, with_decision, write_atomic
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="+")
@@ -42,15 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sds = pdata.load_splits(pdata.specs_from(data, negs), a.split_file, create=False)
     for model in a.model:
-        seg = Segmenter(model, provider="cpu")
-        records = [r for sd in sds for r in score_frames(seg, sd, "val")]
-        decision, table = choose_decision(records)
-        c = seg.contract
-        final = dataclasses.replace(
-            c,
-            output=dataclasses.replace(c.output, decision=decision),
-            training={**c.training, "decision_candidates": _compact_candidates(table)},
-        )
+        final = with_decision(model, Segmenter(model, provider="cpu").contract, sds)
+        decision = final.output.decision
         proto = onnx.load(model)
         set_contract(proto, final)
         write_atomic(proto, model)

@@ -328,39 +328,46 @@ def _export_with_gate(
     return err, gate
 
 
+def with_decision(model_path: str | Path, contract: ModelContract, sds) -> ModelContract:
+    """``contract`` with the frame decision chosen for the model at ``model_path`` (score kind,
+    operating threshold at the target false-alarm rate, persistence) on the validation side of
+    ``sds`` through the app's own smoother (``operating.choose_decision``), and every candidate
+    tried in its training record. One rule for export, ``polypvision gate`` and
+    ``scripts/choose_decision.py``."""
+    import dataclasses
+
+    from polypvision.model.session import Segmenter
+    from polypvision.operating import choose_decision, score_frames
+
+    seg = Segmenter(model_path, provider="cpu")
+    records = [r for sd in sds for r in score_frames(seg, sd, "val")]
+    decision, table = choose_decision(records)
+    return dataclasses.replace(
+        contract,
+        output=dataclasses.replace(contract.output, decision=decision),
+        training={**contract.training, "decision_candidates": _compact_candidates(table)},
+    )
+
+
 def _export_with_decision(
     model, contract: ModelContract, specs, config: dict[str, Any], output: str | Path
 ):
-    """Export to a scratch file, choose the frame decision (score kind, operating threshold at
-    the target false-alarm rate, persistence) on the run's validation split through the app's own
-    smoother (``operating.choose_decision``), then write the model with it in its contract. The
-    pixel gate stays off: the decision is the frame-level gate of a model with a presence output.
-    """
-    import dataclasses
-
+    """Export to a scratch file, choose the frame decision on the run's validation split
+    (:func:`with_decision`), then write the model with it in its contract. The pixel gate stays
+    off: the decision is the frame-level gate of a model with a presence output."""
     import onnx
 
     from polypvision import data as pdata
-    from polypvision.model.session import Segmenter
-    from polypvision.operating import choose_decision, score_frames
 
     with tempfile.TemporaryDirectory(prefix="polypvision-export-") as tmpdir:
         scratch = Path(tmpdir) / "model.onnx"
         err = export_keras(model, contract, scratch)
         sds = pdata.load_splits(specs, config.get("split_file"), create=False)
-        seg = Segmenter(scratch, provider="cpu")
-        records = [r for sd in sds for r in score_frames(seg, sd, "val")]
-        decision, table = choose_decision(records)
-        out = dataclasses.replace(contract.output, decision=decision)
-        final = dataclasses.replace(
-            contract,
-            output=out,
-            training={**contract.training, "decision_candidates": _compact_candidates(table)},
-        )
+        final = with_decision(scratch, contract, sds)
         proto = onnx.load(str(scratch))
         set_contract(proto, final)
         write_atomic(proto, output)
-    return err, decision
+    return err, final.output.decision
 
 
 def _compact_candidates(table: list[dict[str, Any]]) -> list[dict[str, Any]]:

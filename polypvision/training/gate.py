@@ -231,16 +231,30 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int = 100) ->
 def sensitivity_at(
     scores: dict[str, np.ndarray], polyp: Sequence[str], free: Sequence[str], target: float
 ) -> tuple[float, float]:
-    """The lowest threshold at which every polyp-free dataset is alarmed on at most ``target``
-    of its frames, and the mean share of polyp frames over the polyp datasets at it."""
-    thr = 0.0
-    for name in free:
-        v = np.sort(scores[name])[::-1]
-        k = int(np.floor(target * len(v)))  # at most k frames may score at or over the threshold
-        if k < len(v):
-            thr = max(thr, float(np.nextafter(v[k], np.inf)))
-    sens = float(np.mean([np.mean(scores[name] >= thr) for name in polyp]))
-    return thr, sens
+    """The operating threshold of per-frame ``scores`` (every polyp-free dataset alarmed on at
+    most ``target`` of its frames) and the mean share of polyp frames over the polyp datasets
+    at it: the export's own rule (:func:`polypvision.operating.threshold_for`), each frame a
+    still (no persistence)."""
+    from polypvision.decision import DecisionSpec
+    from polypvision.operating import ScoredFrame, decide, rates, threshold_for
+
+    records = [
+        ScoredFrame(
+            dataset=name,
+            stem=f"{name}-{i}",
+            clip=f"{name}-{i}",
+            order=0,
+            polyp=name in polyp,
+            presence=float(v),
+            region_peak=1.0,  # the score is the presence alone
+            width=1,
+            height=1,
+        )
+        for name in (*polyp, *free)
+        for i, v in enumerate(scores[name])
+    ]
+    thr = threshold_for(records, "presence", 1, 1, target)
+    return thr, float(rates(records, decide(records, DecisionSpec("presence", thr)))["sensitivity"])
 
 
 # -- reading the frames --------------------------------------------------------------------------
@@ -350,9 +364,8 @@ def run(args: argparse.Namespace) -> int:
     from polypvision.decision import DecisionSpec
     from polypvision.model.contract import ModelContract
     from polypvision.model.runtime import import_onnxruntime
-    from polypvision.model.session import Segmenter
-    from polypvision.operating import TARGET_FALSE_ALARM, choose_decision, score_frames
-    from polypvision.training.export import _compact_candidates, set_contract, write_atomic
+    from polypvision.operating import TARGET_FALSE_ALARM
+    from polypvision.training.export import set_contract, with_decision, write_atomic
 
     t0 = time.perf_counter()
     base_path = Path(args.model)
@@ -460,16 +473,10 @@ def run(args: argparse.Namespace) -> int:
         )
         set_contract(gated, staged)
         onnx.save_model(gated, str(scratch))
-        seg = Segmenter(scratch, provider="cpu")
-        records = [r for sd in sds for r in score_frames(seg, sd, "val")]
-        decision, table = choose_decision(records)
-        final = dataclasses.replace(
-            staged,
-            output=dataclasses.replace(staged.output, decision=decision),
-            training={**staged.training, "decision_candidates": _compact_candidates(table)},
-        )
+        final = with_decision(scratch, staged, sds)
         set_contract(gated, final)
         write_atomic(gated, args.output)
+    decision = final.output.decision
     v = decision.validation or {}
     print(
         f"[gate] wrote {args.output}: C={clf.c:g}, {decision.describe()}; validation polyp "

@@ -328,3 +328,34 @@ def test_a_run_with_background_crops_trains_on_them_and_records_it(tmp_path, cap
     assert said and int(said.group(1)) > 0
     state = json.loads((out / "state.json").read_text())
     assert state["config"]["background_crops"] is True
+
+
+def test_a_presence_head_run_exports_mask_and_presence_with_a_decision_chosen_on_validation(
+    tmp_path,
+):
+    import onnx
+
+    from polypvision.model.session import Segmenter
+    from polypvision.training import export, train
+
+    data, negs = _toy(tmp_path)
+    out, split = tmp_path / "runs" / "pres", tmp_path / "split.json"
+    args = _args(data, negs, out, split, arch="mobilenetv2", epochs=1, presence_head=True)
+    assert train.run(args) == 0
+    onnx_path = tmp_path / "pres.onnx"
+    eargs = SimpleNamespace(
+        checkpoint=str(out),
+        output=str(onnx_path),
+        name=None,
+        threshold=None,
+        metrics=None,
+        threads=1,
+        no_gate=False,
+    )
+    assert export.run(eargs) == 0
+    assert [o.name for o in onnx.load(str(onnx_path)).graph.output] == ["mask", "presence"]
+    c = Segmenter(onnx_path, provider="cpu").contract
+    d = c.output.decision
+    assert c.output.presence == "presence" and d.chosen_on.startswith("validation")
+    assert d.validation["false_alarm_max"] <= d.target_false_alarm
+    assert any(x["score"] == "presence" for x in c.training["decision_candidates"])
