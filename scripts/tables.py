@@ -229,17 +229,18 @@ def card(ctx: Context, stem: str) -> str:
         + (", ".join(f"{k} {_f(v)}" for k, v in per.items()) or "the validation split")
         + ")."
     )
-    lines.append(
-        f"- Threshold {c.output.threshold:g}, chosen on the "
-        f"{t.get('threshold_chosen_on', 'n/a')}; gate: min area {c.output.min_area:g}, min peak "
-        f"{c.output.min_peak:g}"
-        + (
+    if c.output.presence:  # docs/decisions.md: the decision is the frame-level gate
+        gate_text = "no pixel gate (the frame decision on the presence output replaces it)"
+    else:
+        gate_text = f"gate: min area {c.output.min_area:g}, min peak {c.output.min_peak:g}" + (
             f" (on validation: polyp found {_f(gate.get('val_found'), '.1%')}, polyp-free frames "
             f"reporting a polyp {_f(gate.get('val_flagged'), '.1%')})"
             if gate.get("val_found") is not None
             else ""
         )
-        + "."
+    lines.append(
+        f"- Threshold {c.output.threshold:g}, chosen on the "
+        f"{t.get('threshold_chosen_on', 'n/a')}; {gate_text}."
     )
     pg = t.get("presence_gate")
     if pg:
@@ -252,8 +253,18 @@ def card(ctx: Context, stem: str) -> str:
             + "; ".join(f"{k}: {v}" for k, v in pg["features"].items())
             + f") into an L2 logistic regression, C {pg['c']:g} chosen on validation "
             f"(validation polyp frames alarmed at 4.5% false alarms: {grid}); training frames "
-            + ", ".join(f"{k} {v['train']}" for k, v in pg["frames"].items())
-            + " (each also mirrored)."
+            + ", ".join(
+                f"{k} {v['train']}"
+                + (f" and {v['train_squares']} squares" if v.get("train_squares") else "")
+                for k, v in pg["frames"].items()
+            )
+            + " (each also mirrored"
+            + (
+                "; the squares: half clear of the polyp, half holding it, cut from the same "
+                "polyp frames)."
+                if pg.get("crops")
+                else ")."
+            )
         )
     r = ctx.test(stem)
     if r:
