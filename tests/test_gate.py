@@ -236,3 +236,33 @@ def test_gate_command_writes_a_gated_model_with_a_decision(tmp_path, capsys, mon
     with pytest.raises(gate.GateError, match="already has a presence output"):
         gate.run(args)
     assert out.read_bytes() == before
+
+
+def test_bad_model_files_and_outputs_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(gate, "extract", lambda *a, **k: pytest.fail("frames read"))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    kept = tmp_path / "kept.onnx"
+    kept.write_bytes(b"earlier output")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    base = build_unet(tmp_path / "base.onnx")
+    cases = [
+        (junk, kept, "not a readable ONNX model"),
+        (base, blocker / "out.onnx", "cannot create"),  # its folder would be inside a file
+    ]
+    for model, output, needle in cases:
+        args = SimpleNamespace(
+            model=str(model),
+            output=str(output),
+            name=None,
+            data=["unused"],
+            negatives=["unused"],
+            split_file=None,
+            threads=1,
+            crops=False,
+        )
+        with pytest.raises(gate.GateError, match=needle) as e:
+            gate.run(args)
+        assert "\n" not in str(e.value)
+    assert kept.read_bytes() == b"earlier output"

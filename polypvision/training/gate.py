@@ -371,7 +371,27 @@ def run(args: argparse.Namespace) -> int:
     base_path = Path(args.model)
     if not base_path.is_file():
         raise GateError(f"gate: {base_path} does not exist; give an exported .onnx model")
-    proto = onnx.load(str(base_path))
+    out_dir = Path(args.output).resolve().parent
+    try:  # before minutes of reading frames, not after
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GateError(
+            f"gate: cannot create {out_dir} ({exc.strerror}); choose another -o"
+        ) from None
+    try:  # a file can really be made there (permission bits say nothing to root)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise GateError(
+            f"gate: cannot write in {out_dir} ({exc.strerror}); choose another -o"
+        ) from None
+    try:
+        proto = onnx.load(str(base_path))
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise GateError(
+            f"gate: {base_path} is not a readable ONNX model ({type(exc).__name__}); give an "
+            "exported .onnx model"
+        ) from None
     model_sha = hashlib.sha256(base_path.read_bytes()).hexdigest()
     meta = {p.key: p.value for p in proto.metadata_props}
     if "polypvision" not in meta:
