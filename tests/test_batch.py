@@ -72,6 +72,11 @@ def partials(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*") if "partial" in p.name]
 
 
+def procedure_partials(folder: Path) -> list[Path]:
+    """Partial files of procedures, not of the run's own summary.csv / index.html."""
+    return [p for p in partials(folder) if not p.name.startswith((".summary.", ".index."))]
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
     return make_archive(tmp_path_factory.mktemp("archive"))
@@ -513,11 +518,11 @@ def test_sigterm_mid_run_leaves_no_partial_output_and_an_account(toy_model, tmp_
     )
     try:
         deadline = time.monotonic() + 120
-        while not partials(out) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(
-                0.05
-            )  # waiting for a condition (a temporary file exists), not for a duration
-        assert partials(out), "the first procedure started writing"
+        # A procedure's own partial file: summary.csv and index.html are written through the
+        # same kind of temporary file before any procedure starts.
+        while not procedure_partials(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for a condition (a temporary file exists), not a duration
+        assert procedure_partials(out), "the first procedure started writing"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
