@@ -334,6 +334,18 @@ def register(subparsers) -> None:
             "gate cannot tell a polyp by the centre's look or the zoom"
         ),
     )
+    gp.add_argument(
+        "--cross-fit",
+        type=int,
+        default=0,
+        metavar="K",
+        help=(
+            "also fit on the validation frames, cross-fitted over K folds of them (whole "
+            "sequences, near-duplicates together): C and the decision are chosen on "
+            "out-of-fold scores, the written gate is fitted on training and all of validation "
+            "(docs/decisions.md); 0, the default, fits on training only"
+        ),
+    )
     gp.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     gp.set_defaults(func=_gate)
 

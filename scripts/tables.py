@@ -251,11 +251,21 @@ def card(ctx: Context, stem: str) -> str:
             f"- Presence output: fitted by `polypvision gate` on the frozen `{pg['base_model']}` "
             f"(its mask unchanged): {pg['dimensions']} pooled features ("
             + "; ".join(f"{k}: {v}" for k, v in pg["features"].items())
-            + f") into an L2 logistic regression, C {pg['c']:g} chosen on validation "
-            f"(validation polyp frames alarmed at 4.5% false alarms: {grid}); training frames "
+            + f") into an L2 logistic regression, C {pg['c']:g} chosen on "
+            + (
+                f"out-of-fold validation, cross-fitted over {xf['folds']} folds "
+                if (xf := pg.get("cross_fit"))
+                else "validation "
+            )
+            + f"(validation polyp frames alarmed at 4.5% false alarms: {grid}); fitted on frames: "
             + ", ".join(
                 f"{k} {v['train']}"
-                + (f" and {v['train_squares']} squares" if v.get("train_squares") else "")
+                + (f" + {sum(v['val_folds'])} validation" if v.get("val_folds") else "")
+                + (
+                    f" and {v['train_squares'] + v.get('val_squares', 0)} squares"
+                    if v.get("train_squares")
+                    else ""
+                )
                 for k, v in pg["frames"].items()
             )
             + " (each also mirrored"
@@ -294,7 +304,11 @@ def card(ctx: Context, stem: str) -> str:
     if a:
         names = (ctx.alarms_doc or {}).get("datasets", [])
         kinds = (ctx.alarms_doc or {}).get("kinds", {})
-        for split, what in (("val", "validation"), ("test", "test")):
+        oof = a.get("validation_out_of_fold")
+        for split, what in (
+            ("val", "validation, out of fold" if oof else "validation"),
+            ("test", "test"),
+        ):
             cells = _tier_cells(ctx, a, split, "as_shipped")
             lines.append(
                 f"- Alarm ({what}, `benchmarks/alarms.md`): decision {a['decision_text']}; "

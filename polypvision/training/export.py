@@ -334,14 +334,25 @@ def with_decision(model_path: str | Path, contract: ModelContract, sds) -> Model
     ``sds`` through the app's own smoother (``operating.choose_decision``), and every candidate
     tried in its training record. One rule for export, ``polypvision gate`` and
     ``scripts/choose_decision.py``."""
-    import dataclasses
-
     from polypvision.model.session import Segmenter
-    from polypvision.operating import choose_decision, score_frames
+    from polypvision.operating import score_frames
 
     seg = Segmenter(model_path, provider="cpu")
-    records = [r for sd in sds for r in score_frames(seg, sd, "val")]
+    return decision_from_records(contract, [r for sd in sds for r in score_frames(seg, sd, "val")])
+
+
+def decision_from_records(
+    contract: ModelContract, records, chosen_on: str | None = None
+) -> ModelContract:
+    """``contract`` with the decision ``operating.choose_decision`` picks on validation
+    ``records`` (``chosen_on`` replaces its description, e.g. for out-of-fold records)."""
+    import dataclasses
+
+    from polypvision.operating import choose_decision
+
     decision, table = choose_decision(records)
+    if chosen_on:
+        decision = dataclasses.replace(decision, chosen_on=chosen_on)
     return dataclasses.replace(
         contract,
         output=dataclasses.replace(contract.output, decision=decision),

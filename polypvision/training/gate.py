@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from polypvision.errors import UserError
+from polypvision.training import crossfit
 
 FEATURES = "gate/features"
 PRESENCE = "presence"
@@ -365,9 +366,17 @@ def run(args: argparse.Namespace) -> int:
     from polypvision.model.contract import ModelContract
     from polypvision.model.runtime import import_onnxruntime
     from polypvision.operating import TARGET_FALSE_ALARM
-    from polypvision.training.export import set_contract, with_decision, write_atomic
+    from polypvision.training.export import (
+        decision_from_records,
+        set_contract,
+        with_decision,
+        write_atomic,
+    )
 
     t0 = time.perf_counter()
+    folds_asked = int(getattr(args, "cross_fit", 0) or 0)
+    if folds_asked == 1 or folds_asked < 0:
+        raise GateError("gate: --cross-fit needs 2 or more folds (or 0 for no cross-fitting)")
     base_path = Path(args.model)
     if not base_path.is_file():
         raise GateError(f"gate: {base_path} does not exist; give an exported .onnx model")
@@ -434,24 +443,50 @@ def run(args: argparse.Namespace) -> int:
             f"{len(va)} validation frames read in {time.perf_counter() - t:.0f} s",
             flush=True,
         )
-    x_train, y_train = np.concatenate(xs), np.concatenate(ys)
     polyp = [sd.name for sd in sds if not sd.negative]
     free = [sd.name for sd in sds if sd.negative]
+    k = int(getattr(args, "cross_fit", 0) or 0)
+    folds: dict[str, list[list[int]]] = {}
+    extra: list[list[tuple[np.ndarray, np.ndarray]]] = []  # per fold: its frames to fit on
+    if k:
+        folds, extra, squares = _fold_features(session, base, sds, k, model_sha, args.crops)
+        for sd in sds:
+            counts[sd.name]["val_folds"] = [len(f) for f in folds[sd.name]]
+            if sd.name in squares:
+                counts[sd.name]["val_squares"] = squares[sd.name]
+
+    def fit(c: float, held_out: int | None) -> Logistic:
+        parts = [(x, y) for x, y in zip(xs, ys)]
+        parts += [p for j, ps in enumerate(extra) if j != held_out for p in ps]
+        return fit_logistic(
+            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), c
+        )
+
     fits = []
+    fold_fits: dict[float, list[Logistic]] = {}
     for c in C_GRID:
         t = time.perf_counter()
-        clf = fit_logistic(x_train, y_train, c)
-        thr, sens = sensitivity_at(
-            {k: clf(v[0]) for k, v in val.items()}, polyp, free, TARGET_FALSE_ALARM
-        )
+        if k:
+            fold_fits[c] = [fit(c, j) for j in range(k)]
+            val_scores = crossfit.out_of_fold(
+                fold_fits[c], {n: v[0] for n, v in val.items()}, folds
+            )
+            clf = fold_fits[c][0]
+        else:
+            clf = fit(c, None)
+            val_scores = {n: clf(v[0]) for n, v in val.items()}
+        thr, sens = sensitivity_at(val_scores, polyp, free, TARGET_FALSE_ALARM)
         fits.append((sens, -c, clf))
         print(
-            f"[gate] C={c:g}: validation polyp frames alarmed {sens:.1%} with every polyp-free "
-            f"dataset at most {TARGET_FALSE_ALARM:.1%} ({clf.iterations} Newton steps, "
-            f"{time.perf_counter() - t:.0f} s)",
+            f"[gate] C={c:g}: validation polyp frames alarmed {sens:.1%}"
+            f"{' (out of fold)' if k else ''} with every polyp-free dataset at most "
+            f"{TARGET_FALSE_ALARM:.1%} ({clf.iterations} Newton steps"
+            f"{f' in the first of {k} fits' if k else ''}, {time.perf_counter() - t:.0f} s)",
             flush=True,
         )
-    sens, _, clf = max(fits, key=lambda f: (f[0], f[1]))
+    sens, negc, clf = max(fits, key=lambda f: (f[0], f[1]))
+    if k:
+        clf = fit(-negc, None)  # the shipped gate: training and every fold
     weight, bias = clf.folded()
     gated = add_presence(featured, weight, bias)
     _check_mask_untouched(ort, proto, gated, base)
@@ -474,6 +509,14 @@ def run(args: argparse.Namespace) -> int:
         "c_grid": [{"c": -negc, "validation_sensitivity": round(s, 4)} for s, negc, _ in fits],
         "command": getattr(args, "command_line", None),
     }
+    if k:
+        gate_doc["cross_fit"] = {
+            "folds": k,
+            "fitted_on": "the training split and every validation fold",
+            "chosen_on": "out-of-fold validation scores: each fold scored by the gate fitted "
+            "without it (C per frame, the decision through the app's smoother)",
+        }
+        gate_doc["c_chosen_on"] = "out-of-fold " + gate_doc["c_chosen_on"]
     with tempfile.TemporaryDirectory(prefix="polypvision-gate-") as tmpdir:
         scratch = Path(tmpdir) / "model.onnx"
         staged = dataclasses.replace(
@@ -493,7 +536,21 @@ def run(args: argparse.Namespace) -> int:
         )
         set_contract(gated, staged)
         onnx.save_model(gated, str(scratch))
-        final = with_decision(scratch, staged, sds)
+        if k:
+            records = _out_of_fold_records(
+                featured, staged, sds, folds, fold_fits[clf.c], Path(tmpdir)
+            )
+            final = decision_from_records(
+                staged,
+                records,
+                chosen_on=(
+                    f"validation split, out of fold (the gate cross-fitted over {k} folds of "
+                    "it): every polyp-free dataset at or under the target; the highest mean "
+                    "sensitivity over the polyp datasets among score kinds and persistence rules"
+                ),
+            )
+        else:
+            final = with_decision(scratch, staged, sds)
         set_contract(gated, final)
         write_atomic(gated, args.output)
     decision = final.output.decision
@@ -505,6 +562,56 @@ def run(args: argparse.Namespace) -> int:
         f"({time.perf_counter() - t0:.0f} s)"
     )
     return 0
+
+
+def _fold_features(session, contract, sds, k: int, model_sha: str, crops: bool):
+    """Each dataset's validation folds, and per fold the features its frames add to the other
+    folds' gates: the frames mirrored as training's are, and with ``crops`` the squares of its
+    polyp frames (cached like training's)."""
+    folds: dict[str, list[list[int]]] = {}
+    extra: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(k)]
+    squares: dict[str, int] = {}
+    for sd in sds:
+        va = sd.samples("val")
+        folds[sd.name] = crossfit.val_folds(sd, k)
+        for j, idx in enumerate(folds[sd.name]):
+            sub = [va[i] for i in idx]
+            if not sub:
+                continue
+            extra[j].append(_cached_extract(session, contract, sub, True, model_sha))
+            if crops and not sd.negative:
+                cx, cy = _cached_extract(session, contract, sub, True, model_sha, crops=True)
+                if len(cy):
+                    extra[j].append((cx, cy))
+                squares[sd.name] = squares.get(sd.name, 0) + len(cy) // 2  # mirrored
+        print(
+            f"[gate] {sd.name}: validation in {k} folds of "
+            f"{', '.join(str(len(f)) for f in folds[sd.name])} frames",
+            flush=True,
+        )
+    return folds, extra, squares
+
+
+def _out_of_fold_records(featured, staged, sds, folds, fold_gates, tmpdir: Path) -> list:
+    """Every validation frame through the app (smoother, clip by clip) with the gate that did not
+    see its fold: the records the decision is chosen on."""
+    import onnx
+
+    from polypvision.model.session import Segmenter
+    from polypvision.operating import score_frames
+    from polypvision.training.export import set_contract
+
+    records = []
+    for j, gate in enumerate(fold_gates):
+        proto = add_presence(featured, *gate.folded())
+        set_contract(proto, staged)
+        path = tmpdir / f"fold{j}.onnx"
+        onnx.save_model(proto, str(path))
+        seg = Segmenter(path, provider="cpu")
+        for sd in sds:
+            if folds[sd.name][j]:
+                records += score_frames(seg, crossfit.fold_split(sd, folds[sd.name][j]), "val")
+    return records
 
 
 def _check_mask_untouched(ort, base_proto, gated_proto, contract, seed: int = 0) -> None:

@@ -1,0 +1,138 @@
+"""``polypvision gate --cross-fit K`` (docs/decisions.md, "The gate fitted on validation too, by
+cross-fitting"): validation folds never split a sequence or a pair of near-duplicate frames, each
+validation frame is scored by the gate that did not see its fold, and the written model records
+that its decision and validation figures are out of fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from tiny_datasets import make_dataset, make_negatives
+
+from polypvision import data as pdata
+
+pytest.importorskip("onnx")
+gate = pytest.importorskip("polypvision.training.gate")
+from polypvision.training import crossfit  # noqa: E402
+
+
+def _frame(path: Path, seed: int) -> Path:
+    img = np.random.default_rng(seed).integers(0, 255, (32, 40, 3), dtype=np.uint8)
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_folds_keep_sequences_and_near_duplicates_whole(tmp_path):
+    """Two names of one video (a frame of seq12 is a frame of seq2) are one group, like a still
+    and its near-duplicate; the groups are balanced over the folds and never split."""
+    samples = []
+    for seq, seeds in (("seq2", (1, 2, 3)), ("seq6", (4, 5)), ("seq12", (2, 6)), ("seq13", (7,))):
+        for i, sd in enumerate(seeds):
+            p = _frame(tmp_path / f"{seq}_{i}_{sd}.png", sd)
+            samples.append(pdata.Sample(f"{seq}_img{i}", p, None, seq))
+    for stem, sd in (("a", 8), ("b", 8), ("c", 9)):  # a and b: the same picture
+        samples.append(pdata.Sample(stem, _frame(tmp_path / f"{stem}.png", sd), None, None))
+    groups = crossfit.fold_groups(samples)
+    named = sorted(sorted(samples[i].stem for i in g) for g in groups)
+    assert named == sorted(
+        [
+            ["seq12_img0", "seq12_img1", "seq2_img0", "seq2_img1", "seq2_img2"],
+            ["seq6_img0", "seq6_img1"],
+            ["seq13_img0"],
+            ["a", "b"],
+            ["c"],
+        ]
+    )
+    folds = crossfit.assign_folds(groups, 3)
+    assert sorted(i for f in folds for i in f) == list(range(len(samples)))
+    for g in groups:  # a group sits in exactly one fold
+        assert sum(set(g) <= set(f) for f in folds) == 1
+    assert crossfit.assign_folds(groups, 3) == folds  # seeded
+    with pytest.raises(ValueError):
+        crossfit.assign_folds(groups, 1)
+
+
+def test_assign_folds_balances_by_size():
+    """Each group goes to the smallest fold, so folds differ by at most the largest group."""
+    singletons = [[i] for i in range(10)]
+    assert sorted(len(f) for f in crossfit.assign_folds(singletons, 4)) == [2, 2, 3, 3]
+    groups = [[0, 1, 2, 3, 4], [5], [6], [7], [8], [9]]
+    for seed in range(5):
+        sizes = [len(f) for f in crossfit.assign_folds(groups, 2, seed=seed)]
+        assert sum(sizes) == 10 and max(sizes) - min(sizes) <= 5
+
+
+def test_out_of_fold_scores_each_frame_with_the_gate_that_did_not_see_it():
+    rows = {"d": np.arange(6, dtype=float)[:, None]}
+    folds = {"d": [[0, 3], [1, 4, 5], [2]]}
+    gates = [lambda x, k=k: np.full(len(x), float(k)) for k in range(3)]
+    oof = crossfit.out_of_fold(gates, rows, folds)
+    assert oof["d"].tolist() == [0, 1, 2, 0, 1, 1]
+
+
+def test_gate_cross_fit_writes_out_of_fold_decision_and_figures(tmp_path, capsys):
+    from test_gate import build_unet
+
+    from polypvision.model.session import Segmenter
+
+    base = build_unet(tmp_path / "base.onnx")
+    kv = make_dataset(tmp_path / "kvasir-seg", n_seq=8, per_seq=3, sequences=False)
+    neg = make_negatives(tmp_path / "neg", n_seq=8, per_seq=3)
+    specs = pdata.specs_from([str(kv)], [str(neg)])
+    split = tmp_path / "split.json"
+    sds = pdata.load_splits(specs, split)
+    n_val = {sd.name: len(sd.samples("val")) for sd in sds}
+    out = tmp_path / "xfit.onnx"
+    args = SimpleNamespace(
+        model=str(base),
+        output=str(out),
+        name=None,
+        data=[str(kv)],
+        negatives=[str(neg)],
+        split_file=str(split),
+        threads=1,
+        crops=True,
+        cross_fit=2,
+        command_line="polypvision gate ... --cross-fit 2",
+    )
+    assert gate.run(args) == 0
+    said = capsys.readouterr().out
+    assert "(out of fold)" in said and "validation in 2 folds" in said
+    c = Segmenter(out, provider="cpu").contract
+    doc = c.training["presence_gate"]
+    assert doc["cross_fit"]["folds"] == 2 and doc["c_chosen_on"].startswith("out-of-fold")
+    for name, n in n_val.items():  # every validation frame in exactly one fold
+        assert sum(doc["frames"][name]["val_folds"]) == n
+    d = c.output.decision
+    assert "out of fold" in d.chosen_on
+    # the decision's validation figures cover every validation frame, each scored out of fold
+    assert {k: v["frames"] for k, v in d.validation["per_dataset"].items()} == n_val
+    # alarms shows the recorded out-of-fold figures as its validation row (scoring validation
+    # with a gate fitted on it would be in-sample), and evaluate says so for the val split
+    from polypvision import alarms
+
+    res, _ = alarms.measure_model(out, sds)
+    assert res["validation_out_of_fold"] is True
+    assert res["as_shipped"]["val"] == alarms.out_of_fold_figures(d)
+    assert res["matched"] == res["as_shipped"] and "lesions" in res["as_shipped"]["test"]
+    doc_md = {
+        "command": "polypvision alarms ...",
+        "generated": "today",
+        "datasets": list(n_val),
+        "kinds": {sd.name: "negative" if sd.negative else "polyp" for sd in sds},
+        "models": [res],
+    }
+    md = alarms.to_markdown(doc_md)
+    val_part = md.split("## Frame tier, validation")[1].split("## Lesion tier")[0]
+    assert "out of fold" in val_part and val_part.count(f"`{c.name}`") == 1
+    assert "In-sample" in alarms.frame_tier_markdown(out, specs, "val", split)
+    assert "In-sample" not in alarms.frame_tier_markdown(out, specs, "test", split)
+    # a fold count that cannot cross-fit is one line, before any work
+    args.cross_fit, args.output = 1, str(tmp_path / "never.onnx")
+    with pytest.raises(gate.GateError, match="2 or more folds"):
+        gate.run(args)
+    assert not Path(args.output).exists()
