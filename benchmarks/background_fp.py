@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from polypvision import data as pdata
+    from polypvision.alarms import cross_fitted
     from polypvision.evaluate import _predict_full, app_decisions
     from polypvision.model.session import Segmenter
     from polypvision.training import trainsets
@@ -64,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| model | dataset | squares | raw model | through the app |")
     print("|---|---|---|---|---|")
+    in_sample = []
     for m in args.models:
         seg = Segmenter(m, provider="cpu")
+        if cross_fitted(seg.contract):
+            in_sample.append(Path(m).name)
         t = float(seg.contract.output.threshold)
         for name, frames in crops.items():
             small, presence, _ = _predict_full(seg, frames, 8)
@@ -74,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             decided = app_decisions(seg, stills, frames, small, presence=presence)
             app = float(np.mean([d[0] for d in decided]))
             print(f"| `{Path(m).name}` | {name} | {len(frames)} | {raw:.1%} | {app:.1%} |")
+    if in_sample:
+        print(
+            "\nIn-sample for "
+            + ", ".join(f"`{n}`" for n in in_sample)
+            + ": its presence gate is cross-fitted on the validation frames (`gate "
+            "--cross-fit`), squares cut from these same frames among them, so its row is "
+            "not a held-out figure."
+        )
     return 0
 
 
