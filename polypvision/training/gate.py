@@ -13,6 +13,10 @@ validation frames -> L2-regularised logistic regression (numpy Newton-CG, classe
 equally), C chosen on validation -> standardisation and weights folded into the graph -> the frame
 decision chosen on validation by export's rule (:func:`polypvision.operating.choose_decision`) ->
 the contract -> an atomic write. Only ``onnx``, ``onnxruntime`` and numpy: no TensorFlow.
+
+With ``--cross-fit K`` (:mod:`polypvision.training.crossfit`) the validation frames join the fit
+too: C and the decision are chosen on out-of-fold scores of K validation folds, and the written
+gate is fitted on training and all of validation.
 """
 
 from __future__ import annotations
@@ -445,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
         )
     polyp = [sd.name for sd in sds if not sd.negative]
     free = [sd.name for sd in sds if sd.negative]
-    k = int(getattr(args, "cross_fit", 0) or 0)
+    k = folds_asked
     folds: dict[str, list[list[int]]] = {}
     extra: list[list[tuple[np.ndarray, np.ndarray]]] = []  # per fold: its frames to fit on
     if k:
