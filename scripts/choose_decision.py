@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnx
 
     from polypvision import data as pdata
+    from polypvision.errors import UserError
     from polypvision.model.session import Segmenter
     from polypvision.training.export import set_contract, with_decision, write_atomic
 
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sds = pdata.load_splits(pdata.specs_from(data, negs), a.split_file, create=False)
     for model in a.model:
-        final = with_decision(model, Segmenter(model, provider="cpu").contract, sds)
+        try:
+            final = with_decision(model, Segmenter(model, provider="cpu").contract, sds)
+        except UserError as exc:
+            print(f"choose_decision: {exc}", file=sys.stderr)
+            return 2
         decision = final.output.decision
         proto = onnx.load(model)
         set_contract(proto, final)

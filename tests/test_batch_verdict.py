@@ -102,16 +102,19 @@ def test_a_killed_driver_leaves_not_run_rows(toy_model, tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
+        seen = False
         while proc.poll() is None and time.monotonic() < deadline:
             # A procedure's own partial file, not summary.csv's or index.html's: those are written
             # by the same atomic rename (``.summary.csv.XXXXXXXX.partial.csv``), and a kill while
             # the first one is in flight rightly leaves no summary at all yet.
-            if (out / "summary.csv").exists() and any(
+            seen = (out / "summary.csv").exists() and any(
                 "partial" in p.name and not p.name.startswith((".summary.", ".index."))
                 for p in out.glob(".*")
-            ):
+            )
+            if seen:
                 break  # the first procedure is being written
             time.sleep(0.05)  # waiting for a condition (a temporary file), not a duration
+        assert seen, "the first procedure started writing"
         assert proc.poll() is None, "the run was still going"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)

@@ -131,8 +131,107 @@ def test_gate_cross_fit_writes_out_of_fold_decision_and_figures(tmp_path, capsys
     assert "out of fold" in val_part and val_part.count(f"`{c.name}`") == 1
     assert "In-sample" in alarms.frame_tier_markdown(out, specs, "val", split)
     assert "In-sample" not in alarms.frame_tier_markdown(out, specs, "test", split)
+    # its decision cannot be chosen again on validation (in-sample for this gate), and a
+    # contract whose decision was anyway is not shown as out of fold
+    import dataclasses
+
+    from polypvision.errors import UserError
+    from polypvision.training.export import with_decision
+
+    with pytest.raises(UserError, match="cross-fitted"):
+        with_decision(out, c, sds)
+    redone = dataclasses.replace(
+        c, output=dataclasses.replace(c.output, decision=dataclasses.replace(d, chosen_on="val"))
+    )
+    with pytest.raises(UserError, match="not chosen out of fold"):
+        alarms.cross_fitted(redone)
     # a fold count that cannot cross-fit is one line, before any work
     args.cross_fit, args.output = 1, str(tmp_path / "never.onnx")
     with pytest.raises(gate.GateError, match="2 or more folds"):
         gate.run(args)
     assert not Path(args.output).exists()
+
+
+def test_each_fold_gate_is_fitted_and_scores_without_its_fold(tmp_path, monkeypatch):
+    """No leakage: every fold's fit lacks that fold's frames, mirror images and squares and has
+    every other fold's; the written gate's fit has them all; and the frames each fold's gate
+    scores through the app are exactly its held-out fold."""
+    from test_gate import build_unet
+
+    from polypvision import operating
+
+    base = build_unet(tmp_path / "base.onnx")
+    kv = make_dataset(tmp_path / "kvasir-seg", n_seq=8, per_seq=3, sequences=False)
+    # several validation sequences; the red speck makes every frame distinct
+    neg = make_negatives(tmp_path / "neg", n_seq=16, per_seq=3, red_speck=True)
+    specs = pdata.specs_from([str(kv)], [str(neg)])
+    split = tmp_path / "split.json"
+    sds = pdata.load_splits(specs, split)
+    k = 2
+    fold_stems = {}
+    for sd in sds:
+        val = sd.samples("val")
+        fold_stems[sd.name] = [{val[i].stem for i in f} for f in crossfit.val_folds(sd, k)]
+
+    extracted: list[tuple[str, int, np.ndarray]] = []  # (dataset, fold, rows) added to fits
+    real_extract = gate._cached_extract
+
+    def spy_extract(session, contract, samples, mirror, model_sha, crops=False):
+        x, y = real_extract(session, contract, samples, mirror, model_sha, crops)
+        stems = {s.stem for s in samples}
+        for name, folds in fold_stems.items():
+            for j, f in enumerate(folds):
+                if mirror and f and stems == f:
+                    extracted.append((name, j, x))
+        return x, y
+
+    fits: list[set[bytes]] = []
+    real_fit = gate.fit_logistic
+
+    def spy_fit(x, y, c, **kw):
+        fits.append({r.tobytes() for r in np.asarray(x, np.float32)})
+        return real_fit(x, y, c, **kw)
+
+    scored: list[tuple[str, set[str]]] = []
+    real_score = operating.score_frames
+
+    def spy_score(seg, sd, split_name, batch=8):
+        recs = real_score(seg, sd, split_name, batch)
+        scored.append((Path(seg.path).stem, {r.stem for r in recs}))
+        return recs
+
+    monkeypatch.setattr(gate, "_cached_extract", spy_extract)
+    monkeypatch.setattr(gate, "fit_logistic", spy_fit)
+    monkeypatch.setattr(operating, "score_frames", spy_score)
+    args = SimpleNamespace(
+        model=str(base),
+        output=str(tmp_path / "xfit.onnx"),
+        name=None,
+        data=[str(kv)],
+        negatives=[str(neg)],
+        split_file=str(split),
+        threads=1,
+        crops=True,
+        cross_fit=k,
+        command_line=None,
+    )
+    assert gate.run(args) == 0
+    assert len(fits) == len(gate.C_GRID) * k + 1  # k per C, then the written gate
+    rows = [
+        set().union(*({r.tobytes() for r in x} for _, j, x in extracted if j == f))
+        for f in range(k)
+    ]
+    assert all(rows) and any(name == "kvasir-seg" for name, _, _ in extracted)
+    for i, fit_rows in enumerate(fits[:-1]):
+        held_out = i % k
+        assert not (rows[held_out] & fit_rows), f"fit {i} saw its held-out fold"
+        for j in range(k):
+            if j != held_out:
+                assert rows[j] <= fit_rows, f"fit {i} lacks fold {j}"
+    assert all(r <= fits[-1] for r in rows), "the written gate is fitted on every fold"
+    # each fold's gate scores exactly its own fold through the app
+    by_fold: dict[str, set[str]] = {}
+    for model, stems in scored:
+        by_fold.setdefault(model, set()).update(stems)
+    for j in range(k):
+        assert by_fold[f"fold{j}"] == set().union(*(f[j] for f in fold_stems.values()))

@@ -334,9 +334,16 @@ def with_decision(model_path: str | Path, contract: ModelContract, sds) -> Model
     ``sds`` through the app's own smoother (``operating.choose_decision``), and every candidate
     tried in its training record. One rule for export, ``polypvision gate`` and
     ``scripts/choose_decision.py``."""
+    from polypvision.errors import UserError
     from polypvision.model.session import Segmenter
     from polypvision.operating import score_frames
 
+    if (contract.training.get("presence_gate") or {}).get("cross_fit"):
+        raise UserError(
+            f"{contract.name}: its gate is cross-fitted on the validation frames, so a decision "
+            "chosen on them would be in-sample; `polypvision gate --cross-fit` chooses it out "
+            "of fold"
+        )
     seg = Segmenter(model_path, provider="cpu")
     return decision_from_records(contract, [r for sd in sds for r in score_frames(seg, sd, "val")])
 

@@ -36,6 +36,9 @@ from polypvision.errors import UserError
 from polypvision.training import crossfit
 
 FEATURES = "gate/features"
+# Part of the feature cache's key: bump it when what a row holds changes (the pooled tensors,
+# their order, the mask statistics, the squares' cut), so no run reuses features of another kind.
+FEATURE_VERSION = 1
 PRESENCE = "presence"
 C_GRID = (0.001, 0.01, 0.1)
 ACTIVATIONS = ("Relu", "Clip")
@@ -345,7 +348,9 @@ def _cached_extract(session, contract, samples, mirror: bool, model_sha: str, cr
     from polypvision.fileio import atomic_path
     from polypvision.training.trainsets import cache_root
 
-    h = hashlib.sha256(json.dumps([model_sha, mirror] + (["crops"] if crops else [])).encode())
+    h = hashlib.sha256(
+        json.dumps([model_sha, mirror, FEATURE_VERSION] + (["crops"] if crops else [])).encode()
+    )
     for smp in samples:
         for path in (smp.image, smp.mask):
             if path is not None:
@@ -462,6 +467,7 @@ def run(args: argparse.Namespace) -> int:
     def fit(c: float, held_out: int | None) -> Logistic:
         parts = [(x, y) for x, y in zip(xs, ys)]
         parts += [p for j, ps in enumerate(extra) if j != held_out for p in ps]
+        parts = [p for p in parts if len(p[1])]  # frames too small to cut a square from
         return fit_logistic(
             np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), c
         )
@@ -489,8 +495,9 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     sens, negc, clf = max(fits, key=lambda f: (f[0], f[1]))
+    c_best = -negc
     if k:
-        clf = fit(-negc, None)  # the shipped gate: training and every fold
+        clf = fit(c_best, None)  # the shipped gate: training and every fold
     weight, bias = clf.folded()
     gated = add_presence(featured, weight, bias)
     _check_mask_untouched(ort, proto, gated, base)
@@ -542,7 +549,7 @@ def run(args: argparse.Namespace) -> int:
         onnx.save_model(gated, str(scratch))
         if k:
             records = _out_of_fold_records(
-                featured, staged, sds, folds, fold_fits[clf.c], Path(tmpdir)
+                featured, staged, sds, folds, fold_fits[c_best], Path(tmpdir)
             )
             final = decision_from_records(
                 staged,
