@@ -152,6 +152,13 @@ def test_the_app_plays_and_seeks_past_the_damage(toy_model, damaged):
             time.sleep(0.02)
         assert runner.ended and runner.error is None
         assert runner.position == decodable - 1  # the last decodable frame, not the damage
+        # The reader ends as soon as it has read the last frame; the model may still be on an
+        # earlier one, and a seek now would clear the last frame from its hand-off. Wait for the
+        # last frame's result (a condition, not a duration) before seeking.
+        deadline = time.monotonic() + 10
+        while (not seen or seen[-1] != N - 1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen and seen[-1] == N - 1, "the clip's last frame is shown at its end"
         runner.seek(90)  # a frame after the damage
         deadline = time.monotonic() + 10
         while (not seen or seen[-1] != 90) and time.monotonic() < deadline:
