@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from polypvision import data as pdata
-    from polypvision.alarms import cross_fitted
     from polypvision.evaluate import _predict_full, app_decisions
     from polypvision.model.session import Segmenter
+    from polypvision.operating import cross_fitted
     from polypvision.training import trainsets
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -30,12 +30,12 @@ import numpy as np
 
 from polypvision import data as pdata
 from polypvision.decision import DecisionSpec
-from polypvision.errors import UserError
 from polypvision.operating import (
     TARGET_FALSE_ALARM,
     ScoredFrame,
     auroc,
     choose_decision,
+    cross_fitted,
     decide,
     rates,
     score_frames,
@@ -126,25 +126,6 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, i
     x1 = max(b[0] + b[2] for b in boxes)
     y1 = max(b[1] + b[3] for b in boxes)
     return (x0, y0, x1 - x0, y1 - y0)
-
-
-def cross_fitted(contract) -> bool:
-    """Whether the model's presence gate was fitted on validation frames too (``gate
-    --cross-fit``): its validation figures are then the out-of-fold ones in its contract.
-
-    Raises when the gate is cross-fitted but its decision is not the out-of-fold one (chosen
-    again on validation, which that gate has seen): its validation figures would be in-sample
-    under an out-of-fold label."""
-    if not (contract.training.get("presence_gate") or {}).get("cross_fit"):
-        return False
-    decision = contract.output.decision
-    if decision is None or "out of fold" not in (decision.chosen_on or ""):
-        raise UserError(
-            f"{contract.name}: its gate is cross-fitted on validation but its decision was not "
-            "chosen out of fold, so its validation figures are in-sample; re-run "
-            "`polypvision gate --cross-fit` to choose it"
-        )
-    return True
 
 
 def out_of_fold_figures(spec: DecisionSpec) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from polypvision import data as pdata
 from polypvision.decision import SCORES, DecisionSpec, alarms, frame_score, region_peak
+from polypvision.errors import UserError
 
 # TRUE-Colon's matched operating point: 4.5% of lesion-free frames alarmed
 TARGET_FALSE_ALARM = 0.045
@@ -200,6 +201,25 @@ def threshold_for(
         else:
             lo = mid + 1
     return float(min(cands[lo], 1.0))
+
+
+def cross_fitted(contract) -> bool:
+    """Whether the model's presence gate was fitted on validation frames too (``gate
+    --cross-fit``): its validation figures are then the out-of-fold ones in its contract.
+
+    Raises when the gate is cross-fitted but its decision is not the out-of-fold one (chosen
+    again on validation, which that gate has seen): its validation figures would be in-sample
+    under an out-of-fold label."""
+    if not (contract.training.get("presence_gate") or {}).get("cross_fit"):
+        return False
+    decision = contract.output.decision
+    if decision is None or "out of fold" not in (decision.chosen_on or ""):
+        raise UserError(
+            f"{contract.name}: its gate is cross-fitted on validation but its decision was not "
+            "chosen out of fold, so its validation figures are in-sample; re-run "
+            "`polypvision gate --cross-fit` to choose it"
+        )
+    return True
 
 
 def choose_decision(

@@ -135,6 +135,7 @@ def test_gate_cross_fit_writes_out_of_fold_decision_and_figures(tmp_path, capsys
     # contract whose decision was anyway is not shown as out of fold
     import dataclasses
 
+    from polypvision import operating
     from polypvision.errors import UserError
     from polypvision.training.export import with_decision
 
@@ -144,7 +145,7 @@ def test_gate_cross_fit_writes_out_of_fold_decision_and_figures(tmp_path, capsys
         c, output=dataclasses.replace(c.output, decision=dataclasses.replace(d, chosen_on="val"))
     )
     with pytest.raises(UserError, match="not chosen out of fold"):
-        alarms.cross_fitted(redone)
+        operating.cross_fitted(redone)
     # a fold count that cannot cross-fit is one line, before any work
     args.cross_fit, args.output = 1, str(tmp_path / "never.onnx")
     with pytest.raises(gate.GateError, match="2 or more folds"):

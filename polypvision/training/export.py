@@ -336,9 +336,9 @@ def with_decision(model_path: str | Path, contract: ModelContract, sds) -> Model
     ``scripts/choose_decision.py``."""
     from polypvision.errors import UserError
     from polypvision.model.session import Segmenter
-    from polypvision.operating import score_frames
+    from polypvision.operating import cross_fitted, score_frames
 
-    if (contract.training.get("presence_gate") or {}).get("cross_fit"):
+    if cross_fitted(contract):
         raise UserError(
             f"{contract.name}: its gate is cross-fitted on the validation frames, so a decision "
             "chosen on them would be in-sample; `polypvision gate --cross-fit` chooses it out "
