@@ -9,7 +9,6 @@ validation."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -83,6 +82,13 @@ def build_unet(path, seed: int = 0):
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def gate_args(*argv):
+    """``polypvision gate ARGV --threads 1`` as the real command line parses it."""
+    from polypvision.cli import build_parser
+
+    return build_parser().parse_args(["gate", *map(str, argv), "--threads", "1"])
 
 
 def _run(proto, outputs, x):
@@ -193,17 +199,8 @@ def test_gate_command_writes_a_gated_model_with_a_decision(tmp_path, capsys, mon
     split = tmp_path / "split.json"
     pdata.load_splits(specs, split)
     out = tmp_path / "out" / "gated.onnx"
-    args = SimpleNamespace(
-        model=str(base),
-        output=str(out),
-        name=None,
-        data=[str(kv)],
-        negatives=[str(neg)],
-        split_file=str(split),
-        threads=1,
-        crops=False,
-        command_line="polypvision gate ...",
-    )
+    args = gate_args(base, "-o", out, "--data", kv, "--negatives", neg, "--split-file", split)
+    args.command_line = "polypvision gate ..."
     assert gate.run(args) == 0
     from polypvision.model.session import Segmenter
 
@@ -252,16 +249,7 @@ def test_bad_model_files_and_outputs_are_refused_in_one_line_before_any_work(tmp
         (base, blocker / "out.onnx", "cannot create"),  # its folder would be inside a file
     ]
     for model, output, needle in cases:
-        args = SimpleNamespace(
-            model=str(model),
-            output=str(output),
-            name=None,
-            data=["unused"],
-            negatives=["unused"],
-            split_file=None,
-            threads=1,
-            crops=False,
-        )
+        args = gate_args(model, "-o", output, "--data", "unused", "--negatives", "unused")
         with pytest.raises(gate.GateError, match=needle) as e:
             gate.run(args)
         assert "\n" not in str(e.value)

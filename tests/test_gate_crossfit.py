@@ -6,7 +6,6 @@ that its decision and validation figures are out of fold."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -75,7 +74,7 @@ def test_out_of_fold_scores_each_frame_with_the_gate_that_did_not_see_it():
 
 
 def test_gate_cross_fit_writes_out_of_fold_decision_and_figures(tmp_path, capsys):
-    from test_gate import build_unet
+    from test_gate import build_unet, gate_args
 
     from polypvision.model.session import Segmenter
 
@@ -87,17 +86,19 @@ def test_gate_cross_fit_writes_out_of_fold_decision_and_figures(tmp_path, capsys
     sds = pdata.load_splits(specs, split)
     n_val = {sd.name: len(sd.samples("val")) for sd in sds}
     out = tmp_path / "xfit.onnx"
-    args = SimpleNamespace(
-        model=str(base),
-        output=str(out),
-        name=None,
-        data=[str(kv)],
-        negatives=[str(neg)],
-        split_file=str(split),
-        threads=1,
-        crops=True,
-        cross_fit=2,
-        command_line="polypvision gate ... --cross-fit 2",
+    args = gate_args(
+        base,
+        "-o",
+        out,
+        "--data",
+        kv,
+        "--negatives",
+        neg,
+        "--split-file",
+        split,
+        "--crops",
+        "--cross-fit",
+        "2",
     )
     assert gate.run(args) == 0
     said = capsys.readouterr().out
@@ -157,7 +158,7 @@ def test_each_fold_gate_is_fitted_and_scores_without_its_fold(tmp_path, monkeypa
     """No leakage: every fold's fit lacks that fold's frames, mirror images and squares and has
     every other fold's; the written gate's fit has them all; and the frames each fold's gate
     scores through the app are exactly its held-out fold."""
-    from test_gate import build_unet
+    from test_gate import build_unet, gate_args
 
     from polypvision import operating
 
@@ -204,17 +205,19 @@ def test_each_fold_gate_is_fitted_and_scores_without_its_fold(tmp_path, monkeypa
     monkeypatch.setattr(gate, "_cached_extract", spy_extract)
     monkeypatch.setattr(gate, "fit_logistic", spy_fit)
     monkeypatch.setattr(operating, "score_frames", spy_score)
-    args = SimpleNamespace(
-        model=str(base),
-        output=str(tmp_path / "xfit.onnx"),
-        name=None,
-        data=[str(kv)],
-        negatives=[str(neg)],
-        split_file=str(split),
-        threads=1,
-        crops=True,
-        cross_fit=k,
-        command_line=None,
+    args = gate_args(
+        base,
+        "-o",
+        tmp_path / "xfit.onnx",
+        "--data",
+        kv,
+        "--negatives",
+        neg,
+        "--split-file",
+        split,
+        "--crops",
+        "--cross-fit",
+        k,
     )
     assert gate.run(args) == 0
     assert len(fits) == len(gate.C_GRID) * k + 1  # k per C, then the written gate

@@ -104,7 +104,7 @@ def test_batches_draw_polyp_free_frames_at_their_share():
     assert 0.2 < float(np.mean(empty)) < 0.4
 
 
-def test_train_on_two_datasets_and_negatives_then_export_with_a_gate(tmp_path):
+def test_train_on_two_datasets_and_negatives_then_export_with_a_gate(tmp_path, export_args):
     from polypvision.model.session import Segmenter
     from polypvision.training import export, train
 
@@ -132,15 +132,7 @@ def test_train_on_two_datasets_and_negatives_then_export_with_a_gate(tmp_path):
     )
 
     onnx_path = tmp_path / "m.onnx"
-    eargs = SimpleNamespace(
-        checkpoint=str(out),
-        output=str(onnx_path),
-        name=None,
-        threshold=None,
-        metrics=None,
-        threads=1,
-        no_gate=False,
-    )
+    eargs = export_args(out, onnx_path)
     assert export.run(eargs) == 0
     c = Segmenter(onnx_path, provider="cpu").contract
     gate = c.training["gate"]
@@ -220,7 +212,7 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     )  # no temporary file left
 
 
-def test_deep_supervision_trains_side_outputs_and_exports_only_the_main_one(tmp_path):
+def test_deep_supervision_trains_side_outputs_and_exports_only_the_main_one(tmp_path, export_args):
     import onnx
 
     from polypvision.errors import UserError
@@ -250,15 +242,7 @@ def test_deep_supervision_trains_side_outputs_and_exports_only_the_main_one(tmp_
     state = json.loads((out / "state.json").read_text())
     assert state["config"]["deep_supervision"] and state["config"]["loss"] == "structure"
     onnx_path = tmp_path / "ds.onnx"
-    eargs = SimpleNamespace(
-        checkpoint=str(out),
-        output=str(onnx_path),
-        name=None,
-        threshold=None,
-        metrics=None,
-        threads=1,
-        no_gate=True,
-    )
+    eargs = export_args(out, onnx_path, "--no-gate")
     assert export.run(eargs) == 0
     assert [o.name for o in onnx.load(str(onnx_path)).graph.output] == ["mask"]
 
@@ -331,7 +315,7 @@ def test_a_run_with_background_crops_trains_on_them_and_records_it(tmp_path, cap
 
 
 def test_a_presence_head_run_exports_mask_and_presence_with_a_decision_chosen_on_validation(
-    tmp_path,
+    tmp_path, export_args
 ):
     import onnx
 
@@ -343,15 +327,7 @@ def test_a_presence_head_run_exports_mask_and_presence_with_a_decision_chosen_on
     args = _args(data, negs, out, split, arch="mobilenetv2", epochs=1, presence_head=True)
     assert train.run(args) == 0
     onnx_path = tmp_path / "pres.onnx"
-    eargs = SimpleNamespace(
-        checkpoint=str(out),
-        output=str(onnx_path),
-        name=None,
-        threshold=None,
-        metrics=None,
-        threads=1,
-        no_gate=False,
-    )
+    eargs = export_args(out, onnx_path)
     assert export.run(eargs) == 0
     assert [o.name for o in onnx.load(str(onnx_path)).graph.output] == ["mask", "presence"]
     c = Segmenter(onnx_path, provider="cpu").contract

@@ -128,7 +128,7 @@ def test_bad_training_sizes_are_refused_before_any_work(tmp_path, kw, says):
     assert not out.exists()  # nothing written
 
 
-def test_train_resume_export_evaluate(tmp_path):
+def test_train_resume_export_evaluate(tmp_path, export_args):
     from polypvision import evaluate as ev
     from polypvision.errors import UserError
     from polypvision.training import export, train
@@ -157,14 +157,7 @@ def test_train_resume_export_evaluate(tmp_path):
     assert state["config"]["crop_size"] == 16 and state["config"]["input_size"] == 32
 
     onnx_path = tmp_path / "models" / "tiny.onnx"
-    eargs = SimpleNamespace(
-        checkpoint=str(out),
-        output=str(onnx_path),
-        name=None,
-        threshold=None,
-        metrics=None,
-        threads=1,
-    )
+    eargs = export_args(out, onnx_path)
     assert export.run(eargs) == 0
     r = ev.evaluate(onnx_path, data, split="test", split_file=split, batch=4)
     assert r["images"] > 0 and 0.0 <= r["mean"]["dice"] <= 1.0
