@@ -459,7 +459,21 @@ def near_duplicate_groups(
         else np.zeros((0, 1024), np.float32)
     )
     corr = thumbs @ thumbs.T / max(thumbs.shape[1], 1)
-    parent = list(range(len(samples)))
+    pairs = zip(*np.nonzero(np.triu(corr, k=1) >= min_corr))
+    return sorted(
+        (
+            sorted((samples[i].stem for i in g), key=natural_key)
+            for g in components(len(samples), pairs)
+        ),
+        key=lambda g: natural_key(g[0]),
+    )
+
+
+def components(n: int, pairs: Iterable[tuple[Any, Any]]) -> list[list[int]]:
+    """The connected components of items ``0..n-1`` linked by ``pairs`` (union-find), each in
+    index order, in order of their first index: what frames that must stay together (near-
+    duplicates, one sequence) form."""
+    parent = list(range(n))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -467,14 +481,12 @@ def near_duplicate_groups(
             i = parent[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.triu(corr, k=1) >= min_corr)):
+    for i, j in pairs:
         parent[root(int(j))] = root(int(i))
-    groups: dict[int, list[str]] = {}
-    for i, s in enumerate(samples):
-        groups.setdefault(root(i), []).append(s.stem)
-    return sorted(
-        (sorted(g, key=natural_key) for g in groups.values()), key=lambda g: natural_key(g[0])
-    )
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def _split_with_test_ids(dataset: Dataset, seed: int, n_val: int = KVASIR_VAL_SIZE) -> Split:

@@ -25,32 +25,17 @@ def fold_groups(samples: Sequence[pdata.Sample]) -> list[list[int]]:
     """Indices of ``samples`` grouped: one sequence, joined with any sample near-duplicating
     one of its frames (:func:`polypvision.data.near_duplicate_groups`); groups in natural order
     of their first stem."""
-    n = len(samples)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def join(idx: Sequence[int]) -> None:
-        for j in idx[1:]:
-            parent[root(j)] = root(idx[0])
-
-    by_seq: dict[str, list[int]] = {}
-    for i, s in enumerate(samples):
-        if s.sequence is not None:
-            by_seq.setdefault(s.sequence, []).append(i)
-    for idx in by_seq.values():
-        join(idx)
+    first_of_seq: dict[str, int] = {}
+    pairs = [
+        (first_of_seq.setdefault(s.sequence, i), i)
+        for i, s in enumerate(samples)
+        if s.sequence is not None
+    ]
     at = {s.stem: i for i, s in enumerate(samples)}
     for stems in pdata.near_duplicate_groups(samples):
-        join([at[st] for st in stems])
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
-    return sorted(groups.values(), key=lambda g: pdata.natural_key(samples[g[0]].stem))
+        pairs += [(at[stems[0]], at[st]) for st in stems[1:]]
+    groups = pdata.components(len(samples), pairs)
+    return sorted(groups, key=lambda g: pdata.natural_key(samples[g[0]].stem))
 
 
 def assign_folds(groups: Sequence[Sequence[int]], k: int, seed: int = 0) -> list[list[int]]:
